@@ -1,0 +1,49 @@
+"""tiercache: a chain of cache tiers in front of object storage, as an fsspec filesystem.
+
+Re-exports only; see the modules for the concepts.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .config import Settings
+from .errors import (
+    ConfigError,
+    IntegrityError,
+    ObjectChangedError,
+    OriginError,
+    ShortReadError,
+    TierCacheError,
+    TierError,
+    TierRejectedError,
+    TierTimeoutError,
+)
+from .fs import TieredFile, TieredFileSystem
+from .protocol import BlockKey, BlockKind, ObjectInfo, Origin, Tier
+from .tiers.memory import MemoryTier
+
+try:
+    __version__ = version("tiercache")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0"
+
+__all__ = [
+    "BlockKey",
+    "BlockKind",
+    "ConfigError",
+    "IntegrityError",
+    "MemoryTier",
+    "ObjectChangedError",
+    "ObjectInfo",
+    "Origin",
+    "OriginError",
+    "Settings",
+    "ShortReadError",
+    "Tier",
+    "TierCacheError",
+    "TierError",
+    "TierRejectedError",
+    "TierTimeoutError",
+    "TieredFile",
+    "TieredFileSystem",
+    "__version__",
+]

@@ -1,0 +1,430 @@
+"""TierChain: lookup order, promotion, single-flight origin fetches and background fills.
+
+For a range ``[start, end)`` of one object version, the chain splits the range into fixed
+blocks and, for each block, asks the tiers in order (memory, then disk and Redis where they
+take the block's class). A hit in a lower tier is promoted upward. The blocks still missing are
+grouped into contiguous runs, each fetched from the origin with one request (several runs
+concurrently), and concurrent readers of the same missing block wait on one fetch. Slower tiers
+are filled behind the read through the bounded :class:`~tiercache.fills.FillQueue`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from .blocks import block_bounds, block_span, classify, contiguous_runs, normalize_range
+from .errors import ObjectChangedError, TierError
+from .fills import FillQueue
+from .flight import SingleFlight
+from .guard import BreakerState, CircuitBreaker, Guard
+from .origin import FsspecOrigin
+from .protocol import BlockKey, BlockKind, ObjectInfo, Tier
+from .stats import InfoCounters, TierCounters
+from .tiers.memory import InfoCache
+
+logger = logging.getLogger(__name__)
+
+#: How often one read restarts on a new version after the object changed under it.
+VERSION_RETRIES = 3
+
+
+@dataclass(eq=False)
+class TierSlot:
+    """One tier in the chain with its counters and, unless it runs in process, its guard."""
+
+    tier: Tier
+    counters: TierCounters
+    guard: Guard | None
+    # Paths whose invalidation failed in this tier: it is not trusted for them any more.
+    untrusted: set[str] = field(default_factory=set)
+
+    @property
+    def name(self) -> str:
+        return self.tier.name
+
+    @property
+    def state(self) -> BreakerState:
+        return BreakerState.CLOSED if self.guard is None else self.guard.breaker.state
+
+    def call(self, fn: Callable[..., Any], *args: object) -> Any:
+        """Call a tier method, through the guard when there is one."""
+        if self.guard is None:
+            return fn(*args)
+        return self.guard.call(fn, *args)
+
+
+@dataclass(frozen=True)
+class _Discovered:
+    """What the leader of a cold read learnt: the info and the bytes it read."""
+
+    info: ObjectInfo
+    offset: int
+    data: bytes
+
+
+class TierChain:
+    """The tiers, the origin and the read algorithm between them.
+
+    Args:
+        origin: Where the bytes live.
+        tiers: Tiers in lookup order. Tiers with ``in_process = True`` are called directly;
+            every other tier is wrapped in a :class:`~tiercache.guard.Guard`.
+        block_size: Block size in bytes.
+        info_ttl_s: How long info of a mutable path is trusted.
+        tier_timeouts_s: Time budget per tier name; ``default_timeout_s`` for the others.
+        breaker_failures: Consecutive failures that open a tier's breaker.
+        breaker_cooldown_s: Seconds before an open breaker lets a probe through.
+        fill_queue_size: Bound of the background fill queue.
+        run_workers: Threads fetching extra runs of one read concurrently.
+    """
+
+    def __init__(
+        self,
+        origin: FsspecOrigin,
+        tiers: Sequence[Tier],
+        *,
+        block_size: int,
+        info_ttl_s: float,
+        tier_timeouts_s: Mapping[str, float] | None = None,
+        default_timeout_s: float = 0.1,
+        breaker_failures: int = 5,
+        breaker_cooldown_s: float = 5.0,
+        fill_queue_size: int = 1024,
+        run_workers: int = 8,
+    ) -> None:
+        self.origin = origin
+        self.target = origin.target
+        self.block_size = block_size
+        self.info_cache = InfoCache(info_ttl_s)
+        self.info_counters = InfoCounters()
+        self.fills = FillQueue(fill_queue_size)
+        timeouts = dict(tier_timeouts_s or {})
+        names = [tier.name for tier in tiers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"tier names must be unique, got {names}")
+        self.slots: list[TierSlot] = []
+        for tier in tiers:
+            counters = TierCounters()
+            guard = None
+            if not getattr(tier, "in_process", False):
+                guard = Guard(
+                    tier.name,
+                    timeout_s=timeouts.get(tier.name, default_timeout_s),
+                    breaker=CircuitBreaker(breaker_failures, breaker_cooldown_s),
+                    counters=counters,
+                )
+            self.slots.append(TierSlot(tier, counters, guard))
+        # The first in-process slot is probed inline, without the per-block class check.
+        self._lower = [s for s in self.slots if s.guard is not None]
+        self._front = next((s for s in self.slots if s.guard is None), None)
+        self._blocks_flight: SingleFlight[BlockKey, bytes] = SingleFlight()
+        self._info_flight: SingleFlight[str, _Discovered | ObjectInfo] = SingleFlight()
+        self._runs = ThreadPoolExecutor(max_workers=run_workers, thread_name_prefix="tiercache-run")
+        self._closed = threading.Event()
+
+    # -- object info ---------------------------------------------------------------------------
+
+    def info(self, path: str) -> ObjectInfo:
+        """Return the object's info: from the in-process table, else the origin (single-flight)."""
+        info = self.info_cache.get(path)
+        if info is not None:
+            self.info_counters.add("hits")
+            return info
+        self.info_counters.add("misses")
+        _mine, theirs = self._info_flight.claim([path])
+        if theirs:
+            found = theirs[path].result()
+            return found.info if isinstance(found, _Discovered) else found
+        try:
+            epoch = self.info_cache.epoch
+            info = self.origin.info(path)
+            if info.raw.get("type", "file") == "file":
+                self.info_cache.put(info, epoch)
+        except BaseException as exc:
+            self._info_flight.fail(path, exc)
+            raise
+        self._info_flight.resolve(path, info)
+        return info
+
+    def invalidate(self, path: str) -> None:
+        """Forget what every reachable tier holds for ``path`` (info and blocks, all versions)."""
+        self.info_cache.discard(path)
+        for slot in self.slots:
+            try:
+                slot.call(slot.tier.delete_object, self.target, path)
+            except TierError:
+                slot.untrusted.add(path)
+                logger.warning(
+                    "tier %r could not invalidate %r; it is bypassed for that path", slot.name, path
+                )
+            else:
+                slot.untrusted.discard(path)
+
+    def invalidate_all_info(self) -> None:
+        """Forget all object info (blocks stay: they are keyed by version)."""
+        self.info_cache.clear()
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def read_range(self, path: str, start: int | None, end: int | None) -> bytes:
+        """Return ``[start, end)`` of the object at ``path`` (slice semantics), one version only.
+
+        If the object changes during the read (S3 412), the info is refreshed and the read
+        starts over on the new version, at most :data:`VERSION_RETRIES` times.
+        """
+        for _ in range(VERSION_RETRIES):
+            info = self.info_cache.get(path)
+            if info is None:
+                if (
+                    self.origin.can_discover
+                    and start is not None
+                    and end is not None
+                    and 0 <= start < end
+                ):
+                    found = self._discover(path, start, end)
+                    if isinstance(found, bytes):
+                        return found
+                    info = found
+                else:
+                    info = self.info(path)
+            else:
+                self.info_counters.add("hits")
+            if info.raw.get("type", "file") != "file":
+                # Not a file (a directory, say): whatever the target does, tiercache does.
+                return bytes(self.origin.fs.cat_file(path, start=start, end=end))
+            lo, hi = normalize_range(start, end, info.size)
+            if lo == hi:
+                return b""
+            try:
+                return self.read_pinned(info, lo, hi)
+            except ObjectChangedError:
+                self.info_cache.discard(path)
+        raise ObjectChangedError(f"{path!r} changed {VERSION_RETRIES} times during one read")
+
+    def read_pinned(self, info: ObjectInfo, start: int, end: int) -> bytes:
+        """Return ``[start, end)`` (clipped to the size) of exactly the version in ``info``.
+
+        Raises:
+            ObjectChangedError: A block had to come from the origin and the object has changed.
+        """
+        end = min(end, info.size)
+        if start >= end:
+            return b""
+        bs = self.block_size
+        first = start // bs
+        if first == (end - 1) // bs:  # the common case: one block, one slice
+            key = BlockKey(self.target, info.path, info.version, bs, first)
+            block = self._lookup(key, info)
+            if block is None:
+                block = self._fetch(info, [key])[first]
+            offset = first * bs
+            return block[start - offset : end - offset]
+        keys = [
+            BlockKey(self.target, info.path, info.version, bs, i)
+            for i in block_span(start, end, bs)
+        ]
+        blocks: dict[int, bytes] = {}
+        missing: list[BlockKey] = []
+        for key in keys:
+            block = self._lookup(key, info)
+            if block is None:
+                missing.append(key)
+            else:
+                blocks[key.block_index] = block
+        if missing:
+            blocks.update(self._fetch(info, missing))
+        first_offset = first * bs
+        parts = [blocks[key.block_index] for key in keys]
+        parts[-1] = parts[-1][: end - keys[-1].block_index * bs]
+        parts[0] = parts[0][start - first_offset :]
+        return b"".join(parts)
+
+    def _lookup(self, key: BlockKey, info: ObjectInfo) -> bytes | None:
+        """Ask the tiers in order; promote a lower-tier hit upward. Failures are misses."""
+        front = self._front
+        if front is not None:
+            block = front.tier.get(key)
+            if block is not None:
+                front.counters.hit(len(block))
+                return block
+            front.counters.add("misses")
+        if not self._lower:
+            return None
+        kind = classify(info.path, key.block_index, key.block_size, info.size)
+        above: list[TierSlot] = []
+        for slot in self._lower:
+            if not slot.tier.accepts(kind) or info.path in slot.untrusted:
+                continue
+            try:
+                block = cast("bytes | None", slot.call(slot.tier.get, key))
+            except TierError:  # counted by the guard (errors, timeouts, rejected)
+                block = None
+            if block is not None and len(block) != self._block_length(key, info):
+                slot.counters.add("corrupt")  # never serve a block of the wrong length
+                block = None
+            if block is None:
+                slot.counters.add("misses")
+                above.append(slot)
+                continue
+            slot.counters.hit(len(block))
+            if front is not None:
+                front.tier.put(key, block)
+            for upper in above:
+                self._fill(upper, key, block)
+            return block
+        return None
+
+    def _block_length(self, key: BlockKey, info: ObjectInfo) -> int:
+        lo, hi = block_bounds(key.block_index, key.block_size, info.size)
+        return hi - lo
+
+    def _store(self, key: BlockKey, block: bytes, kind: BlockKind | None, info: ObjectInfo) -> None:
+        """Keep a block fetched from the origin: the memory tier now, slower tiers behind."""
+        front = self._front
+        if front is not None:
+            front.tier.put(key, block)
+            front.counters.add("bytes_written", len(block))
+        if not self._lower:
+            return
+        if kind is None:
+            kind = classify(info.path, key.block_index, key.block_size, info.size)
+        for slot in self._lower:
+            if slot.tier.accepts(kind) and info.path not in slot.untrusted:
+                self._fill(slot, key, block)
+
+    def _fill(self, slot: TierSlot, key: BlockKey, block: bytes) -> None:
+        def job() -> None:
+            try:
+                slot.call(slot.tier.put, key, block)
+            except TierError:
+                return
+            slot.counters.add("bytes_written", len(block))
+
+        self.fills.submit(job)
+
+    def _fetch(self, info: ObjectInfo, missing: list[BlockKey]) -> dict[int, bytes]:
+        """Fetch missing blocks: one origin request per contiguous run, single-flight per block."""
+        mine, theirs = self._blocks_flight.claim(missing)
+        result: dict[int, bytes] = {}
+        if mine:
+            # Another reader may have stored a block between our lookup and our claim.
+            front = self._front
+            runs_of: list[BlockKey] = []
+            for key in mine:
+                block = front.tier.get(key) if front is not None else None
+                if block is None:
+                    runs_of.append(key)
+                else:
+                    result[key.block_index] = block
+                    self._blocks_flight.resolve(key, block)
+            try:
+                runs = contiguous_runs(key.block_index for key in runs_of)
+                template = runs_of[0] if runs_of else None
+                if template is not None:
+                    futures: list[Future[dict[int, bytes]]] = [
+                        self._runs.submit(self._fetch_run, info, template, lo, hi)
+                        for lo, hi in runs[1:]
+                    ]
+                    result.update(self._fetch_run(info, template, *runs[0]))
+                    for future in futures:
+                        result.update(future.result())
+            except BaseException as exc:
+                for key in runs_of:
+                    self._blocks_flight.fail(key, exc)
+                raise
+        for key, pending in theirs.items():
+            result[key.block_index] = pending.result()
+        return result
+
+    def _fetch_run(
+        self, info: ObjectInfo, template: BlockKey, lo: int, hi: int
+    ) -> dict[int, bytes]:
+        """Fetch blocks ``[lo, hi)`` with one origin request; store and hand out each block."""
+        bs = self.block_size
+        run_start = lo * bs
+        data = self.origin.read(info, run_start, min(hi * bs, info.size))
+        blocks: dict[int, bytes] = {}
+        for index in range(lo, hi):
+            block = data[(index - lo) * bs : (index - lo + 1) * bs] if hi - lo > 1 else data
+            key = template._replace(block_index=index)
+            self._store(key, block, None, info)
+            blocks[index] = block
+            self._blocks_flight.resolve(key, block)
+        return blocks
+
+    def _discover(self, path: str, start: int, end: int) -> bytes | ObjectInfo:
+        """Cold read of an unknown object: one ranged GET gives the bytes and the info.
+
+        Returns the bytes when the leader's read (or ours) covers the range, else the info.
+        """
+        self.info_counters.add("misses")
+        bs = self.block_size
+        first, last = start // bs, (end - 1) // bs
+        _mine, theirs = self._info_flight.claim([path])
+        if theirs:
+            found = theirs[path].result()
+            if isinstance(found, ObjectInfo):
+                return found
+            return self._serve_discovered(found, start, end)
+        try:
+            epoch = self.info_cache.epoch
+            data, info = self.origin.read_discover(path, first * bs, (last + 1) * bs)
+            self.info_cache.put(info, epoch)
+            for offset in range(0, len(data), bs):
+                index = first + offset // bs
+                key = BlockKey(self.target, path, info.version, bs, index)
+                self._store(key, data[offset : offset + bs], None, info)
+        except BaseException as exc:
+            self._info_flight.fail(path, exc)
+            raise
+        found = _Discovered(info, first * bs, data)
+        self._info_flight.resolve(path, found)
+        return self._serve_discovered(found, start, end)
+
+    @staticmethod
+    def _serve_discovered(found: _Discovered, start: int, end: int) -> bytes | ObjectInfo:
+        lo, hi = normalize_range(start, end, found.info.size)
+        if found.offset <= lo and hi <= found.offset + len(found.data):
+            return found.data[lo - found.offset : hi - found.offset]
+        return found.info
+
+    # -- lifecycle and stats -------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Return the documented stats snapshot (see :mod:`tiercache.stats`)."""
+        tiers: dict[str, Any] = {}
+        for slot in self.slots:
+            entry: dict[str, Any] = dict(slot.counters.snapshot())
+            entry["state"] = slot.state.value
+            used = getattr(slot.tier, "used_bytes", None)
+            if used is not None:
+                entry["used_bytes"] = used
+                entry["capacity_bytes"] = getattr(slot.tier, "capacity_bytes", None)
+            tiers[slot.name] = entry
+        return {
+            "tiers": tiers,
+            "origin": self.origin.counters.snapshot(),
+            "info": self.info_counters.snapshot(),
+            "fills": self.fills.counters.snapshot(),
+            "block_size": self.block_size,
+        }
+
+    def close(self) -> None:
+        """Stop the fill workers, the guards and the run pool; close every tier."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self.fills.close()
+        self._runs.shutdown(wait=False, cancel_futures=True)
+        for slot in self.slots:
+            if slot.guard is not None:
+                slot.guard.close()
+            try:
+                slot.tier.close()
+            except Exception:
+                logger.warning("tier %r failed to close", slot.name, exc_info=True)

@@ -1,0 +1,373 @@
+"""Settings and the ``TIERCACHE_*`` environment variables that build them.
+
+``Settings.from_env()`` reads the environment; explicit keyword overrides win over it, and it wins
+over the defaults. Every variable is documented in ``docs/configuration.md``; ``VARIABLES`` below is
+the single list of names, and a test keeps the two in step. Every value is checked in
+``Settings.__post_init__``, so a ``Settings(...)`` built in code is held to the same rules as one
+built from the environment. Errors are ``ConfigError`` naming the variable and the accepted forms.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from fractions import Fraction
+from types import MappingProxyType
+from typing import Any, Final, Protocol
+
+from .errors import ConfigError
+
+__all__ = [
+    "VARIABLES", "Settings",
+    "parse_bool", "parse_duration", "parse_int", "parse_size", "redact_url",
+]  # fmt: skip
+
+_KIB: Final = 1024
+_MIB: Final = 1024 * _KIB
+_GIB: Final = 1024 * _MIB
+
+_SIZE_UNITS: Final[Mapping[str, int]] = {
+    "": 1, "b": 1,
+    "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
+    "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+}  # fmt: skip
+# Seconds per unit, as fractions so that "250ms" is exactly 0.25.
+_DURATION_UNITS: Final[Mapping[str, Fraction]] = {
+    "": Fraction(1), "s": Fraction(1), "m": Fraction(60), "h": Fraction(3600),
+    "ms": Fraction(1, 1000),
+}  # fmt: skip
+_BOOLS: Final[Mapping[str, bool]] = {
+    "true": True, "1": True, "yes": True, "on": True,
+    "false": False, "0": False, "no": False, "off": False,
+}  # fmt: skip
+_REDIS_SCHEMES: Final = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
+
+# ASCII only: int() would take other scripts' digits, which no one means in a variable. Digit
+# counts are capped so that no value can make int()/float() raise or work for long.
+_FLAGS: Final = re.IGNORECASE | re.ASCII
+_NUMBER: Final = r"(?:\d{1,30}(?:\.\d{0,30})?|\.\d{1,30})"
+_SIZE_RE: Final = re.compile(rf"({_NUMBER})(?: ?([a-z]+))?", _FLAGS)
+_DURATION_RE: Final = re.compile(rf"({_NUMBER}(?:e[+-]?\d{{1,2}})?)(?: ?([a-z]+))?", _FLAGS)
+_INT_RE: Final = re.compile(r"[+-]?\d{1,30}", _FLAGS)
+
+_SIZE_FORMS: Final = (
+    "use a byte count like 123, 64KiB, 512MiB, 2GiB "
+    "(KiB/MiB/GiB/TiB are powers of 1024, KB/MB/GB/TB powers of 1000)"
+)
+_DURATION_FORMS: Final = "use 250ms, 2s, 5m, 1h or a bare number of seconds like 0.05"
+_BOOL_FORMS: Final = "use true/false, 1/0, yes/no or on/off"
+_DOCS: Final = "docs/configuration.md"
+# Query parameters whose value may be a secret (redis-py accepts ?password=...).
+_SECRET_PARAMS: Final = ("pass", "pwd", "secret", "token", "auth", "credential")
+
+
+def parse_size(text: str, *, variable: str) -> int:
+    """Parse a size such as ``123``, ``64KiB``, ``1.5GiB`` or ``10MB`` into bytes.
+
+    Units are case-insensitive and may follow the number after one space; ``KiB``..``TiB`` are
+    powers of 1024, ``KB``..``TB`` powers of 1000, ``B`` or no unit is bytes. A decimal number is
+    accepted only when it comes to a whole number of bytes.
+
+    Args:
+        text: The value to parse.
+        variable: The variable (or setting) it came from, named in the error.
+
+    Raises:
+        ConfigError: ``text`` is empty, negative, garbage or a fraction of a byte.
+    """
+    match = _SIZE_RE.fullmatch(text.strip())
+    multiplier = _SIZE_UNITS.get((match[2] or "").lower()) if match else None
+    if match is not None and multiplier is not None:
+        value = Fraction(match[1]) * multiplier
+        if value.denominator == 1:
+            return int(value)
+    raise ConfigError(f"{variable}={text!r} is not a size; {_SIZE_FORMS}")
+
+
+def parse_duration(text: str, *, variable: str) -> float:
+    """Parse a duration such as ``250ms``, ``2s``, ``5m``, ``1h`` or ``0.05`` into seconds.
+
+    Args:
+        text: The value to parse; a bare number (``2``, ``0.05``, ``1e-3``) is seconds.
+        variable: The variable (or setting) it came from, named in the error.
+
+    Raises:
+        ConfigError: ``text`` is empty, negative, not finite or garbage.
+    """
+    match = _DURATION_RE.fullmatch(text.strip())
+    seconds_per_unit = _DURATION_UNITS.get((match[2] or "").lower()) if match else None
+    if match is not None and seconds_per_unit is not None:
+        return float(Fraction(match[1]) * seconds_per_unit)  # at most 1e99 h: always finite
+    raise ConfigError(f"{variable}={text!r} is not a duration; {_DURATION_FORMS}")
+
+
+def parse_bool(text: str, *, variable: str) -> bool:
+    """Parse true/false, 1/0, yes/no or on/off (case-insensitive).
+
+    Raises:
+        ConfigError: ``text`` is none of those.
+    """
+    try:
+        return _BOOLS[text.strip().lower()]
+    except KeyError:
+        raise ConfigError(f"{variable}={text!r} is not a boolean; {_BOOL_FORMS}") from None
+
+
+def parse_int(text: str, *, variable: str, minimum: int) -> int:
+    """Parse a whole number that must be at least ``minimum``.
+
+    Raises:
+        ConfigError: ``text`` is not a whole number, or is below ``minimum``.
+    """
+    forms = f"use a whole number >= {minimum}, like {max(minimum, 3)}"
+    if _INT_RE.fullmatch(text.strip()) is None:
+        raise ConfigError(f"{variable}={text!r} is not a whole number; {forms}")
+    value = int(text)
+    if value < minimum:
+        raise ConfigError(f"{variable}={text!r} is too small; {forms}")
+    return value
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with any password, or a lone secret in the user part, replaced by ``***``.
+
+    ``redis://user:pw@h`` becomes ``redis://user:***@h`` and ``redis://:pw@h`` becomes
+    ``redis://:***@h``. A user part without a colon (``redis://token@h``) is replaced whole: Redis
+    has no use for a user name without a password, so it is most likely a misplaced secret. Query
+    values named like secrets (``?password=...``) are replaced too. A URL without credentials comes
+    back unchanged. A password holding an unescaped ``/``, ``?`` or ``#`` is still hidden, at the
+    cost of also hiding what stands before an ``@`` in the path or query of odd URLs. Never raises:
+    anything that cannot be taken apart comes back as ``***``.
+    """
+    try:
+        text = str(url)
+        scheme, sep, rest = text.partition("://")
+        head = scheme + sep if sep else ""
+        rest = rest if sep else text
+        authority_end = min((i for i in map(rest.find, "/?#") if i >= 0), default=len(rest))
+        at = rest.rfind("@", 0, authority_end)
+        if at < 0 and ":" in rest[: max(rest.rfind("@"), 0)]:
+            at = rest.rfind("@")  # a secret with an unescaped / ? or # in it
+        if at > 0:
+            user, colon, _ = rest[:at].partition(":")
+            rest = (f"{user}:***" if colon else "***") + rest[at:]
+        base, qmark, query = rest.partition("?")
+        if qmark:
+            rest = base + qmark + "&".join(_redact_param(p) for p in query.split("&"))
+        return head + rest
+    except Exception:  # a redactor that raised would leak the URL in the traceback
+        return "***"
+
+
+def _redact_param(param: str) -> str:
+    name, eq, _ = param.partition("=")
+    if eq and any(word in name.lower() for word in _SECRET_PARAMS):
+        return f"{name}=***"
+    return param
+
+
+class _Parser(Protocol):
+    def __call__(self, text: str, *, variable: str) -> object: ...
+
+
+def _parse_count(text: str, *, variable: str) -> int:
+    # Each count's own minimum is checked in Settings.__post_init__, for code and env alike.
+    return parse_int(text, variable=variable, minimum=0)
+
+
+def _parse_text(text: str, *, variable: str) -> str:
+    return text  # a path or a prefix is taken verbatim: its spaces may be meant
+
+
+def _parse_url(text: str, *, variable: str) -> str:
+    return text.strip()  # secrets mounted from files often end in a newline; URLs hold no spaces
+
+
+# variable -> (Settings field, parser of its text), in the order of the fields.
+_TABLE: Final[Mapping[str, tuple[str, _Parser]]] = {
+    "TIERCACHE_BLOCK_SIZE": ("block_size_bytes", parse_size),
+    "TIERCACHE_MEMORY_BYTES": ("memory_bytes", parse_size),
+    "TIERCACHE_DISK_DIR": ("disk_dir", _parse_text),
+    "TIERCACHE_DISK_BYTES": ("disk_bytes", parse_size),
+    "TIERCACHE_DISK_TIMEOUT": ("disk_timeout_s", parse_duration),
+    "TIERCACHE_DISK_CLEAR_ON_START": ("disk_clear_on_start", parse_bool),
+    "TIERCACHE_REDIS_URL": ("redis_url", _parse_url),
+    "TIERCACHE_REDIS_TIMEOUT": ("redis_timeout_s", parse_duration),
+    "TIERCACHE_REDIS_TTL": ("redis_ttl_s", parse_duration),
+    "TIERCACHE_REDIS_MAX_VALUE_BYTES": ("redis_max_value_bytes", parse_size),
+    "TIERCACHE_REDIS_PREFIX": ("redis_prefix", _parse_text),
+    "TIERCACHE_INFO_TTL": ("info_ttl_s", parse_duration),
+    "TIERCACHE_ORIGIN_RETRIES": ("origin_retries", _parse_count),
+    "TIERCACHE_ORIGIN_TIMEOUT": ("origin_timeout_s", parse_duration),
+    "TIERCACHE_ORIGIN_CONCURRENCY": ("origin_concurrency", _parse_count),
+    "TIERCACHE_BREAKER_FAILURES": ("breaker_failures", _parse_count),
+    "TIERCACHE_BREAKER_COOLDOWN": ("breaker_cooldown_s", parse_duration),
+    "TIERCACHE_FILL_QUEUE": ("fill_queue_size", _parse_count),
+}
+#: Every variable, mapped to the ``Settings`` field it sets: the one list of names, used by
+#: ``from_env``; ``docs/configuration.md`` documents exactly these (tested).
+VARIABLES: Final[Mapping[str, str]] = MappingProxyType({v: f for v, (f, _) in _TABLE.items()})
+_VARIABLE_OF: Final[Mapping[str, str]] = {field: var for var, field in VARIABLES.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every tiercache setting, validated on construction.
+
+    Build one from the environment with ``Settings.from_env()``, or directly in code; each field
+    names its variable, whose meaning, accepted forms and default are in
+    ``docs/configuration.md``. Sizes are ints in bytes, durations float seconds.
+
+    Raises:
+        ConfigError: a field has the wrong type or is out of range; the message names the field
+            and its variable.
+    """
+
+    block_size_bytes: int = _MIB  # TIERCACHE_BLOCK_SIZE
+    memory_bytes: int = 256 * _MIB  # TIERCACHE_MEMORY_BYTES
+    disk_dir: str | None = None  # TIERCACHE_DISK_DIR
+    disk_bytes: int = _GIB  # TIERCACHE_DISK_BYTES
+    disk_timeout_s: float = 0.05  # TIERCACHE_DISK_TIMEOUT
+    disk_clear_on_start: bool = False  # TIERCACHE_DISK_CLEAR_ON_START
+    redis_url: str | None = None  # TIERCACHE_REDIS_URL
+    redis_timeout_s: float = 0.05  # TIERCACHE_REDIS_TIMEOUT
+    redis_ttl_s: float = 3600.0  # TIERCACHE_REDIS_TTL
+    redis_max_value_bytes: int = 4 * _MIB  # TIERCACHE_REDIS_MAX_VALUE_BYTES
+    redis_prefix: str = "tiercache:"  # TIERCACHE_REDIS_PREFIX
+    info_ttl_s: float = 60.0  # TIERCACHE_INFO_TTL
+    origin_retries: int = 3  # TIERCACHE_ORIGIN_RETRIES
+    origin_timeout_s: float = 30.0  # TIERCACHE_ORIGIN_TIMEOUT
+    origin_concurrency: int = 32  # TIERCACHE_ORIGIN_CONCURRENCY
+    breaker_failures: int = 5  # TIERCACHE_BREAKER_FAILURES
+    breaker_cooldown_s: float = 5.0  # TIERCACHE_BREAKER_COOLDOWN
+    fill_queue_size: int = 1024  # TIERCACHE_FILL_QUEUE
+
+    def __post_init__(self) -> None:
+        _check_int(
+            self, "block_size_bytes", minimum=4 * _KIB, maximum=256 * _MIB, note=" (4KiB..256MiB)"
+        )
+        _check_int(self, "memory_bytes", minimum=0)  # 0 turns the RAM block tier off
+        _check_text(self, "disk_dir", optional=True)
+        _check_int(self, "disk_bytes", minimum=1)
+        _check_seconds(self, "disk_timeout_s", allow_zero=False)
+        if not isinstance(self.disk_clear_on_start, bool):
+            raise _invalid("disk_clear_on_start", "True or False", self.disk_clear_on_start)
+        _check_text(self, "redis_url", optional=True)
+        if self.redis_url is not None:
+            scheme = self.redis_url.partition("://")[0].lower()
+            if "://" not in self.redis_url or scheme not in _REDIS_SCHEMES:
+                schemes = ", ".join(f"{s}://" for s in _REDIS_SCHEMES)
+                raise _invalid("redis_url", f"a URL starting {schemes}", self.redis_url)
+        _check_seconds(self, "redis_timeout_s", allow_zero=False)
+        _check_seconds(self, "redis_ttl_s", allow_zero=False)
+        _check_int(self, "redis_max_value_bytes", minimum=1)
+        _check_text(self, "redis_prefix", optional=False)
+        _check_seconds(self, "info_ttl_s", allow_zero=True)  # 0: never reuse mutable info
+        _check_int(self, "origin_retries", minimum=0)
+        _check_seconds(self, "origin_timeout_s", allow_zero=False)
+        _check_int(self, "origin_concurrency", minimum=1)
+        _check_int(self, "breaker_failures", minimum=1)
+        _check_seconds(self, "breaker_cooldown_s", allow_zero=False)
+        _check_int(self, "fill_queue_size", minimum=1)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``TIERCACHE_*`` variables, with keyword overrides on top.
+
+        Precedence: ``overrides`` > ``environ`` > defaults. A variable set to the empty string
+        counts as unset. Every ``TIERCACHE_*`` name must be known, so that a typo fails loudly
+        instead of being silently ignored; other variables are ignored.
+
+        Args:
+            environ: The environment to read; ``os.environ`` when None.
+            **overrides: Field values (``memory_bytes=0``), already typed, not strings to parse.
+
+        Raises:
+            ConfigError: an unknown variable or override, or a malformed or out-of-range value.
+        """
+        env = os.environ if environ is None else environ
+        unknown_overrides = sorted(set(overrides) - set(_VARIABLE_OF))
+        if unknown_overrides:
+            raise ConfigError(
+                "Settings.from_env() got unknown keyword arguments: "
+                + ", ".join(_with_hint(name, _VARIABLE_OF) for name in unknown_overrides)
+                + "; the keywords are the fields of tiercache.Settings"
+            )
+        # Case-insensitive on purpose: tiercache_memory_bytes is a typo to report, not to skip.
+        unknown = sorted(
+            name for name in env if name.upper().startswith("TIERCACHE_") and name not in VARIABLES
+        )
+        if unknown:
+            raise ConfigError(
+                f"unknown variable{'s' if len(unknown) > 1 else ''}: "
+                + ", ".join(_with_hint(name, VARIABLES) for name in unknown)
+                + f"; every TIERCACHE_* variable must be one documented in {_DOCS}: "
+                + ", ".join(VARIABLES)
+            )
+        values: dict[str, Any] = {}
+        for variable, (field, parse) in _TABLE.items():
+            text = env.get(variable, "")
+            if text and field not in overrides:  # empty counts as unset; an override wins
+                values[field] = parse(text, variable=variable)
+        values.update(overrides)
+        return cls(**values)
+
+    def describe(self) -> dict[str, object]:
+        """Return ``{variable: value}`` for every setting, the Redis URL redacted (for the CLI)."""
+        return {variable: _shown(self, field) for variable, field in VARIABLES.items()}
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={_shown(self, f.name)!r}" for f in fields(self))
+        return f"Settings({shown})"
+
+
+def _shown(settings: Settings, field: str) -> object:
+    value = getattr(settings, field)
+    return redact_url(value) if field == "redis_url" and value is not None else value
+
+
+def _with_hint(name: str, known: Iterable[str]) -> str:
+    by_upper = {k.upper(): k for k in known}
+    close = difflib.get_close_matches(name.upper(), by_upper, n=1)
+    return f"{name} (did you mean {by_upper[close[0]]}?)" if close else name
+
+
+def _invalid(field: str, requirement: str, value: object) -> ConfigError:
+    if field == "redis_url" and value is not None:
+        value = redact_url(str(value))  # the message must never carry the password
+    return ConfigError(
+        f"Settings.{field} ({_VARIABLE_OF[field]}) must be {requirement}, got {value!r}"
+    )
+
+
+def _check_int(
+    settings: Settings, field: str, *, minimum: int, maximum: int | None = None, note: str = ""
+) -> None:
+    value = getattr(settings, field)
+    # bool is an int subclass; True as a byte count or a retry count is always a mistake.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _invalid(field, "an int", value)
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        raise _invalid(field, bound + note, value)
+
+
+def _check_seconds(settings: Settings, field: str, *, allow_zero: bool) -> None:
+    value = getattr(settings, field)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _invalid(field, "a finite number of seconds", value)
+    if value < 0 or (value == 0 and not allow_zero):
+        raise _invalid(field, ">= 0 seconds" if allow_zero else "> 0 seconds", value)
+    object.__setattr__(settings, field, float(value))  # frozen: store 1 as 1.0 once, here
+
+
+def _check_text(settings: Settings, field: str, *, optional: bool) -> None:
+    value = getattr(settings, field)
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value:
+        raise _invalid(field, "a non-empty string" + (" or None" if optional else ""), value)

@@ -1,0 +1,453 @@
+"""TieredFileSystem: a thin fsspec adapter over the tier chain.
+
+Reads (``read_range``, ``cat_file``, ``cat_ranges``, ``open(mode="rb")``, ``info``) go through
+the chain. Listing (``ls``, ``find``, ``glob``, ``exists``, ``isdir``) passes through to the
+target. Writes (``pipe_file``, ``put_file``, ``rm``, ``mv``, ``open(mode="wb")``) pass through
+and then invalidate what the cache holds for the path.
+
+Every method is written out; nothing is delegated by attribute magic (fsspec's own
+``CachingFileSystem.__getattribute__`` list of method names caused a string of bugs).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar
+
+import fsspec
+from fsspec import AbstractFileSystem
+from fsspec.implementations.chained import ChainedFileSystem
+from fsspec.spec import AbstractBufferedFile
+from fsspec.utils import tokenize
+
+from .chain import TierChain
+from .config import Settings
+from .errors import ConfigError, ObjectChangedError
+from .origin import FsspecOrigin
+from .protocol import ObjectInfo, Tier
+from .tiers.memory import MemoryTier
+
+logger = logging.getLogger(__name__)
+
+_PREFIXES = ("tiercache::", "tiercache://")
+# Chains built from the environment are shared by every TieredFileSystem instance with the
+# same target and settings: fsspec caches sync filesystem instances per thread, and a cache
+# split per thread would miss what its siblings fetched.
+_SHARED: dict[str, TierChain] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def default_tiers(settings: Settings) -> list[Tier]:
+    """Build the tiers the settings ask for, in lookup order."""
+    tiers: list[Tier] = []
+    if settings.memory_bytes > 0:
+        tiers.append(MemoryTier(settings.memory_bytes))
+    if settings.disk_dir is not None:
+        logger.warning("TIERCACHE_DISK_DIR is set, but this version has no disk tier yet")
+    if settings.redis_url is not None:
+        logger.warning("TIERCACHE_REDIS_URL is set, but this version has no Redis tier yet")
+    return tiers
+
+
+def build_chain(target: AbstractFileSystem, settings: Settings, tiers: Sequence[Tier]) -> TierChain:
+    """Assemble the origin and the chain for a target filesystem."""
+    origin = FsspecOrigin(
+        target,
+        retries=settings.origin_retries,
+        timeout_s=settings.origin_timeout_s,
+        concurrency=settings.origin_concurrency,
+    )
+    return TierChain(
+        origin,
+        tiers,
+        block_size=settings.block_size_bytes,
+        info_ttl_s=settings.info_ttl_s,
+        tier_timeouts_s={"disk": settings.disk_timeout_s, "redis": settings.redis_timeout_s},
+        breaker_failures=settings.breaker_failures,
+        breaker_cooldown_s=settings.breaker_cooldown_s,
+        fill_queue_size=settings.fill_queue_size,
+        run_workers=min(settings.origin_concurrency, 16),
+    )
+
+
+def close_shared_chains() -> None:
+    """Close every shared chain (for tests and orderly shutdown)."""
+    with _SHARED_LOCK:
+        chains = list(_SHARED.values())
+        _SHARED.clear()
+    for chain in chains:
+        chain.close()
+
+
+class TieredFileSystem(ChainedFileSystem):  # type: ignore[misc]  # fsspec is untyped
+    """A chain of cache tiers in front of any fsspec filesystem.
+
+    Args:
+        target_protocol: Protocol of the target filesystem (``"s3"``, ``"file"``, ...).
+        target_options: Options for the target filesystem (credentials, endpoint, ...).
+        settings: Settings; default: :meth:`Settings.from_env`.
+        tiers: Tiers in lookup order, replacing those the settings would build. Objects
+            satisfying :class:`tiercache.Tier`; each runs under a guard unless it declares
+            ``in_process = True``.
+        fs: A ready target filesystem instance, instead of ``target_protocol``.
+
+    Raises:
+        ConfigError: Unknown target protocol, or bad settings.
+    """
+
+    protocol: ClassVar[str] = "tiercache"
+    root_marker = ""
+
+    def __init__(
+        self,
+        target_protocol: str | None = None,
+        target_options: dict[str, Any] | None = None,
+        settings: Settings | None = None,
+        tiers: Sequence[Tier] | None = None,
+        fs: AbstractFileSystem | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.pop("fo", None)  # the path fsspec's URL chaining hands over; unused
+        super().__init__(**kwargs)
+        self.settings = settings if settings is not None else Settings.from_env()
+        if fs is None:
+            protocol = target_protocol or "file"
+            try:
+                fs = fsspec.filesystem(protocol, **(target_options or {}))
+            except ValueError as exc:
+                if "not known" in str(exc):
+                    raise ConfigError(
+                        f"unknown target protocol {protocol!r}: fsspec has no filesystem for it"
+                    ) from exc
+                raise
+        self.target: AbstractFileSystem = fs
+        if tiers is not None:
+            self._chain = build_chain(fs, self.settings, tiers)
+            self._owns_chain = True
+        else:
+            key = tokenize(type(fs).__name__, fs.storage_options, repr(self.settings))
+            with _SHARED_LOCK:
+                chain = _SHARED.get(key)
+                if chain is None:
+                    chain = build_chain(fs, self.settings, default_tiers(self.settings))
+                    _SHARED[key] = chain
+            self._chain = chain
+            self._owns_chain = False
+        self._paths: dict[str, str] = {}
+        self._ranges_pool: ThreadPoolExecutor | None = None
+
+    # -- paths ---------------------------------------------------------------------------------
+
+    @classmethod
+    def _strip_protocol(cls, path: Any) -> Any:
+        if isinstance(path, list):
+            return [cls._strip_protocol(p) for p in path]
+        path = str(path)
+        for prefix in _PREFIXES:
+            if path.startswith(prefix):
+                return path[len(prefix) :]
+        return path
+
+    def _tpath(self, path: str) -> str:
+        """Return the target's own form of ``path`` (memoized: this is on the read path)."""
+        tpath = self._paths.get(path)
+        if tpath is None:
+            tpath = self.target._strip_protocol(self._strip_protocol(path))
+            if len(self._paths) > 10_000:
+                self._paths.clear()
+            self._paths[path] = tpath
+        return str(tpath)
+
+    @property
+    def chain(self) -> TierChain:
+        """The tier chain behind this filesystem."""
+        return self._chain
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def read_range(self, path: str, start: int | None, end: int | None) -> bytes:
+        """Return bytes ``[start, end)`` of ``path``: *the* read-range interface.
+
+        ``end`` is exclusive. Offsets follow Python slice semantics (as fsspec's ``cat_file``):
+        ``None`` is the start/end of the object, negative offsets count from the end, offsets are
+        clamped to the object, and an inverted range returns ``b""``.
+
+        Raises:
+            FileNotFoundError: The object does not exist (as the target raises it).
+            OriginError: The origin failed after retries and within the deadline.
+        """
+        return self._chain.read_range(self._tpath(path), start, end)
+
+    def cat_file(
+        self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
+    ) -> bytes:
+        """Return the bytes of ``path`` (or of ``[start, end)``) through the chain."""
+        return self.read_range(path, start, end)
+
+    def cat_ranges(
+        self,
+        paths: list[str],
+        starts: int | list[int | None] | None,
+        ends: int | list[int | None] | None,
+        max_gap: int | None = None,
+        on_error: str = "return",
+        **kwargs: Any,
+    ) -> list[bytes | Exception]:
+        """Return many ranges at once, read concurrently; errors are returned in place
+        (``on_error="return"``, fsspec's default) or raised."""
+        if not isinstance(starts, list):
+            starts = [starts] * len(paths)
+        if not isinstance(ends, list):
+            ends = [ends] * len(paths)
+        if not len(paths) == len(starts) == len(ends):
+            raise ValueError(
+                f"cat_ranges: {len(paths)} paths, {len(starts)} starts and {len(ends)} ends"
+            )
+
+        def one(args: tuple[str, int | None, int | None]) -> bytes | Exception:
+            try:
+                return self.read_range(*args)
+            except Exception as exc:
+                if on_error == "return":
+                    return exc
+                raise
+
+        jobs = list(zip(paths, starts, ends, strict=True))
+        if len(jobs) <= 1:
+            return [one(job) for job in jobs]
+        if self._ranges_pool is None:
+            self._ranges_pool = ThreadPoolExecutor(8, thread_name_prefix="tiercache-ranges")
+        return list(self._ranges_pool.map(one, jobs))
+
+    def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        """Return the target's info for ``path``; file info is cached (see INFO_TTL)."""
+        return dict(self._chain.info(self._tpath(path)).raw)
+
+    def size(self, path: str) -> int:
+        """Return the size of ``path`` in bytes (from cached info)."""
+        return int(self.info(path)["size"])
+
+    def _open(
+        self,
+        path: str,
+        mode: str = "rb",
+        block_size: int | None = None,
+        autocommit: bool = True,
+        cache_options: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        tpath = self._tpath(path)
+        if mode == "rb":
+            return TieredFile(self, tpath, self._chain.info(tpath))
+        if "r" in mode or "+" in mode:
+            raise ValueError(f"tiercache: unsupported mode {mode!r} for {path!r}")
+        inner = self.target.open(tpath, mode=mode, block_size=block_size, **kwargs)
+        return _WriteThrough(inner, lambda: self._chain.invalidate(tpath))
+
+    # -- listing: passed through ---------------------------------------------------------------
+
+    def ls(self, path: str, detail: bool = True, **kwargs: Any) -> Any:
+        """List ``path`` on the target."""
+        return self.target.ls(self._tpath(path), detail=detail, **kwargs)
+
+    def find(
+        self,
+        path: str,
+        maxdepth: int | None = None,
+        withdirs: bool = False,
+        detail: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """Find files below ``path`` on the target."""
+        return self.target.find(
+            self._tpath(path), maxdepth=maxdepth, withdirs=withdirs, detail=detail, **kwargs
+        )
+
+    def glob(self, path: str, maxdepth: int | None = None, **kwargs: Any) -> Any:
+        """Glob on the target."""
+        return self.target.glob(self._tpath(path), maxdepth=maxdepth, **kwargs)
+
+    def exists(self, path: str, **kwargs: Any) -> bool:
+        """Return whether ``path`` exists on the target (never answered from cache)."""
+        return bool(self.target.exists(self._tpath(path), **kwargs))
+
+    def isdir(self, path: str) -> bool:
+        """Return whether ``path`` is a directory on the target."""
+        return bool(self.target.isdir(self._tpath(path)))
+
+    def isfile(self, path: str) -> bool:
+        """Return whether ``path`` is a file on the target."""
+        return bool(self.target.isfile(self._tpath(path)))
+
+    def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
+        """Create a directory on the target."""
+        self.target.mkdir(self._tpath(path), create_parents=create_parents, **kwargs)
+
+    def makedirs(self, path: str, exist_ok: bool = False) -> None:
+        """Create a directory and its parents on the target."""
+        self.target.makedirs(self._tpath(path), exist_ok=exist_ok)
+
+    def rmdir(self, path: str) -> None:
+        """Remove an empty directory on the target."""
+        self.target.rmdir(self._tpath(path))
+
+    def modified(self, path: str) -> Any:
+        """Return the modification time the target reports."""
+        return self.target.modified(self._tpath(path))
+
+    # -- writes: passed through, then invalidated ----------------------------------------------
+
+    def pipe_file(self, path: str, value: bytes, mode: str = "overwrite", **kwargs: Any) -> None:
+        """Write ``value`` to ``path`` on the target and invalidate the cached object."""
+        tpath = self._tpath(path)
+        try:
+            self.target.pipe_file(tpath, value, mode=mode, **kwargs)
+        finally:
+            self._chain.invalidate(tpath)
+
+    def put_file(self, lpath: str, rpath: str, callback: Any = None, **kwargs: Any) -> None:
+        """Upload a local file to the target and invalidate the cached object."""
+        tpath = self._tpath(rpath)
+        try:
+            if callback is None:
+                self.target.put_file(lpath, tpath, **kwargs)
+            else:
+                self.target.put_file(lpath, tpath, callback=callback, **kwargs)
+        finally:
+            self._chain.invalidate(tpath)
+
+    def rm_file(self, path: str) -> None:
+        """Delete one file on the target and invalidate it."""
+        tpath = self._tpath(path)
+        try:
+            self.target.rm_file(tpath)
+        finally:
+            self._chain.invalidate(tpath)
+
+    def rm(self, path: Any, recursive: bool = False, maxdepth: int | None = None) -> None:
+        """Delete files on the target and invalidate each of them."""
+        tpaths = self._expand(path, recursive, maxdepth)
+        try:
+            self.target.rm(tpaths, recursive=recursive, maxdepth=maxdepth)
+        finally:
+            for tpath in tpaths:
+                self._chain.invalidate(tpath)
+
+    def mv(
+        self,
+        path1: str,
+        path2: str,
+        recursive: bool = False,
+        maxdepth: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Move on the target; invalidate the sources and the destinations."""
+        sources = self._expand(path1, recursive, maxdepth)
+        destination = self._tpath(path2)
+        try:
+            self.target.mv(
+                self._tpath(path1), destination, recursive=recursive, maxdepth=maxdepth, **kwargs
+            )
+        finally:
+            for tpath in sources:
+                self._chain.invalidate(tpath)
+            self._invalidate_below(destination)
+
+    def invalidate_cache(self, path: str | None = None) -> None:
+        """Forget cached info and blocks of ``path``, or all cached info when ``path`` is None."""
+        if path is None:
+            self._chain.invalidate_all_info()
+        else:
+            self._chain.invalidate(self._tpath(path))
+        self.target.invalidate_cache(None if path is None else self._tpath(path))
+
+    def _expand(self, path: Any, recursive: bool, maxdepth: int | None) -> list[str]:
+        paths = path if isinstance(path, list) else [path]
+        tpaths = [self._tpath(p) for p in paths]
+        try:
+            return list(self.target.expand_path(tpaths, recursive=recursive, maxdepth=maxdepth))
+        except FileNotFoundError:
+            return tpaths
+
+    def _invalidate_below(self, tpath: str) -> None:
+        try:
+            below = list(self.target.find(tpath, withdirs=False))
+        except (FileNotFoundError, NotADirectoryError):
+            below = []
+        for one in {tpath, *below}:
+            self._chain.invalidate(one)
+
+    # -- operations ----------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Return counters of the tiers, the origin, object info and fills (see the docs)."""
+        return self._chain.stats()
+
+    def close(self) -> None:
+        """Release this instance's resources (and its chain, if it was not shared)."""
+        if self._ranges_pool is not None:
+            self._ranges_pool.shutdown(wait=False)
+            self._ranges_pool = None
+        if self._owns_chain:
+            self._chain.close()
+
+
+class TieredFile(AbstractBufferedFile):  # type: ignore[misc]  # fsspec is untyped
+    """A read-only file whose reads go through the chain, pinned to the version seen at open.
+
+    No second buffer cache: fsspec's ``cache_type`` is always ``"none"`` here, so every read
+    is a ``read_pinned`` of the chain, which is where the caching happens.
+
+    Raises:
+        ObjectChangedError: On a read after the object was overwritten, when a block of the
+            version opened is no longer cached (it cannot be fetched any more).
+    """
+
+    def __init__(self, fs: TieredFileSystem, path: str, info: ObjectInfo) -> None:
+        super().__init__(fs, path, mode="rb", cache_type="none", size=info.size)
+        self.object_info = info
+        self._details = dict(info.raw)
+        self._read_pinned: Callable[[ObjectInfo, int, int], bytes] = fs.chain.read_pinned
+
+    def _fetch_range(self, start: int, end: int) -> bytes:
+        try:
+            return self._read_pinned(self.object_info, start, end)
+        except ObjectChangedError as exc:
+            raise ObjectChangedError(
+                f"{self.path!r} was overwritten while open: {exc}; "
+                "reopen it to read the new version"
+            ) from exc
+
+
+class _WriteThrough(io.IOBase):
+    """A target's writable file that invalidates the cached object once it is closed."""
+
+    def __init__(self, inner: Any, on_close: Callable[[], None]) -> None:
+        super().__init__()
+        self._inner = inner
+        self._on_close = on_close
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        return int(self._inner.write(data))
+
+    def tell(self) -> int:
+        return int(self._inner.tell())
+
+    def flush(self) -> None:
+        self._inner.flush()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            self._inner.close()
+        finally:
+            self._on_close()
+            super().close()

@@ -1,0 +1,188 @@
+"""Time budget + circuit breaker + bulkhead: one reusable wrapper around a tier.
+
+:class:`CircuitBreaker` is a pure state machine over an injected clock (unit-tested without
+sleeping)::
+
+    closed ──N consecutive failures──▶ open ──cooldown elapsed──▶ half_open (one probe)
+      ▲                                 ▲                              │
+      └──────────── probe succeeds ─────┼──────────────────────────────┘
+                                        └──────── probe fails ─────────┘
+
+:class:`Guard` runs each call on a small thread pool of its own (the bulkhead): a call that
+finds every worker busy is rejected at once instead of queueing, and a call that exceeds the
+time budget is abandoned (its worker finishes in the background and frees its slot). A hung
+tier therefore costs one time budget per call until the breaker opens, then nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeoutError
+from enum import StrEnum
+from typing import TypeVar
+
+from .errors import IntegrityError, TierError, TierRejectedError, TierTimeoutError
+from .stats import TierCounters
+
+T = TypeVar("T")
+Clock = Callable[[], float]
+
+
+class BreakerState(StrEnum):
+    """The states reported in ``stats()["tiers"][name]["state"]``."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+    DISABLED = "disabled"
+
+
+class CircuitBreaker:
+    """Opens after ``failures`` consecutive failures; lets one probe through after ``cooldown_s``.
+
+    Args:
+        failures: Consecutive failures or timeouts that open the breaker (>= 1).
+        cooldown_s: Seconds an open breaker waits before letting one probe through.
+        clock: Monotonic clock in seconds; injected by tests.
+    """
+
+    def __init__(self, failures: int, cooldown_s: float, clock: Clock = time.monotonic) -> None:
+        if failures < 1:
+            raise ValueError(f"failures must be >= 1, got {failures}")
+        self._failures = failures
+        self._cooldown_s = cooldown_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._state = BreakerState.CLOSED
+        self._consecutive = 0
+        self._opened_at = 0.0
+
+    @property
+    def state(self) -> BreakerState:
+        """The current state (an open breaker past its cooldown still reads ``open``)."""
+        return self._state
+
+    def allow(self) -> bool:
+        """Return whether a call may proceed now; in ``open`` past cooldown, admit one probe."""
+        with self._lock:
+            if self._state is BreakerState.CLOSED:
+                return True
+            if self._state is BreakerState.OPEN and (
+                self._clock() - self._opened_at >= self._cooldown_s
+            ):
+                self._state = BreakerState.HALF_OPEN
+                return True
+            return False
+
+    def record_success(self) -> None:
+        """Close the breaker and reset the failure count."""
+        with self._lock:
+            self._state = BreakerState.CLOSED
+            self._consecutive = 0
+
+    def record_failure(self) -> None:
+        """Count a failure; open the breaker at the threshold or when a probe fails."""
+        with self._lock:
+            self._consecutive += 1
+            if (
+                self._state in (BreakerState.HALF_OPEN, BreakerState.DISABLED)
+                or self._consecutive >= self._failures
+            ):
+                self._state = BreakerState.OPEN
+                self._opened_at = self._clock()
+
+    def release_probe(self) -> None:
+        """Return an admitted probe that never ran (bulkhead full): back to ``open``, no wait."""
+        with self._lock:
+            if self._state is BreakerState.HALF_OPEN:
+                self._state = BreakerState.OPEN
+
+    def disable(self) -> None:
+        """Mark the tier ``disabled`` (it could not start); the next probe is due after cooldown."""
+        with self._lock:
+            self._state = BreakerState.DISABLED
+            self._opened_at = self._clock()
+
+    def probe_due(self) -> bool:
+        """Return whether a disabled tier's cooldown has passed (time to retry starting it)."""
+        with self._lock:
+            return (
+                self._state is BreakerState.DISABLED
+                and self._clock() - self._opened_at >= self._cooldown_s
+            )
+
+
+class Guard:
+    """Run tier calls under a time budget, a circuit breaker and a bulkhead.
+
+    Args:
+        name: The tier's name, for thread names and messages.
+        timeout_s: Time budget of one call, in seconds.
+        breaker: The tier's circuit breaker.
+        counters: Where timeouts, errors and rejections are counted.
+        bulkhead: Concurrent calls allowed; one more is rejected at once (no queue).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        timeout_s: float,
+        breaker: CircuitBreaker,
+        counters: TierCounters,
+        bulkhead: int = 8,
+    ) -> None:
+        self.name = name
+        self.timeout_s = timeout_s
+        self.breaker = breaker
+        self.counters = counters
+        self._slots = threading.BoundedSemaphore(bulkhead)
+        self._pool = ThreadPoolExecutor(max_workers=bulkhead, thread_name_prefix=f"tier-{name}")
+
+    def call(self, fn: Callable[..., T], *args: object) -> T:
+        """Call ``fn(*args)`` on the bulkhead within the time budget.
+
+        Raises:
+            TierRejectedError: The breaker is open or every bulkhead slot is busy.
+            TierTimeoutError: The call exceeded the time budget.
+            IntegrityError: The tier found a corrupt value (a miss; the breaker is not charged).
+            TierError: The call raised; the original exception is the cause.
+        """
+        if not self.breaker.allow():
+            self.counters.add("rejected")
+            raise TierRejectedError(f"tier {self.name!r}: circuit breaker is open")
+        if not self._slots.acquire(blocking=False):
+            self.breaker.release_probe()
+            self.counters.add("rejected")
+            raise TierRejectedError(f"tier {self.name!r}: bulkhead full")
+        try:
+            future: Future[T] = self._pool.submit(fn, *args)
+        except RuntimeError as exc:  # the pool was shut down by close()
+            self._slots.release()
+            self.breaker.release_probe()
+            raise TierRejectedError(f"tier {self.name!r} is closed") from exc
+        future.add_done_callback(lambda _: self._slots.release())
+        try:
+            result = future.result(timeout=self.timeout_s)
+        except FutureTimeoutError as exc:
+            self.breaker.record_failure()
+            self.counters.add("timeouts")
+            raise TierTimeoutError(
+                f"tier {self.name!r}: no answer within {self.timeout_s * 1000:.0f} ms"
+            ) from exc
+        except IntegrityError:
+            self.breaker.record_success()  # the tier answered; its value was bad
+            raise
+        except Exception as exc:
+            self.breaker.record_failure()
+            self.counters.add("errors")
+            raise TierError(f"tier {self.name!r}: {type(exc).__name__}: {exc}") from exc
+        self.breaker.record_success()
+        return result
+
+    def close(self) -> None:
+        """Stop accepting calls; running calls finish in the background."""
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,129 @@
+"""The small protocols and value types every part of tiercache speaks.
+
+A :class:`Tier` stores blocks (and, optionally, encoded object info) under versioned
+:class:`BlockKey` keys. An :class:`Origin` is where the bytes really live. Both are
+`typing.Protocol` classes: a user-written tier needs no base class, only these methods.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
+
+#: ``metadata`` blocks (footers, Delta log files, small objects) may be shared across pods
+#: through Redis; ``data`` blocks stay in the pod (memory and disk tiers only).
+BlockKind = Literal["data", "metadata"]
+
+
+class BlockKey(NamedTuple):
+    """The identity of one cached block.
+
+    A NamedTuple, not a dataclass: it is hashed on every lookup of the read path, and tuple
+    hashing is done in C.
+
+    Attributes:
+        target: Digest of the target filesystem's identity (protocol and endpoint); never
+            credentials.
+        path: The object's path on the target, without protocol.
+        version: The object's version (ETag, generation, version id, or ``size:mtime``).
+        block_size: Block size in bytes. Part of the key, so changing the block size can
+            never serve a block cut at other borders.
+        block_index: Block number: the block covers
+            ``[block_index * block_size, (block_index + 1) * block_size)``.
+    """
+
+    target: str
+    path: str
+    version: str
+    block_size: int
+    block_index: int
+
+    def digest(self) -> str:
+        """Return a stable hex digest of the key, for tiers that need flat string keys."""
+        text = "\x00".join(
+            (self.target, self.path, self.version, str(self.block_size), str(self.block_index))
+        )
+        return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """What tiercache knows of one object: enough to key and pin its blocks.
+
+    Attributes:
+        path: The object's path on the target.
+        size: Size in bytes.
+        version: The version string used in block keys.
+        etag: The ETag to pin reads to (S3 ``If-Match``), when the store has one.
+        raw: The target's own ``info`` dict, returned unchanged by ``fs.info``.
+    """
+
+    path: str
+    size: int
+    version: str
+    etag: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+
+@runtime_checkable
+class Tier(Protocol):
+    """One cache tier. A miss returns ``None``; a failure raises (the chain makes it a miss).
+
+    Tiers other than the in-process memory tier are always called through a guard (time budget,
+    circuit breaker, bulkhead), so an implementation may block; it must never return bytes it
+    cannot vouch for.
+    """
+
+    name: str
+
+    def accepts(self, kind: BlockKind, /) -> bool:
+        """Return whether blocks of this class belong in this tier."""
+        ...
+
+    def get(self, key: BlockKey, /) -> bytes | None:
+        """Return the block stored under ``key``, or ``None`` on a miss."""
+        ...
+
+    def put(self, key: BlockKey, data: bytes, /) -> None:
+        """Store ``data`` under ``key``; may silently decline (too large, no space)."""
+        ...
+
+    def delete_object(self, target: str, path: str, /) -> None:
+        """Forget every block (all versions) of one object."""
+        ...
+
+    def close(self) -> None:
+        """Release the tier's resources. Called once, when the chain closes."""
+        ...
+
+
+class Origin(Protocol):
+    """The source of truth: an object store (or any fsspec filesystem) behind the tiers."""
+
+    @property
+    def target(self) -> str:
+        """Digest of the target identity (protocol, endpoint), used in block keys."""
+        ...
+
+    @property
+    def can_discover(self) -> bool:
+        """Whether :meth:`read_discover` can learn an object's info from a ranged read."""
+        ...
+
+    def info(self, path: str, /) -> ObjectInfo:
+        """Return the object's info (one metadata request, retried)."""
+        ...
+
+    def read(self, info: ObjectInfo, start: int, end: int, /) -> bytes:
+        """Return exactly ``[start, end)`` of the object version described by ``info``."""
+        ...
+
+    def read_discover(self, path: str, start: int, end: int, /) -> tuple[bytes, ObjectInfo]:
+        """Read ``[start, end)`` (clipped at EOF) without knowing the object first.
+
+        Returns the bytes and the object's info learnt from the same response, so a cold
+        read costs one request, not a HEAD and a GET.
+        """
+        ...

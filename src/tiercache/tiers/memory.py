@@ -1,0 +1,177 @@
+"""The RAM tier: a byte-bounded, thread-safe LRU of blocks, and the object-info table."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+from tiercache.blocks import is_immutable
+from tiercache.protocol import BlockKey, BlockKind, ObjectInfo
+
+
+class MemoryTier:
+    """A byte-bounded LRU of blocks, safe to share between threads.
+
+    The budget counts block payload bytes. A block larger than the whole budget is not admitted
+    (it would evict everything and then itself). The tier runs in process and is never slow, so
+    the chain calls it without a guard (``in_process = True``).
+
+    Args:
+        capacity_bytes: The budget in bytes (> 0; ``TIERCACHE_MEMORY_BYTES``).
+    """
+
+    name = "memory"
+    in_process = True
+
+    def __init__(self, capacity_bytes: int) -> None:
+        if capacity_bytes <= 0:
+            raise ValueError(f"capacity_bytes must be > 0, got {capacity_bytes}")
+        self.capacity_bytes = capacity_bytes
+        self._lock = threading.Lock()
+        self._blocks: OrderedDict[BlockKey, bytes] = OrderedDict()
+        # (target, path) -> keys, so that invalidating an object frees all of its versions.
+        self._by_object: dict[tuple[str, str], set[BlockKey]] = {}
+        self._used_bytes = 0
+
+    @property
+    def used_bytes(self) -> int:
+        """Bytes currently held."""
+        return self._used_bytes
+
+    def __len__(self) -> int:
+        return len(self._blocks)
+
+    def accepts(self, kind: BlockKind, /) -> bool:
+        """Take every class of block."""
+        return True
+
+    def get(self, key: BlockKey, /) -> bytes | None:
+        """Return the block and mark it most recently used, or ``None``."""
+        with self._lock:
+            data = self._blocks.get(key)
+            if data is not None:
+                self._blocks.move_to_end(key)
+            return data
+
+    def put(self, key: BlockKey, data: bytes, /) -> None:
+        """Store a block, evicting least recently used blocks to stay within the budget."""
+        size = len(data)
+        if size > self.capacity_bytes:
+            return
+        with self._lock:
+            old = self._blocks.pop(key, None)
+            if old is not None:
+                self._used_bytes -= len(old)
+            self._blocks[key] = data
+            self._used_bytes += size
+            self._by_object.setdefault((key.target, key.path), set()).add(key)
+            while self._used_bytes > self.capacity_bytes:
+                evicted, value = self._blocks.popitem(last=False)
+                self._used_bytes -= len(value)
+                self._unindex(evicted)
+
+    def delete_object(self, target: str, path: str, /) -> None:
+        """Drop every block of one object, all versions."""
+        with self._lock:
+            for key in self._by_object.pop((target, path), ()):
+                value = self._blocks.pop(key, None)
+                if value is not None:
+                    self._used_bytes -= len(value)
+
+    def clear(self) -> None:
+        """Drop everything."""
+        with self._lock:
+            self._blocks.clear()
+            self._by_object.clear()
+            self._used_bytes = 0
+
+    def close(self) -> None:
+        """Release the memory."""
+        self.clear()
+
+    def _unindex(self, key: BlockKey) -> None:
+        keys = self._by_object.get((key.target, key.path))
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._by_object[(key.target, key.path)]
+
+
+class InfoCache:
+    """Object info (size, version) by path, bounded by entry count, with per-path freshness.
+
+    Immutable paths (see :func:`tiercache.blocks.is_immutable`) are trusted for as long as they
+    stay in the table; other paths for ``ttl_s`` seconds. This table stays on even when the RAM
+    block tier is disabled: without it every read would pay a metadata request.
+
+    Args:
+        ttl_s: Seconds info of a mutable path is trusted (``TIERCACHE_INFO_TTL``; 0 = never).
+        max_entries: Entries kept; the least recently used is dropped beyond it.
+        clock: Monotonic clock; injected by tests.
+    """
+
+    def __init__(
+        self,
+        ttl_s: float,
+        max_entries: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, tuple[ObjectInfo, float]] = OrderedDict()
+        # Bumped by every discard: info fetched before an invalidation must not be stored
+        # after it (a reader racing a writer would otherwise re-cache the old version).
+        self._epoch = 0
+
+    @property
+    def epoch(self) -> int:
+        """The invalidation epoch; pass the value seen before fetching info to :meth:`put`."""
+        return self._epoch
+
+    def get(self, path: str) -> ObjectInfo | None:
+        """Return fresh info for ``path``, or ``None`` (unknown or expired)."""
+        with self._lock:
+            entry = self._entries.get(path)
+            if entry is None:
+                return None
+            info, expires_at = entry
+            if expires_at < self._clock():
+                del self._entries[path]
+                return None
+            self._entries.move_to_end(path)
+            return info
+
+    def put(self, info: ObjectInfo, epoch: int | None = None) -> None:
+        """Remember ``info`` for its path, unless an invalidation happened since ``epoch``."""
+        if is_immutable(info.path):
+            expires_at = math.inf
+        elif self.ttl_s <= 0:
+            return
+        else:
+            expires_at = self._clock() + self.ttl_s
+        with self._lock:
+            if epoch is not None and epoch != self._epoch:
+                return
+            self._entries[info.path] = (info, expires_at)
+            self._entries.move_to_end(info.path)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def discard(self, path: str) -> None:
+        """Forget ``path``."""
+        with self._lock:
+            self._epoch += 1
+            self._entries.pop(path, None)
+
+    def clear(self) -> None:
+        """Forget everything."""
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,21 @@
+"""Shared fixtures: a clean environment and no cache state leaking between tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tiercache.fs import TieredFileSystem, close_shared_chains
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Remove every TIERCACHE_* variable; drop shared chains and cached fs instances after."""
+    for name in list(os.environ):
+        if name.startswith("TIERCACHE_"):
+            monkeypatch.delenv(name)
+    yield
+    TieredFileSystem.clear_instance_cache()
+    close_shared_chains()

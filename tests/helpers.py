@@ -1,0 +1,50 @@
+"""Test helpers: a deterministic, instrumented origin filesystem."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from fsspec.implementations.memory import MemoryFileSystem
+
+
+def letters(size: int) -> bytes:
+    """Return ``size`` deterministic bytes (fsspec's letters_fetcher idea, with more variety)."""
+    pattern = bytes(range(251))  # a prime length: block borders never line up with the pattern
+    return (pattern * (size // len(pattern) + 1))[:size]
+
+
+class CountingFS(MemoryFileSystem):  # type: ignore[misc]
+    """An in-memory filesystem that counts data reads and can be slowed down or made to fail."""
+
+    protocol = "countingmem"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lock = threading.Lock()
+        self.reads: list[tuple[str, int | None, int | None]] = []
+        self.info_calls = 0
+        self.delay_s = 0.0
+        self.failures: list[BaseException] = []  # raised, in order, by the next reads
+        self.short_by = 0  # bytes cut from the next read's answer
+
+    def cat_file(
+        self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
+    ) -> bytes:
+        with self.lock:
+            self.reads.append((path, start, end))
+            failure = self.failures.pop(0) if self.failures else None
+            short_by, self.short_by = self.short_by, 0
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        if failure is not None:
+            raise failure
+        data: bytes = super().cat_file(path, start=start, end=end, **kwargs)
+        return data[: len(data) - short_by] if short_by else data
+
+    def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        with self.lock:
+            self.info_calls += 1
+        result: dict[str, Any] = super().info(path, **kwargs)
+        return result

@@ -1,0 +1,261 @@
+"""The chain: lookup order, runs, single-flight, promotion, guards, fills, versions."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.helpers import CountingFS, letters
+from tiercache.chain import TierChain
+from tiercache.errors import ObjectChangedError, OriginError
+from tiercache.origin import FsspecOrigin
+from tiercache.protocol import BlockKey, BlockKind, Tier
+from tiercache.tiers.memory import MemoryTier
+
+BS = 4096
+
+
+class DictTier:
+    """A guarded (not in-process) tier backed by a dict; can be made to fail or hang."""
+
+    def __init__(self, name: str = "slow", kinds: tuple[BlockKind, ...] = ("data", "metadata")):
+        self.name = name
+        self.kinds = kinds
+        self.data: dict[BlockKey, bytes] = {}
+        self.fail = False
+        self.hang = threading.Event()  # cleared: get() blocks
+        self.hang.set()
+        self.hang_put = threading.Event()  # cleared: put() blocks
+        self.hang_put.set()
+
+    def accepts(self, kind: BlockKind, /) -> bool:
+        return kind in self.kinds
+
+    def get(self, key: BlockKey, /) -> bytes | None:
+        self.hang.wait()
+        if self.fail:
+            raise OSError("tier broken")
+        return self.data.get(key)
+
+    def put(self, key: BlockKey, data: bytes, /) -> None:
+        self.hang_put.wait()
+        if self.fail:
+            raise OSError("tier broken")
+        self.data[key] = data
+
+    def delete_object(self, target: str, path: str, /) -> None:
+        if self.fail:
+            raise OSError("tier broken")
+        for k in [k for k in self.data if k.path == path]:
+            del self.data[k]
+
+    def close(self) -> None:
+        self.hang.set()
+        self.hang_put.set()
+
+
+@pytest.fixture
+def origin_fs() -> CountingFS:
+    return CountingFS(skip_instance_cache=True)
+
+
+def make_chain(fs: CountingFS, tiers: list[Tier], **kwargs: object) -> TierChain:
+    origin = FsspecOrigin(fs, retries=2, timeout_s=5.0, concurrency=8, sleep=lambda _: None)
+    return TierChain(origin, tiers, block_size=BS, info_ttl_s=60.0, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def path(origin_fs: CountingFS) -> Iterator[str]:
+    p = f"/chain/{uuid.uuid4().hex}.bin"
+    origin_fs.pipe_file(p, letters(10 * BS + 123))
+    yield p
+    origin_fs.rm(p)
+
+
+def test_missing_blocks_are_fetched_in_contiguous_runs(origin_fs: CountingFS, path: str) -> None:
+    chain = make_chain(origin_fs, [MemoryTier(1 << 20)])
+    data = letters(10 * BS + 123)
+    assert chain.read_range(path, 2 * BS + 5, 3 * BS) == data[2 * BS + 5 : 3 * BS]
+    assert chain.read_range(path, 6 * BS, 7 * BS + 1) == data[6 * BS : 7 * BS + 1]
+    origin_fs.reads.clear()
+    # Blocks 2, 6 and 7 are cached: blocks 0-1, 3-5 and 8-10 are three runs, three requests.
+    assert chain.read_range(path, 0, None) == data
+    assert sorted(origin_fs.reads) == sorted(
+        [(path, 0, 2 * BS), (path, 3 * BS, 6 * BS), (path, 8 * BS, len(data))]
+    )
+    origin_fs.reads.clear()
+    assert chain.read_range(path, 0, None) == data
+    assert origin_fs.reads == []
+    chain.close()
+
+
+def test_32_threads_reading_one_cold_block_cause_one_origin_request(
+    origin_fs: CountingFS, path: str
+) -> None:
+    chain = make_chain(origin_fs, [])  # no tier at all: single-flight alone must hold
+    chain.info(path)
+    origin_fs.delay_s = 0.2
+    barrier = threading.Barrier(32)
+    results: list[bytes] = []
+    lock = threading.Lock()
+
+    def read() -> None:
+        barrier.wait()
+        got = chain.read_range(path, BS + 10, BS + 20)
+        with lock:
+            results.append(got)
+
+    threads = [threading.Thread(target=read) for _ in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [letters(10 * BS + 123)[BS + 10 : BS + 20]] * 32
+    assert origin_fs.reads == [(path, BS, 2 * BS)]
+    chain.close()
+
+
+def test_a_failed_leader_fails_its_waiters_and_nothing_is_cached(
+    origin_fs: CountingFS, path: str
+) -> None:
+    memory = MemoryTier(1 << 20)
+    chain = make_chain(origin_fs, [memory])
+    chain.info(path)
+    origin_fs.failures = [FileNotFoundError("vanished")]
+    with pytest.raises(FileNotFoundError):
+        chain.read_range(path, 0, 10)
+    assert len(memory) == 0
+    assert len(chain._blocks_flight) == 0
+    assert chain.read_range(path, 0, 10) == letters(10)
+    chain.close()
+
+
+def test_lower_tier_hits_are_promoted_to_memory(origin_fs: CountingFS, path: str) -> None:
+    memory, lower = MemoryTier(1 << 20), DictTier()
+    chain = make_chain(origin_fs, [memory, lower])
+    data = letters(10 * BS + 123)
+    chain.read_range(path, 0, BS)
+    chain.fills.join()
+    assert len(lower.data) == 1  # filled behind the read
+    memory.clear()
+    origin_fs.reads.clear()
+    assert chain.read_range(path, 0, BS) == data[:BS]
+    assert origin_fs.reads == []
+    assert len(memory) == 1
+    stats = chain.stats()["tiers"]
+    assert stats["slow"]["hits"] == 1
+    assert stats["memory"]["hits"] == 0
+    assert stats["slow"]["bytes_written"] == BS
+    chain.close()
+
+
+def test_lower_tier_filled_only_with_the_classes_it_accepts(
+    origin_fs: CountingFS, path: str
+) -> None:
+    meta = DictTier("meta", kinds=("metadata",))
+    chain = make_chain(origin_fs, [meta])
+    big = f"/chain/{uuid.uuid4().hex}.parquet"
+    origin_fs.pipe_file(big, letters(400 * 1024))  # above the small-object threshold
+    chain.read_range(big, 0, None)
+    chain.fills.join()
+    tail_start = 400 * 1024 - 64 * 1024
+    assert {k.block_index for k in meta.data} == set(range(tail_start // BS, 100))
+    chain.close()
+
+
+def test_a_failing_tier_is_a_miss_and_its_breaker_opens(origin_fs: CountingFS, path: str) -> None:
+    lower = DictTier()
+    lower.fail = True
+    chain = make_chain(origin_fs, [lower], breaker_failures=2)
+    chain.fills.close()  # no background fills: only lookups charge the breaker here
+    data = letters(10 * BS + 123)
+    for i in range(4):
+        assert chain.read_range(path, i * BS, (i + 1) * BS) == data[i * BS : (i + 1) * BS]
+    tier = chain.stats()["tiers"]["slow"]
+    assert tier["state"] == "open"
+    # Lookups and background fills both charge the breaker; once open, calls are rejected.
+    assert tier["errors"] == 2
+    assert tier["rejected"] >= 2
+    chain.close()
+
+
+def test_a_hung_tier_costs_its_time_budget_then_nothing(origin_fs: CountingFS, path: str) -> None:
+    lower = DictTier()
+    lower.hang.clear()
+    chain = make_chain(origin_fs, [lower], breaker_failures=1, default_timeout_s=0.05)
+    data = letters(10 * BS + 123)
+    assert chain.read_range(path, 0, 10) == data[:10]
+    assert chain.read_range(path, BS, BS + 10) == data[BS : BS + 10]
+    tier = chain.stats()["tiers"]["slow"]
+    assert tier["timeouts"] == 1
+    assert tier["state"] == "open"
+    lower.hang.set()
+    chain.close()
+
+
+def test_a_full_fill_queue_drops_and_counts(origin_fs: CountingFS, path: str) -> None:
+    lower = DictTier()
+    lower.hang_put.clear()  # fills stall: the queue fills up
+    chain = make_chain(origin_fs, [lower], fill_queue_size=1, default_timeout_s=5.0)
+    chain.read_range(path, 0, None)
+    fills = chain.stats()["fills"]
+    # 11 blocks; at most 2 workers stuck on a put and 1 job waiting: the rest are dropped.
+    assert fills["dropped"] >= 8
+    assert fills["queued"] + fills["dropped"] == 11
+    lower.hang_put.set()
+    chain.close()
+
+
+def test_an_object_changed_mid_read_restarts_on_the_new_version(
+    origin_fs: CountingFS, path: str
+) -> None:
+    chain = make_chain(origin_fs, [MemoryTier(1 << 20)])
+    calls = {"n": 0}
+    real_read = chain.origin.read
+
+    def read_once_changed(info, start, end):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            origin_fs.pipe_file(path, b"new" * 5000)
+            raise ObjectChangedError("changed")
+        return real_read(info, start, end)
+
+    chain.origin.read = read_once_changed  # type: ignore[method-assign]
+    assert chain.read_range(path, 0, 9) == b"newnewnew"
+    chain.close()
+
+
+def test_invalidation_failure_makes_the_tier_untrusted_for_the_path(
+    origin_fs: CountingFS, path: str
+) -> None:
+    lower = DictTier()
+    chain = make_chain(origin_fs, [lower], breaker_failures=100)
+    chain.read_range(path, 0, 10)
+    chain.fills.join()
+    lower.fail = True
+    chain.invalidate(path)
+    lower.fail = False
+    assert path in chain.slots[0].untrusted
+    before = chain.stats()["tiers"]["slow"]["hits"]
+    chain.read_range(path, 0, 10)
+    assert chain.stats()["tiers"]["slow"]["hits"] == before  # not asked
+    chain.invalidate(path)
+    assert path not in chain.slots[0].untrusted
+    chain.close()
+
+
+def test_origin_failure_surfaces_as_a_typed_error(origin_fs: CountingFS, path: str) -> None:
+    chain = make_chain(origin_fs, [MemoryTier(1 << 20)])
+    chain.info(path)
+    origin_fs.failures = [ConnectionError("down")] * 10
+    with pytest.raises(OriginError):
+        chain.read_range(path, 0, 10)
+    chain.close()
+
+
+def test_tier_names_must_be_unique(origin_fs: CountingFS) -> None:
+    with pytest.raises(ValueError, match="unique"):
+        make_chain(origin_fs, [DictTier("x"), DictTier("x")])
