@@ -3,7 +3,7 @@
 Re-exports only; see the modules for the concepts.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib import metadata as _metadata
 
 from .config import Settings
 from .errors import (
@@ -22,8 +22,8 @@ from .protocol import BlockKey, BlockKind, ObjectInfo, Origin, Tier
 from .tiers.memory import MemoryTier
 
 try:
-    __version__ = version("tiercache")
-except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = _metadata.version("tiercache")
+except _metadata.PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
 __all__ = [

@@ -274,6 +274,7 @@ class TierChain:
             slot.counters.hit(len(block))
             if front is not None:
                 front.tier.put(key, block)
+                front.counters.add("bytes_written", len(block))
             for upper in above:
                 self._fill(upper, key, block)
             return block
