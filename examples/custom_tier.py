@@ -14,8 +14,6 @@ import os
 import tempfile
 import threading
 
-import fsspec
-
 import tiercache
 from tiercache import BlockKey, BlockKind
 

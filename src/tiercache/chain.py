@@ -24,10 +24,12 @@ from .flight import SingleFlight
 from .guard import BreakerState, CircuitBreaker, Guard
 from .origin import FsspecOrigin
 from .protocol import BlockKey, BlockKind, ObjectInfo, Tier
-from .stats import InfoCounters, TierCounters
+from .stats import Tally, TierCounters
 from .tiers.memory import InfoCache
 
 logger = logging.getLogger(__name__)
+
+_new_key = tuple.__new__
 
 #: How often one read restarts on a new version after the object changed under it.
 VERSION_RETRIES = 3
@@ -101,7 +103,6 @@ class TierChain:
         self.target = origin.target
         self.block_size = block_size
         self.info_cache = InfoCache(info_ttl_s)
-        self.info_counters = InfoCounters()
         self.fills = FillQueue(fill_queue_size)
         timeouts = dict(tier_timeouts_s or {})
         names = [tier.name for tier in tiers]
@@ -126,16 +127,18 @@ class TierChain:
         self._info_flight: SingleFlight[str, _Discovered | ObjectInfo] = SingleFlight()
         self._runs = ThreadPoolExecutor(max_workers=run_workers, thread_name_prefix="tiercache-run")
         self._closed = threading.Event()
+        # Hits of the hot path: an info hit and a memory-tier hit each (see read_range).
+        self._fast_hits = Tally()
 
     # -- object info ---------------------------------------------------------------------------
 
     def info(self, path: str) -> ObjectInfo:
         """Return the object's info: from the in-process table, else the origin (single-flight)."""
         info = self.info_cache.get(path)
-        if info is not None:
-            self.info_counters.add("hits")
-            return info
-        self.info_counters.add("misses")
+        return info if info is not None else self._fetch_info(path)
+
+    def _fetch_info(self, path: str) -> ObjectInfo:
+        """Ask the origin for the info of ``path`` (single-flight) and keep it if it is a file."""
         _mine, theirs = self._info_flight.claim([path])
         if theirs:
             found = theirs[path].result()
@@ -177,8 +180,38 @@ class TierChain:
         If the object changes during the read (S3 412), the info is refreshed and the read
         starts over on the new version, at most :data:`VERSION_RETRIES` times.
         """
+        info = self.info_cache.peek(path)
+        front = self._front
+        # The hot path, written out flat (every call costs here): a known object, an explicit
+        # in-bounds range inside one block that is in RAM. It counts an info hit and a memory hit
+        # with one tally (``_fast_hits``). Anything else takes the general path, which counts the
+        # info lookup, looks the block up again and counts the miss.
+        if (
+            info is not None
+            and front is not None
+            and start is not None
+            and end is not None
+            and 0 <= start < end <= info.size
+        ):
+            bs = self.block_size
+            index = start // bs
+            if index == (end - 1) // bs:
+                key = _new_key(BlockKey, (self.target, path, info.version, bs, index))
+                block = front.tier.get(key)
+                if block is not None:
+                    self._fast_hits.add(len(block))
+                    offset = index * bs
+                    return block[start - offset : end - offset]
+        if info is None:
+            self.info_cache.counters.add("misses")
+        else:
+            self.info_cache.counters.hit()
+        return self._read_range(path, start, end, info)
+
+    def _read_range(
+        self, path: str, start: int | None, end: int | None, info: ObjectInfo | None
+    ) -> bytes:
         for _ in range(VERSION_RETRIES):
-            info = self.info_cache.get(path)
             if info is None:
                 if (
                     self.origin.can_discover
@@ -191,19 +224,21 @@ class TierChain:
                         return found
                     info = found
                 else:
-                    info = self.info(path)
+                    info = self._fetch_info(path)
+                if info.raw.get("type", "file") != "file":
+                    # Not a file (a directory, say): whatever the target does, tiercache does.
+                    return bytes(self.origin.fs.cat_file(path, start=start, end=end))
+            if start is not None and end is not None and 0 <= start <= end <= info.size:
+                lo, hi = start, end  # the common case needs no normalising
             else:
-                self.info_counters.add("hits")
-            if info.raw.get("type", "file") != "file":
-                # Not a file (a directory, say): whatever the target does, tiercache does.
-                return bytes(self.origin.fs.cat_file(path, start=start, end=end))
-            lo, hi = normalize_range(start, end, info.size)
+                lo, hi = normalize_range(start, end, info.size)
             if lo == hi:
                 return b""
             try:
                 return self.read_pinned(info, lo, hi)
             except ObjectChangedError:
                 self.info_cache.discard(path)
+                info = None
         raise ObjectChangedError(f"{path!r} changed {VERSION_RETRIES} times during one read")
 
     def read_pinned(self, info: ObjectInfo, start: int, end: int) -> bytes:
@@ -218,7 +253,8 @@ class TierChain:
         bs = self.block_size
         first = start // bs
         if first == (end - 1) // bs:  # the common case: one block, one slice
-            key = BlockKey(self.target, info.path, info.version, bs, first)
+            # tuple.__new__ skips NamedTuple's Python-level __new__ (half the cost, hot path).
+            key = _new_key(BlockKey, (self.target, info.path, info.version, bs, first))
             block = self._lookup(key, info)
             if block is None:
                 block = self._fetch(info, [key])[first]
@@ -238,10 +274,10 @@ class TierChain:
                 blocks[key.block_index] = block
         if missing:
             blocks.update(self._fetch(info, missing))
-        first_offset = first * bs
-        parts = [blocks[key.block_index] for key in keys]
+        # Views, not slices: join copies each byte once.
+        parts = [memoryview(blocks[key.block_index]) for key in keys]
         parts[-1] = parts[-1][: end - keys[-1].block_index * bs]
-        parts[0] = parts[0][start - first_offset :]
+        parts[0] = parts[0][start - first * bs :]
         return b"".join(parts)
 
     def _lookup(self, key: BlockKey, info: ObjectInfo) -> bytes | None:
@@ -363,7 +399,6 @@ class TierChain:
 
         Returns the bytes when the leader's read (or ours) covers the range, else the info.
         """
-        self.info_counters.add("misses")
         bs = self.block_size
         first, last = start // bs, (end - 1) // bs
         _mine, theirs = self._info_flight.claim([path])
@@ -398,19 +433,24 @@ class TierChain:
 
     def stats(self) -> dict[str, Any]:
         """Return the documented stats snapshot (see :mod:`tiercache.stats`)."""
+        fast_hits, fast_bytes = self._fast_hits.totals()
         tiers: dict[str, Any] = {}
         for slot in self.slots:
             entry: dict[str, Any] = dict(slot.counters.snapshot())
+            if slot is self._front:
+                entry["hits"] += fast_hits
+                entry["bytes_read"] += fast_bytes
             entry["state"] = slot.state.value
             used = getattr(slot.tier, "used_bytes", None)
             if used is not None:
                 entry["used_bytes"] = used
                 entry["capacity_bytes"] = getattr(slot.tier, "capacity_bytes", None)
             tiers[slot.name] = entry
+        info = self.info_cache.counters.snapshot()
         return {
             "tiers": tiers,
             "origin": self.origin.counters.snapshot(),
-            "info": self.info_counters.snapshot(),
+            "info": {**info, "hits": info["hits"] + fast_hits},
             "fills": self.fills.counters.snapshot(),
             "block_size": self.block_size,
         }

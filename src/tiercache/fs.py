@@ -156,11 +156,11 @@ class TieredFileSystem(ChainedFileSystem):  # type: ignore[misc]  # fsspec is un
         """Return the target's own form of ``path`` (memoized: this is on the read path)."""
         tpath = self._paths.get(path)
         if tpath is None:
-            tpath = self.target._strip_protocol(self._strip_protocol(path))
+            tpath = str(self.target._strip_protocol(self._strip_protocol(path)))
             if len(self._paths) > 10_000:
                 self._paths.clear()
             self._paths[path] = tpath
-        return str(tpath)
+        return tpath
 
     @property
     def chain(self) -> TierChain:

@@ -43,27 +43,69 @@ class Counters:
     def snapshot(self) -> dict[str, int]:
         """Return the counters as a plain dict."""
         with self._lock:
-            return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_lock"}
+            return {
+                f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")
+            }
+
+
+class _Cell:
+    __slots__ = ("amount", "count")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.amount = 0
+
+
+class Tally:
+    """Counts events (and an amount per event) without a lock on the hot path.
+
+    Each thread increments a cell of its own, so no update is ever lost and no lock is taken;
+    :meth:`totals` sums the cells. Used for hits, which happen on every cached read.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._cells: list[_Cell] = []
+        self._lock = threading.Lock()
+
+    def add(self, amount: int = 0) -> None:
+        """Count one event of ``amount``."""
+        try:
+            cell: _Cell = self._local.cell
+        except AttributeError:
+            cell = self._local.cell = _Cell()
+            with self._lock:
+                self._cells.append(cell)
+        cell.count += 1
+        cell.amount += amount
+
+    def totals(self) -> tuple[int, int]:
+        """Return (events, summed amount) over every thread."""
+        with self._lock:
+            cells = list(self._cells)
+        return sum(c.count for c in cells), sum(c.amount for c in cells)
 
 
 @dataclass
 class TierCounters(Counters):
     """Counters of one tier; see the module docstring for their meaning."""
 
-    hits: int = 0
     misses: int = 0
     errors: int = 0
     timeouts: int = 0
     rejected: int = 0
     corrupt: int = 0
-    bytes_read: int = 0
     bytes_written: int = 0
+    _hits: Tally = field(default_factory=Tally, repr=False, compare=False)
 
     def hit(self, nbytes: int) -> None:
-        """Count one hit of ``nbytes`` bytes (one lock round trip: this is the hot path)."""
-        with self._lock:
-            self.hits += 1
-            self.bytes_read += nbytes
+        """Count one hit of ``nbytes`` bytes (lock-free: this is the hot path)."""
+        self._hits.add(nbytes)
+
+    def snapshot(self) -> dict[str, int]:
+        """Return the counters as a plain dict, hits and bytes read included."""
+        hits, bytes_read = self._hits.totals()
+        return {"hits": hits, **super().snapshot(), "bytes_read": bytes_read}
 
 
 @dataclass
@@ -80,8 +122,16 @@ class OriginCounters(Counters):
 class InfoCounters(Counters):
     """Object-info lookups answered from the in-process table (hits) or not (misses)."""
 
-    hits: int = 0
     misses: int = 0
+    _hits: Tally = field(default_factory=Tally, repr=False, compare=False)
+
+    def hit(self) -> None:
+        """Count one hit (lock-free)."""
+        self._hits.add()
+
+    def snapshot(self) -> dict[str, int]:
+        """Return hits and misses."""
+        return {"hits": self._hits.totals()[0], **super().snapshot()}
 
 
 @dataclass

@@ -58,7 +58,9 @@ def check(fs: TieredFileSystem, path: str, data: bytes, ops: list[Any]) -> None:
                 assert got == data[start:end], (op, len(data))
             elif op[0] == "cat_ranges":
                 pairs = op[1]
-                got = fs.cat_ranges([path] * len(pairs), [s for s, _ in pairs], [e for _, e in pairs])
+                got = fs.cat_ranges(
+                    [path] * len(pairs), [s for s, _ in pairs], [e for _, e in pairs]
+                )
                 assert got == [data[s:e] for s, e in pairs]
             else:
                 _, whence, where, length = op

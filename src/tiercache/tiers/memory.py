@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from tiercache.blocks import is_immutable
 from tiercache.protocol import BlockKey, BlockKind, ObjectInfo
+from tiercache.stats import InfoCounters
 
 
 class MemoryTier:
@@ -49,12 +50,19 @@ class MemoryTier:
         return True
 
     def get(self, key: BlockKey, /) -> bytes | None:
-        """Return the block and mark it most recently used, or ``None``."""
-        with self._lock:
-            data = self._blocks.get(key)
-            if data is not None:
-                self._blocks.move_to_end(key)
-            return data
+        """Return the block and mark it most recently used, or ``None``.
+
+        Lock-free: ``OrderedDict.get`` and ``move_to_end`` are each atomic, and a block evicted
+        between the two is still a valid answer (bytes are immutable). Writers hold the lock.
+        """
+        blocks = self._blocks
+        data = blocks.get(key)
+        if data is not None:
+            try:  # noqa: SIM105  # contextlib.suppress costs a call on the hot path
+                blocks.move_to_end(key)
+            except KeyError:
+                pass  # evicted meanwhile
+        return data
 
     def put(self, key: BlockKey, data: bytes, /) -> None:
         """Store a block, evicting least recently used blocks to stay within the budget."""
@@ -124,6 +132,7 @@ class InfoCache:
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, tuple[ObjectInfo, float]] = OrderedDict()
+        self.counters = InfoCounters()
         # Bumped by every discard: info fetched before an invalidation must not be stored
         # after it (a reader racing a writer would otherwise re-cache the old version).
         self._epoch = 0
@@ -134,17 +143,32 @@ class InfoCache:
         return self._epoch
 
     def get(self, path: str) -> ObjectInfo | None:
-        """Return fresh info for ``path``, or ``None`` (unknown or expired)."""
-        with self._lock:
-            entry = self._entries.get(path)
-            if entry is None:
-                return None
-            info, expires_at = entry
-            if expires_at < self._clock():
-                del self._entries[path]
-                return None
-            self._entries.move_to_end(path)
+        """Return fresh info for ``path``, or ``None`` (unknown or expired); count which."""
+        info = self.peek(path)
+        if info is None:
+            self.counters.add("misses")
+        else:
+            self.counters.hit()
+        return info
+
+    def peek(self, path: str) -> ObjectInfo | None:
+        """Like :meth:`get`, without counting (the caller counts: the chain's hot path)."""
+        # Lock-free for the same reasons as MemoryTier.get; writers hold the lock.
+        entries = self._entries
+        entry = entries.get(path)
+        if entry is None:
+            return None
+        info, expires_at = entry
+        if expires_at >= self._clock():
+            try:  # noqa: SIM105  # contextlib.suppress costs a call on the hot path
+                entries.move_to_end(path)
+            except KeyError:
+                pass  # dropped meanwhile; the info we hold was fresh when read
             return info
+        with self._lock:
+            if entries.get(path) is entry:
+                del entries[path]
+        return None
 
     def put(self, info: ObjectInfo, epoch: int | None = None) -> None:
         """Remember ``info`` for its path, unless an invalidation happened since ``epoch``."""
