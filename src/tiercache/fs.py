@@ -280,8 +280,11 @@ class TieredFileSystem(ChainedFileSystem):  # type: ignore[misc]  # fsspec is un
         return bool(self.target.isdir(self._tpath(path)))
 
     def isfile(self, path: str) -> bool:
-        """Return whether ``path`` is a file on the target."""
-        return bool(self.target.isfile(self._tpath(path)))
+        """Return whether ``path`` is a file, from cached info (pyarrow asks before every open)."""
+        try:
+            return bool(self.info(path).get("type") == "file")
+        except FileNotFoundError:
+            return False
 
     def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
         """Create a directory on the target."""
@@ -441,7 +444,8 @@ class _WriteThrough(io.IOBase):
         return int(self._inner.tell())
 
     def flush(self) -> None:
-        self._inner.flush()
+        if not self._inner.closed:  # IOBase.close() flushes after the inner file has closed
+            self._inner.flush()
 
     def close(self) -> None:
         if self.closed:

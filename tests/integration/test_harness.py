@@ -1,0 +1,381 @@
+"""Tests of the shipped test harness itself: the S3 server subprocess and the HTTP fault proxy.
+
+They run s3fs (and, for ``Expect: 100-continue`` uploads, boto3) against the real moto
+subprocess, directly and through the proxy.
+"""
+
+from __future__ import annotations
+
+import http.client
+import inspect
+import io
+import os
+import socket
+import threading
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import boto3
+import pytest
+import s3fs
+
+import tiercache.testing
+from tiercache.testing import HttpFaultProxy, S3Server, s3_error_body
+from tiercache.testing.s3server import _server_environment
+
+pytestmark = pytest.mark.integration
+
+DATA = bytes(range(256)) * 1024  # 256 KiB with a position-dependent pattern.
+
+
+def make_fs(options: dict[str, Any], *, retry: bool = True) -> Any:
+    """Return a fresh s3fs filesystem; with ``retry=False`` neither s3fs nor botocore retries."""
+    kwargs: dict[str, Any] = {**options, "skip_instance_cache": True, "use_listings_cache": False}
+    if not retry:
+        # botocore's legacy "max_attempts" counts retries; "total_max_attempts" counts requests.
+        kwargs["config_kwargs"] = {"retries": {"total_max_attempts": 1}}
+    fs = s3fs.S3FileSystem(**kwargs)
+    if not retry:
+        fs.retries = 1  # A class attribute in s3fs, not a constructor argument.
+    return fs
+
+
+def boto3_client(endpoint_url: str) -> Any:
+    """Return a boto3 S3 client for ``endpoint_url`` with the server's dummy credentials."""
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+
+
+def signed_target(operation: str, bucket: str, key: str | None = None) -> str:
+    """Return the path and query of a presigned URL, for plain http.client requests.
+
+    moto refuses unsigned (anonymous) reads of private objects.
+    """
+    client = boto3_client("http://127.0.0.1")
+    try:
+        params = {"Bucket": bucket} if key is None else {"Bucket": bucket, "Key": key}
+        url: str = client.generate_presigned_url(operation, Params=params)
+    finally:
+        client.close()
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}"
+
+
+def raw_request(url: str, method: str, target: str) -> tuple[http.client.HTTPResponse, bytes]:
+    """Send one request with http.client on a new connection; return the response and body."""
+    connection = http.client.HTTPConnection(url.removeprefix("http://"), timeout=30)
+    try:
+        connection.request(method, target)
+        response = connection.getresponse()
+        return response, response.read()
+    finally:
+        connection.close()
+
+
+def test_public_names_are_exactly_all() -> None:
+    exported = {
+        name
+        for name, value in vars(tiercache.testing).items()
+        if not name.startswith("_") and not inspect.ismodule(value)
+    }
+    assert exported == set(tiercache.testing.__all__)
+    assert tiercache.testing.__all__ == sorted(tiercache.testing.__all__)
+
+
+def test_storage_options_are_explicit(s3_server: S3Server) -> None:
+    options = s3_server.storage_options("http://127.0.0.1:1")
+    assert options == {
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {"endpoint_url": "http://127.0.0.1:1", "region_name": "us-east-1"},
+    }
+    assert s3_server.storage_options()["client_kwargs"]["endpoint_url"] == s3_server.endpoint_url
+    assert s3_server.endpoint_url == f"http://127.0.0.1:{s3_server.port}"
+
+
+def test_server_environment_drops_aws_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://elsewhere.invalid")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "real-looking-key")
+    environment = _server_environment()
+    assert not [name for name in environment if name.startswith("AWS_")]
+    assert environment["PATH"] == os.environ["PATH"]
+
+
+def test_object_reads_back_byte_exact(
+    s3_server: S3Server, s3_bucket: str, s3_storage_options: dict[str, Any]
+) -> None:
+    s3_server.put_object(s3_bucket, "dir/data.bin", DATA)
+    fs = make_fs(s3_storage_options)
+    path = f"{s3_bucket}/dir/data.bin"
+    assert fs.cat_file(path, start=1000, end=200_000) == DATA[1000:200_000]
+    assert fs.cat_file(path) == DATA
+    assert fs.info(path)["size"] == len(DATA)
+
+
+def test_proxy_forwards_writes_and_reads(
+    s3_bucket: str, fault_proxy: HttpFaultProxy, proxy_storage_options: dict[str, Any]
+) -> None:
+    fs = make_fs(proxy_storage_options)
+    path = f"{s3_bucket}/written.bin"
+    fs.pipe_file(path, DATA)
+    assert fs.cat_file(path, start=7, end=70_007) == DATA[7:70_007]
+    assert fault_proxy.requests("PUT") == 1
+    assert fault_proxy.requests("GET") == 1
+    assert fault_proxy.injected() == 0
+
+
+def test_proxy_accepts_expect_100_continue_uploads(
+    s3_server: S3Server, s3_bucket: str, fault_proxy: HttpFaultProxy
+) -> None:
+    # botocore sends "Expect: 100-continue" for file-like bodies and waits for the interim answer.
+    client = boto3_client(fault_proxy.url)
+    try:
+        client.put_object(Bucket=s3_bucket, Key="uploaded.bin", Body=io.BytesIO(DATA))
+    finally:
+        client.close()
+    fs = make_fs(s3_server.storage_options())
+    assert fs.cat_file(f"{s3_bucket}/uploaded.bin") == DATA
+    assert fault_proxy.requests("PUT") == 1
+
+
+def test_fail_next_without_retries_raises_oserror(
+    s3_server: S3Server,
+    s3_bucket: str,
+    fault_proxy: HttpFaultProxy,
+    proxy_storage_options: dict[str, Any],
+) -> None:
+    s3_server.put_object(s3_bucket, "data.bin", DATA)
+    fault_proxy.fail_next(2)
+    fs = make_fs(proxy_storage_options, retry=False)
+    with pytest.raises(OSError, match="reduce your request rate"):
+        fs.cat_file(f"{s3_bucket}/data.bin", start=0, end=100)
+    assert fault_proxy.injected() == 1
+    assert fault_proxy.requests("GET") == 1
+
+
+def test_fail_next_with_retries_reads_the_object(
+    s3_server: S3Server,
+    s3_bucket: str,
+    fault_proxy: HttpFaultProxy,
+    proxy_storage_options: dict[str, Any],
+) -> None:
+    s3_server.put_object(s3_bucket, "data.bin", DATA)
+    fault_proxy.fail_next(2)
+    fs = make_fs(proxy_storage_options)
+    assert fs.cat_file(f"{s3_bucket}/data.bin", start=100, end=5000) == DATA[100:5000]
+    assert fault_proxy.injected() == 2
+    assert fault_proxy.requests("GET") == 3
+
+
+def test_fail_next_answers_s3_errors_by_method(
+    s3_server: S3Server, s3_bucket: str, fault_proxy: HttpFaultProxy
+) -> None:
+    s3_server.put_object(s3_bucket, "data.bin", DATA)
+    get = signed_target("get_object", s3_bucket, "data.bin")
+    head = signed_target("head_object", s3_bucket, "data.bin")
+
+    fault_proxy.fail_next(1)
+    response, body = raw_request(fault_proxy.url, "GET", get)
+    assert response.status == 503
+    assert body == s3_error_body(503)
+    assert b"<Code>SlowDown</Code>" in body
+    response, body = raw_request(fault_proxy.url, "GET", get)
+    assert (response.status, body) == (200, DATA)
+
+    fault_proxy.fail_next(1, status=500, methods=["head"])
+    response, body = raw_request(fault_proxy.url, "GET", get)
+    assert (response.status, body) == (200, DATA)
+    response, body = raw_request(fault_proxy.url, "HEAD", head)
+    assert (response.status, body) == (500, b"")
+    assert b"<Code>InternalError</Code>" in s3_error_body(500)
+    response, _ = raw_request(fault_proxy.url, "HEAD", head)
+    assert response.status == 200
+    assert response.getheader("Content-Length") == str(len(DATA))
+    assert fault_proxy.injected() == 2
+
+
+def test_truncated_body_is_an_incomplete_read(
+    s3_server: S3Server, s3_bucket: str, fault_proxy: HttpFaultProxy
+) -> None:
+    s3_server.put_object(s3_bucket, "data.bin", DATA)
+    get = signed_target("get_object", s3_bucket, "data.bin")
+    fault_proxy.truncate_next(1, keep_bytes=10)
+    connection = http.client.HTTPConnection("127.0.0.1", fault_proxy.port, timeout=30)
+    try:
+        connection.request("GET", get)
+        response = connection.getresponse()
+        assert response.getheader("Content-Length") == str(len(DATA))
+        with pytest.raises(http.client.IncompleteRead) as excinfo:
+            response.read()
+    finally:
+        connection.close()
+    assert excinfo.value.partial == DATA[:10]
+    assert fault_proxy.injected() == 1
+    _, body = raw_request(fault_proxy.url, "GET", get)
+    assert body == DATA
+
+
+def test_truncated_body_is_an_error_for_s3fs(
+    s3_server: S3Server,
+    s3_bucket: str,
+    fault_proxy: HttpFaultProxy,
+    proxy_storage_options: dict[str, Any],
+) -> None:
+    s3_server.put_object(s3_bucket, "data.bin", DATA)
+    path = f"{s3_bucket}/data.bin"
+    fault_proxy.truncate_next(1, keep_bytes=100)
+    with pytest.raises((OSError, aiohttp.ClientPayloadError)):
+        make_fs(proxy_storage_options, retry=False).cat_file(path, start=0, end=100_000)
+
+    fault_proxy.truncate_next(1, keep_bytes=100)
+    assert make_fs(proxy_storage_options).cat_file(path, start=0, end=100_000) == DATA[:100_000]
+    assert fault_proxy.injected() == 2
+
+
+def test_delay_s_delays_every_response(
+    s3_server: S3Server,
+    s3_bucket: str,
+    fault_proxy: HttpFaultProxy,
+    proxy_storage_options: dict[str, Any],
+) -> None:
+    s3_server.put_object(s3_bucket, "data.bin", DATA)
+    fs = make_fs(proxy_storage_options)
+    fault_proxy.delay_s = 0.05
+    started = time.perf_counter()
+    fs.cat_file(f"{s3_bucket}/data.bin", start=0, end=10)
+    assert time.perf_counter() - started >= 0.05
+
+
+def test_bandwidth_paces_the_body(
+    s3_server: S3Server,
+    s3_bucket: str,
+    fault_proxy: HttpFaultProxy,
+    proxy_storage_options: dict[str, Any],
+) -> None:
+    s3_server.put_object(s3_bucket, "data.bin", DATA)
+    fs = make_fs(proxy_storage_options)
+    fault_proxy.bandwidth_bytes_per_s = 1024 * 1024
+    started = time.perf_counter()
+    assert fs.cat_file(f"{s3_bucket}/data.bin") == DATA
+    assert time.perf_counter() - started >= 0.2  # 256 KiB at 1 MiB/s takes 0.25 s.
+
+
+def test_head_and_get_are_counted_separately(
+    s3_server: S3Server,
+    s3_bucket: str,
+    fault_proxy: HttpFaultProxy,
+    proxy_storage_options: dict[str, Any],
+) -> None:
+    s3_server.put_object(s3_bucket, "data.bin", DATA)
+    fs = make_fs(proxy_storage_options)
+    assert fs.info(f"{s3_bucket}/data.bin")["size"] == len(DATA)
+    assert fs.cat_file(f"{s3_bucket}/data.bin", start=0, end=10) == DATA[:10]
+    assert fault_proxy.requests("HEAD") == 1
+    assert fault_proxy.requests("get") == 1
+    assert fault_proxy.requests() == 2
+    fault_proxy.reset_counters()
+    assert fault_proxy.requests() == 0
+
+
+def test_proxy_stop_ends_connections_and_threads(s3_server: S3Server, s3_bucket: str) -> None:
+    listing = signed_target("list_objects_v2", s3_bucket)
+    threads_before = set(threading.enumerate())
+    proxy = HttpFaultProxy(s3_server.endpoint_url)
+    proxy.start()
+    url = proxy.url
+    # A kept-alive client connection whose handler thread waits for the next request.
+    connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
+    try:
+        connection.request("GET", listing)
+        assert connection.getresponse().read()
+        proxy.stop()
+        proxy.stop()
+        assert [t for t in threading.enumerate() if t not in threads_before] == []
+    finally:
+        connection.close()
+
+    proxy.start()  # Restarts on the same port.
+    try:
+        assert proxy.url == url
+        response, _ = raw_request(proxy.url, "GET", listing)
+        assert response.status == 200
+    finally:
+        proxy.stop()
+
+
+def test_proxy_rejects_bad_controls(s3_server: S3Server) -> None:
+    proxy = HttpFaultProxy(s3_server.endpoint_url)
+    with pytest.raises(RuntimeError, match="not been started"):
+        _ = proxy.url
+    with pytest.raises(ValueError, match="count"):
+        proxy.fail_next(-1)
+    with pytest.raises(ValueError, match="status"):
+        proxy.fail_next(1, status=200)
+    with pytest.raises(TypeError, match="iterable"):
+        proxy.fail_next(1, methods="GET")
+    with pytest.raises(ValueError, match="keep_bytes"):
+        proxy.truncate_next(1, keep_bytes=-1)
+    with pytest.raises(ValueError, match="delay_s"):
+        proxy.delay_s = -0.1
+    with pytest.raises(ValueError, match="bandwidth"):
+        proxy.bandwidth_bytes_per_s = 0
+    with pytest.raises(ValueError, match="http://"):
+        HttpFaultProxy("https://example.com")
+
+
+def test_server_reset_and_restart() -> None:
+    with S3Server() as server:
+        fs = make_fs(server.storage_options())
+        server.create_bucket("harness")
+        server.put_object("harness", "a.bin", b"abc")
+        assert fs.cat_file("harness/a.bin") == b"abc"
+        server.reset()
+        with pytest.raises(FileNotFoundError):
+            fs.cat_file("harness/a.bin")
+
+        server.create_bucket("harness")
+        server.put_object("harness", "a.bin", b"abc")
+        port = server.port
+        server.stop()
+        server.start()  # Same port, empty storage.
+        assert server.port == port
+        with pytest.raises(FileNotFoundError):
+            fs.cat_file("harness/a.bin")
+        server.create_bucket("harness")
+        server.put_object("harness", "a.bin", b"def")
+        assert fs.cat_file("harness/a.bin") == b"def"
+
+
+def test_server_stop_leaves_no_process() -> None:
+    server = S3Server()
+    server.start()
+    pid, log_path = server.pid, server.log_path
+    assert pid is not None
+    assert log_path is not None
+    assert log_path.exists()
+    server.stop()
+    server.stop()
+    assert server.pid is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pid, 0)
+    assert not log_path.exists()
+
+
+def test_server_start_failure_reports_log_tail() -> None:
+    with socket.socket() as occupied:
+        occupied.bind(("127.0.0.1", 0))
+        occupied.listen()
+        server = S3Server(occupied.getsockname()[1])
+        with pytest.raises(RuntimeError, match="exited with code") as excinfo:
+            server.start()
+    assert "in use" in str(excinfo.value)
+    assert server.pid is None
