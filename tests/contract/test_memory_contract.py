@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tiercache import MemoryTier, Tier
-from tiercache.testing.contract import TierContract
+from tiercache.testing import TierContract
 
 
 class TestMemoryTier(TierContract):
