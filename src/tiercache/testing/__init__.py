@@ -6,7 +6,8 @@
 - :func:`free_port`: a free TCP port on ``127.0.0.1``.
 - :class:`TierContract`: the contract test suite every tier passes; subclass it for your own.
 
-The servers need the ``test`` extra (``moto[s3]``, ``flask`` and ``flask-cors``); importing this package does not.
+The servers need the ``test`` extra (``moto[s3]``, ``flask`` and ``flask-cors``); importing
+this package does not.
 """
 
 from tiercache.testing.contract import TierContract

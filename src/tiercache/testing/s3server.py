@@ -2,8 +2,9 @@
 
 The server runs as ``python -m moto.server`` in its own process group on a loopback port. It is
 never run in-process: moto's ``ThreadedMotoServer`` deadlocks with clients that hold the GIL while
-they wait on HTTP (deltalake does). Only ``moto[s3]``, ``flask`` and ``flask-cors`` needs to be installed; the helper
-methods sign their requests with botocore (a dependency of moto), imported when first used.
+they wait on HTTP (deltalake does). Only ``moto[s3]``, ``flask`` and ``flask-cors`` need to be
+installed; the helper methods sign their requests with botocore (a dependency of moto), imported
+when first used.
 
 Example::
 
