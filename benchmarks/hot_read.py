@@ -11,7 +11,8 @@ reference measured alongside it (the machines are shared and noisy):
   latency-injecting proxy (default 20 ms to first byte, 100 MB/s per stream, like a real object
   store), against a direct s3fs ``cat_file`` of the same range, with the requests each one sent.
 
-Run: ``python benchmarks/hot_read.py`` (``--quick`` for a smoke run, ``--json FILE`` to keep the raw
+Settings come from ``TIERCACHE_*`` variables (``TIERCACHE_BLOCK_SIZE=256KiB python …`` measures
+another block size). Run: ``python benchmarks/hot_read.py`` (``--quick`` for a smoke run, ``--json FILE`` to keep the raw
 figures, ``--check`` to exit non-zero when a target of the issue is missed). The Markdown table it
 prints is what ``docs/benchmarks.md`` shows.
 """
@@ -99,7 +100,7 @@ def hot(server: S3Server, size: int, rounds: int, ops: int, workdir: str) -> dic
     fs = TieredFileSystem(
         target_protocol="s3",
         target_options=options,
-        settings=Settings(memory_bytes=256 * MIB),
+        settings=Settings.from_env(memory_bytes=256 * MIB),
         skip_instance_cache=True,
     )
     fs.read_range(path, 0, None)  # warm: every block in RAM
@@ -184,7 +185,7 @@ def cold(server: S3Server, rounds: int, delay_s: float, bandwidth: float) -> dic
             "4 MiB, block-aligned": (4 * MIB, 8 * MIB),
             "64 KiB inside one block": (5 * MIB + 12_345, 5 * MIB + 12_345 + 64 * KIB),
         }
-        settings = Settings()
+        settings = Settings.from_env()
         # One s3fs client for both paths: creating a botocore client costs 100+ ms and varies
         # wildly, and "cold" here means a cold *cache* (no blocks, no object info), not a cold
         # client. Each tiercache round builds a new chain over the shared client.
@@ -306,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     table, misses = report(hots, colds)
     print(f"python {sys.version.split()[0]}, fsspec {fsspec.__version__}, s3fs {s3fs.__version__}, "
-          f"{os.cpu_count()} cpus; hot rounds {rounds}, cold rounds {cold_rounds}, proxy "
+          f"{os.cpu_count()} cpus; block size {Settings.from_env().block_size_bytes // KIB} KiB; "
+          f"hot rounds {rounds}, cold rounds {cold_rounds}, proxy "
           f"{args.delay_ms:g} ms + {args.mbps:g} MB/s\n")  # fmt: skip
     print(table)
     for miss in misses:

@@ -31,6 +31,18 @@ logger = logging.getLogger(__name__)
 
 _new_key = tuple.__new__
 
+
+def _join(blocks: list[bytes], head: int, tail: int) -> bytes:
+    """Join consecutive blocks, from ``head`` in the first to ``tail`` in the last.
+
+    Views, not slices: every byte is copied once.
+    """
+    parts = [memoryview(block) for block in blocks]
+    parts[-1] = parts[-1][:tail]
+    parts[0] = parts[0][head:]
+    return b"".join(parts)
+
+
 #: How often one read restarts on a new version after the object changed under it.
 VERSION_RETRIES = 3
 
@@ -194,14 +206,25 @@ class TierChain:
             and 0 <= start < end <= info.size
         ):
             bs = self.block_size
-            index = start // bs
-            if index == (end - 1) // bs:
-                key = _new_key(BlockKey, (self.target, path, info.version, bs, index))
-                block = front.tier.get(key)
+            first, last = start // bs, (end - 1) // bs
+            get, target, version = front.tier.get, self.target, info.version
+            if first == last:
+                block = get(_new_key(BlockKey, (target, path, version, bs, first)))
                 if block is not None:
                     self._fast_hits.add(len(block))
-                    offset = index * bs
+                    offset = first * bs
                     return block[start - offset : end - offset]
+            else:
+                blocks = []
+                for index in range(first, last + 1):
+                    block = get(_new_key(BlockKey, (target, path, version, bs, index)))
+                    if block is None:
+                        break
+                    blocks.append(block)
+                else:
+                    self.info_cache.counters.hit()
+                    front.counters.hit(sum(map(len, blocks)), len(blocks))
+                    return _join(blocks, start - first * bs, end - last * bs)
         if info is None:
             self.info_cache.counters.add("misses")
         else:
@@ -274,11 +297,11 @@ class TierChain:
                 blocks[key.block_index] = block
         if missing:
             blocks.update(self._fetch(info, missing))
-        # Views, not slices: join copies each byte once.
-        parts = [memoryview(blocks[key.block_index]) for key in keys]
-        parts[-1] = parts[-1][: end - keys[-1].block_index * bs]
-        parts[0] = parts[0][start - first * bs :]
-        return b"".join(parts)
+        return _join(
+            [blocks[key.block_index] for key in keys],
+            start - first * bs,
+            end - keys[-1].block_index * bs,
+        )
 
     def _lookup(self, key: BlockKey, info: ObjectInfo) -> bytes | None:
         """Ask the tiers in order; promote a lower-tier hit upward. Failures are misses."""

@@ -68,15 +68,15 @@ class Tally:
         self._cells: list[_Cell] = []
         self._lock = threading.Lock()
 
-    def add(self, amount: int = 0) -> None:
-        """Count one event of ``amount``."""
+    def add(self, amount: int = 0, count: int = 1) -> None:
+        """Count ``count`` events of ``amount`` in all."""
         try:
             cell: _Cell = self._local.cell
         except AttributeError:
             cell = self._local.cell = _Cell()
             with self._lock:
                 self._cells.append(cell)
-        cell.count += 1
+        cell.count += count
         cell.amount += amount
 
     def totals(self) -> tuple[int, int]:
@@ -98,9 +98,9 @@ class TierCounters(Counters):
     bytes_written: int = 0
     _hits: Tally = field(default_factory=Tally, repr=False, compare=False)
 
-    def hit(self, nbytes: int) -> None:
-        """Count one hit of ``nbytes`` bytes (lock-free: this is the hot path)."""
-        self._hits.add(nbytes)
+    def hit(self, nbytes: int, count: int = 1) -> None:
+        """Count ``count`` hits of ``nbytes`` bytes in all (lock-free: this is the hot path)."""
+        self._hits.add(nbytes, count)
 
     def snapshot(self) -> dict[str, int]:
         """Return the counters as a plain dict, hits and bytes read included."""
