@@ -12,9 +12,9 @@ reference measured alongside it (the machines are shared and noisy):
   store), against a direct s3fs ``cat_file`` of the same range, with the requests each one sent.
 
 Settings come from ``TIERCACHE_*`` variables (``TIERCACHE_BLOCK_SIZE=256KiB python …`` measures
-another block size). Run: ``python benchmarks/hot_read.py`` (``--quick`` for a smoke run, ``--json FILE`` to keep the raw
-figures, ``--check`` to exit non-zero when a target of the issue is missed). The Markdown table it
-prints is what ``docs/benchmarks.md`` shows.
+another block size). Run: ``python benchmarks/hot_read.py`` (``--quick`` for a smoke run,
+``--json FILE`` to keep the raw figures, ``--check`` to exit non-zero when a target of the issue
+is missed). The Markdown table it prints is what ``docs/benchmarks.md`` shows.
 """
 
 from __future__ import annotations

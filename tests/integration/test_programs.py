@@ -1,0 +1,55 @@
+"""The examples and benchmark programs run as documented (smoke runs; no timing asserted)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.integration
+
+
+def run(*args: str, timeout_s: float = 300) -> str:
+    result = subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    return result.stdout
+
+
+def test_quickstart_prints_what_it_read_and_the_stats() -> None:
+    out = run("examples/quickstart.py")
+    assert "read 65536 tail bytes twice" in out
+    assert '"origin"' in out
+    assert '"hits": 1' in out
+
+
+def test_custom_tier_example_serves_pod_two_from_the_shared_tier() -> None:
+    out = run("examples/custom_tier.py")
+    assert '"shared-metadata"' in out
+
+
+def test_hot_read_benchmark_runs() -> None:
+    out = run("benchmarks/hot_read.py", "--quick")
+    assert "| tiercache read_range |" in out
+    assert "| 4 MiB, block-aligned: tiercache cold read_range |" in out
+
+
+def test_block_size_benchmark_runs() -> None:
+    out = run("benchmarks/block_size.py", "--quick")
+    assert "| tiercache 1,024 KiB blocks |" in out
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(sys.executable).with_name("tiercache")
+    assert script.exists(), f"{script} missing: is the package installed (pip install -e .)?"
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True)
+    assert result.stdout.startswith("tiercache ")
