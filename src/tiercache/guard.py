@@ -16,13 +16,14 @@ tier therefore costs one time budget per call until the breaker opens, then noth
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .errors import IntegrityError, TierError, TierRejectedError, TierTimeoutError
 from .stats import TierCounters
@@ -115,6 +116,52 @@ class CircuitBreaker:
             )
 
 
+_Job = tuple[Callable[..., Any], tuple[object, ...], "Future[Any]"]
+
+
+class _DaemonPool:
+    """A fixed set of daemon worker threads.
+
+    Not ``ThreadPoolExecutor``: its workers are joined at interpreter exit, so one tier call hung
+    on a dead server would keep the whole process from exiting. A hung daemon worker does not.
+    """
+
+    def __init__(self, workers: int, name: str) -> None:
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._workers = workers
+        self._threads = [
+            threading.Thread(target=self._run, name=f"{name}-{i}", daemon=True)
+            for i in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+        self._closed = False
+
+    def submit(self, fn: Callable[..., T], *args: object) -> Future[T]:
+        if self._closed:
+            raise RuntimeError("pool closed")
+        future: Future[T] = Future()
+        self._jobs.put((fn, args, future))
+        return future
+
+    def close(self) -> None:
+        self._closed = True
+        for _ in self._threads:
+            self._jobs.put(None)
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            fn, args, future = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn(*args)
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+
 class Guard:
     """Run tier calls under a time budget, a circuit breaker and a bulkhead.
 
@@ -140,7 +187,7 @@ class Guard:
         self.breaker = breaker
         self.counters = counters
         self._slots = threading.BoundedSemaphore(bulkhead)
-        self._pool = ThreadPoolExecutor(max_workers=bulkhead, thread_name_prefix=f"tier-{name}")
+        self._pool = _DaemonPool(bulkhead, f"tiercache-tier-{name}")
 
     def call(self, fn: Callable[..., T], *args: object) -> T:
         """Call ``fn(*args)`` on the bulkhead within the time budget.
@@ -160,7 +207,7 @@ class Guard:
             raise TierRejectedError(f"tier {self.name!r}: bulkhead full")
         try:
             future: Future[T] = self._pool.submit(fn, *args)
-        except RuntimeError as exc:  # the pool was shut down by close()
+        except RuntimeError as exc:  # the pool was closed by close()
             self._slots.release()
             self.breaker.release_probe()
             raise TierRejectedError(f"tier {self.name!r} is closed") from exc
@@ -185,4 +232,4 @@ class Guard:
 
     def close(self) -> None:
         """Stop accepting calls; running calls finish in the background."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.close()

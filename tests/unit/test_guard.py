@@ -155,3 +155,26 @@ def test_guard_times_out_and_bulkhead_rejects_without_queueing() -> None:
     finally:
         release.set()
         guard.close()
+
+
+def test_a_hung_tier_call_does_not_keep_the_process_from_exiting() -> None:
+    import subprocess
+    import sys
+
+    program = (
+        "import threading\n"
+        "from tiercache.errors import TierTimeoutError\n"
+        "from tiercache.guard import CircuitBreaker, Guard\n"
+        "from tiercache.stats import TierCounters\n"
+        "g = Guard('hung', timeout_s=0.05, breaker=CircuitBreaker(1, 60.0),"
+        " counters=TierCounters())\n"
+        "try:\n"
+        "    g.call(threading.Event().wait)\n"
+        "except TierTimeoutError:\n"
+        "    print('timed out')\n"
+    )
+    # A worker is stuck forever in the call; the interpreter must still exit (no join on it).
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "timed out"
