@@ -261,6 +261,7 @@ class TierChain:
                 return self.read_pinned(info, lo, hi)
             except ObjectChangedError:
                 self.info_cache.discard(path)
+                self.origin.forget(path)
                 info = None
         raise ObjectChangedError(f"{path!r} changed {VERSION_RETRIES} times during one read")
 

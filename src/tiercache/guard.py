@@ -16,6 +16,7 @@ tier therefore costs one time budget per call until the breaker opens, then noth
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -27,6 +28,8 @@ from typing import Any, TypeVar
 
 from .errors import IntegrityError, TierError, TierRejectedError, TierTimeoutError
 from .stats import TierCounters
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Clock = Callable[[], float]
@@ -62,6 +65,11 @@ class CircuitBreaker:
         self._opened_at = 0.0
 
     @property
+    def cooldown_s(self) -> float:
+        """Seconds an open breaker waits before a probe."""
+        return self._cooldown_s
+
+    @property
     def state(self) -> BreakerState:
         """The current state (an open breaker past its cooldown still reads ``open``)."""
         return self._state
@@ -78,22 +86,31 @@ class CircuitBreaker:
                 return True
             return False
 
-    def record_success(self) -> None:
-        """Close the breaker and reset the failure count."""
+    def record_success(self) -> bool:
+        """Close the breaker and reset the failure count; return whether it was not closed."""
         with self._lock:
+            recovered = self._state is not BreakerState.CLOSED
             self._state = BreakerState.CLOSED
             self._consecutive = 0
+            return recovered
 
-    def record_failure(self) -> None:
-        """Count a failure; open the breaker at the threshold or when a probe fails."""
+    def record_failure(self) -> bool:
+        """Count a failure; open the breaker at the threshold or when a probe fails.
+
+        Returns:
+            Whether this failure opened a closed breaker (the moment worth one log line).
+        """
         with self._lock:
             self._consecutive += 1
             if (
                 self._state in (BreakerState.HALF_OPEN, BreakerState.DISABLED)
                 or self._consecutive >= self._failures
             ):
+                opened = self._state is BreakerState.CLOSED
                 self._state = BreakerState.OPEN
                 self._opened_at = self._clock()
+                return opened
+            return False
 
     def release_probe(self) -> None:
         """Return an admitted probe that never ran (bulkhead full): back to ``open``, no wait."""
@@ -215,20 +232,36 @@ class Guard:
         try:
             result = future.result(timeout=self.timeout_s)
         except FutureTimeoutError as exc:
-            self.breaker.record_failure()
             self.counters.add("timeouts")
-            raise TierTimeoutError(
+            error: TierError = TierTimeoutError(
                 f"tier {self.name!r}: no answer within {self.timeout_s * 1000:.0f} ms"
-            ) from exc
+            )
+            self._failed(error)
+            raise error from exc
         except IntegrityError:
-            self.breaker.record_success()  # the tier answered; its value was bad
+            self._succeeded()  # the tier answered; its value was bad
             raise
         except Exception as exc:
-            self.breaker.record_failure()
             self.counters.add("errors")
-            raise TierError(f"tier {self.name!r}: {type(exc).__name__}: {exc}") from exc
-        self.breaker.record_success()
+            error = TierError(f"tier {self.name!r}: {type(exc).__name__}: {exc}")
+            self._failed(error)
+            raise error from exc
+        self._succeeded()
         return result
+
+    def _failed(self, error: TierError) -> None:
+        # One WARNING when the breaker opens, not one per failed call: no log floods.
+        if self.breaker.record_failure():
+            logger.warning(
+                "tier %r bypassed for %.1f s after repeated failures: %s",
+                self.name,
+                self.breaker.cooldown_s,
+                error,
+            )
+
+    def _succeeded(self) -> None:
+        if self.breaker.record_success():
+            logger.warning("tier %r recovered: serving again", self.name)
 
     def close(self) -> None:
         """Stop accepting calls; running calls finish in the background."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import threading
 import time
@@ -34,6 +35,7 @@ from .protocol import ObjectInfo
 from .stats import OriginCounters
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 # Errors that say something true about the object (or the caller): retrying cannot help.
 PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -173,6 +175,17 @@ class FsspecOrigin:
     def can_discover(self) -> bool:
         """True for S3: a ranged GET reports the object's ETag and size."""
         return self._s3
+
+    def forget(self, path: str, /) -> None:
+        """Drop what the target filesystem itself caches for ``path`` (s3fs's listing cache).
+
+        Called when a pinned read found the object changed: the next info must come from the
+        store, not from a listing the target cached before the change.
+        """
+        try:
+            self.fs.invalidate_cache(path)
+        except Exception:  # a target without a cache, or a broken one: nothing to drop
+            logger.debug("invalidate_cache(%r) failed on the target", path, exc_info=True)
 
     def info(self, path: str, /) -> ObjectInfo:
         """Return the object's info (one metadata request, retried)."""

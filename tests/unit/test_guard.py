@@ -178,3 +178,30 @@ def test_a_hung_tier_call_does_not_keep_the_process_from_exiting() -> None:
         [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "timed out"
+
+
+def test_opening_and_recovering_log_once_each(caplog: pytest.LogCaptureFixture) -> None:
+    guard = Guard(
+        "flaky",
+        timeout_s=1.0,
+        breaker=CircuitBreaker(2, 0.0),  # no cooldown: every call after opening is a probe
+        counters=TierCounters(),
+    )
+
+    def boom() -> None:
+        raise OSError("down")
+
+    try:
+        with caplog.at_level("WARNING", logger="tiercache.guard"):
+            for _ in range(6):
+                with pytest.raises(TierError):
+                    guard.call(boom)
+            guard.call(lambda: None)
+            guard.call(lambda: None)
+        messages = [r.getMessage() for r in caplog.records]
+        assert len(messages) == 2, messages
+        assert "bypassed" in messages[0]
+        assert "down" in messages[0]
+        assert "recovered" in messages[1]
+    finally:
+        guard.close()
