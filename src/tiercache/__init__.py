@@ -16,9 +16,11 @@ from .errors import (
     TierError,
     TierRejectedError,
     TierTimeoutError,
+    TierUnavailableError,
 )
 from .fs import TieredFile, TieredFileSystem
 from .protocol import BlockKey, BlockKind, ObjectInfo, Origin, Tier
+from .tiers.disk import DiskTier
 from .tiers.memory import MemoryTier
 
 try:
@@ -30,6 +32,7 @@ __all__ = [
     "BlockKey",
     "BlockKind",
     "ConfigError",
+    "DiskTier",
     "IntegrityError",
     "MemoryTier",
     "ObjectChangedError",
@@ -43,6 +46,7 @@ __all__ = [
     "TierError",
     "TierRejectedError",
     "TierTimeoutError",
+    "TierUnavailableError",
     "TieredFile",
     "TieredFileSystem",
     "__version__",

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from .blocks import block_bounds, block_span, classify, contiguous_runs, normalize_range
-from .errors import ObjectChangedError, TierError
+from .errors import IntegrityError, ObjectChangedError, TierError
 from .fills import FillQueue
 from .flight import SingleFlight
 from .guard import BreakerState, CircuitBreaker, Guard
@@ -131,6 +131,8 @@ class TierChain:
                     breaker=CircuitBreaker(breaker_failures, breaker_cooldown_s),
                     counters=counters,
                 )
+            if guard is not None and not getattr(tier, "ready", True):
+                guard.breaker.disable()  # it could not start; probed after each cooldown
             self.slots.append(TierSlot(tier, counters, guard))
         # The first in-process slot is probed inline, without the per-block class check.
         self._lower = [s for s in self.slots if s.guard is not None]
@@ -322,6 +324,9 @@ class TierChain:
                 continue
             try:
                 block = cast("bytes | None", slot.call(slot.tier.get, key))
+            except IntegrityError:  # the tier has dropped the bad value
+                slot.counters.add("corrupt")
+                block = None
             except TierError:  # counted by the guard (errors, timeouts, rejected)
                 block = None
             if block is not None and len(block) != self._block_length(key, info):
@@ -465,10 +470,13 @@ class TierChain:
                 entry["hits"] += fast_hits
                 entry["bytes_read"] += fast_bytes
             entry["state"] = slot.state.value
-            used = getattr(slot.tier, "used_bytes", None)
-            if used is not None:
-                entry["used_bytes"] = used
-                entry["capacity_bytes"] = getattr(slot.tier, "capacity_bytes", None)
+            tier_stats = getattr(slot.tier, "stats", None)
+            if callable(tier_stats):  # tier-specific figures; the chain's counters win
+                try:
+                    extra = tier_stats()
+                except Exception:
+                    extra = {}
+                entry = {**extra, **entry}
             tiers[slot.name] = entry
         info = self.info_cache.counters.snapshot()
         return {

@@ -11,6 +11,7 @@
           └── TierError                       a cache tier failed; never reaches a reader: a miss
                ├── TierTimeoutError(TimeoutError)   the tier exceeded its time budget
                ├── TierRejectedError          the tier's bulkhead is full or its breaker is open
+               ├── TierUnavailableError       the tier could not start (or restart); it is disabled
                └── IntegrityError             a stored value failed its header or checksum check
 
 Not-found and permission errors of the origin are raised as the builtins the target raised
@@ -51,6 +52,10 @@ class TierTimeoutError(TierError, TimeoutError):
 
 class TierRejectedError(TierError):
     """A tier call was refused at once: the breaker is open or the bulkhead is full."""
+
+
+class TierUnavailableError(TierError):
+    """The tier cannot be used now (its directory or server is unusable); it retries later."""
 
 
 class IntegrityError(TierError):

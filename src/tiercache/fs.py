@@ -29,6 +29,7 @@ from .config import Settings
 from .errors import ConfigError, ObjectChangedError
 from .origin import FsspecOrigin
 from .protocol import ObjectInfo, Tier
+from .tiers.disk import DiskTier
 from .tiers.memory import MemoryTier
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,15 @@ def default_tiers(settings: Settings) -> list[Tier]:
     if settings.memory_bytes > 0:
         tiers.append(MemoryTier(settings.memory_bytes))
     if settings.disk_dir is not None:
-        logger.warning("TIERCACHE_DISK_DIR is set, but this version has no disk tier yet")
+        tiers.append(
+            DiskTier(
+                settings.disk_dir,
+                capacity_bytes=settings.disk_bytes,
+                lock_timeout_s=settings.disk_timeout_s,
+                clear_on_start=settings.disk_clear_on_start,
+                retry_after_s=settings.breaker_cooldown_s,
+            )
+        )
     if settings.redis_url is not None:
         logger.warning("TIERCACHE_REDIS_URL is set, but this version has no Redis tier yet")
     return tiers

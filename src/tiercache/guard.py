@@ -26,7 +26,13 @@ from concurrent.futures import TimeoutError as FutureTimeoutError
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from .errors import IntegrityError, TierError, TierRejectedError, TierTimeoutError
+from .errors import (
+    IntegrityError,
+    TierError,
+    TierRejectedError,
+    TierTimeoutError,
+    TierUnavailableError,
+)
 from .stats import TierCounters
 
 logger = logging.getLogger(__name__)
@@ -63,6 +69,7 @@ class CircuitBreaker:
         self._state = BreakerState.CLOSED
         self._consecutive = 0
         self._opened_at = 0.0
+        self._before_probe = BreakerState.OPEN
 
     @property
     def cooldown_s(self) -> float:
@@ -79,9 +86,10 @@ class CircuitBreaker:
         with self._lock:
             if self._state is BreakerState.CLOSED:
                 return True
-            if self._state is BreakerState.OPEN and (
+            if self._state in (BreakerState.OPEN, BreakerState.DISABLED) and (
                 self._clock() - self._opened_at >= self._cooldown_s
             ):
+                self._before_probe = self._state
                 self._state = BreakerState.HALF_OPEN
                 return True
             return False
@@ -116,21 +124,19 @@ class CircuitBreaker:
         """Return an admitted probe that never ran (bulkhead full): back to ``open``, no wait."""
         with self._lock:
             if self._state is BreakerState.HALF_OPEN:
-                self._state = BreakerState.OPEN
+                self._state = self._before_probe  # the cooldown stays served: probe again next
 
-    def disable(self) -> None:
-        """Mark the tier ``disabled`` (it could not start); the next probe is due after cooldown."""
+    def disable(self) -> bool:
+        """Mark the tier ``disabled`` (it cannot start); a probe is let through after cooldown.
+
+        Returns:
+            Whether the tier was not disabled before (the moment worth one log line).
+        """
         with self._lock:
+            newly = self._state not in (BreakerState.DISABLED, BreakerState.HALF_OPEN)
             self._state = BreakerState.DISABLED
             self._opened_at = self._clock()
-
-    def probe_due(self) -> bool:
-        """Return whether a disabled tier's cooldown has passed (time to retry starting it)."""
-        with self._lock:
-            return (
-                self._state is BreakerState.DISABLED
-                and self._clock() - self._opened_at >= self._cooldown_s
-            )
+            return newly
 
 
 _Job = tuple[Callable[..., Any], tuple[object, ...], "Future[Any]"]
@@ -240,6 +246,10 @@ class Guard:
             raise error from exc
         except IntegrityError:
             self._succeeded()  # the tier answered; its value was bad
+            raise
+        except TierUnavailableError:
+            # The tier logs why it cannot start; the breaker probes it after each cooldown.
+            self.breaker.disable()
             raise
         except Exception as exc:
             self.counters.add("errors")

@@ -75,15 +75,29 @@ def test_released_probe_goes_back_to_open() -> None:
     assert breaker.allow()  # cooldown already served: the next call may probe
 
 
+def state(breaker: CircuitBreaker) -> str:
+    """The state's value, through a call: mypy would narrow a property across assertions."""
+    return breaker.state.value
+
+
 def test_disabled_tier_is_probed_after_cooldown() -> None:
     clock = FakeClock()
     breaker = CircuitBreaker(3, 2.0, clock)
-    breaker.disable()
-    assert breaker.state.value == "disabled"
+    assert breaker.disable()
+    assert state(breaker) == "disabled"
     assert not breaker.allow()
-    assert not breaker.probe_due()
     clock.now += 2.0
-    assert breaker.probe_due()
+    assert breaker.allow()  # one probe: the tier tries to start again
+    assert state(breaker) == "half_open"
+    breaker.release_probe()  # the probe never ran: still disabled, probe again at once
+    assert state(breaker) == "disabled"
+    assert breaker.allow()
+    assert not breaker.disable()  # still unusable (not news: no log line); a full cooldown
+    assert not breaker.allow()
+    clock.now += 2.0
+    assert breaker.allow()
+    assert breaker.record_success()  # it started: closed
+    assert state(breaker) == "closed"
 
 
 def test_breaker_rejects_bad_threshold() -> None:

@@ -45,6 +45,10 @@ class MemoryTier:
     def __len__(self) -> int:
         return len(self._blocks)
 
+    def stats(self) -> dict[str, object]:
+        """Tier-specific figures, merged into ``stats()["tiers"]["memory"]``."""
+        return {"used_bytes": self._used_bytes, "capacity_bytes": self.capacity_bytes}
+
     def accepts(self, kind: BlockKind, /) -> bool:
         """Take every class of block."""
         return True

@@ -1,0 +1,361 @@
+"""The disk tier: an ephemeral, crash-safe block cache on the pod's ``emptyDir``.
+
+The only module that imports diskcache. Every open passes the size limit, the eviction policy and
+the lock timeout explicitly (diskcache otherwise reuses the settings stored in the directory and
+waits 60 s on a locked database). Values are framed (:mod:`tiercache.framing`): a block is served
+only after its header matches the key it was asked for and its checksum matches its bytes; a
+mismatch, a short value or an unreadable file is a miss, and the entry is deleted and counted.
+
+The tier never raises out of its constructor. A directory that cannot be used (read-only,
+unwritable, not a directory, full) leaves the tier *unavailable*: calls raise
+:class:`~tiercache.errors.TierUnavailableError` (the chain reports the tier ``disabled``) and the
+tier tries to open again, at most once per ``retry_after_s``, when the guard lets a probe through.
+
+Layout: ``<TIERCACHE_DISK_DIR>/tiercache-v1/`` holds the diskcache database and value files
+(directory ``0700``, files ``0600``); ``<TIERCACHE_DISK_DIR>/tiercache-v1.lock`` is held with a
+shared ``flock`` by every process using the cache, so that ``clear_on_start`` wipes the cache only
+when no live process shares it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import diskcache
+
+from tiercache.errors import IntegrityError, TierTimeoutError, TierUnavailableError
+from tiercache.framing import HEADER_BYTES, frame, parse_header, verify
+from tiercache.protocol import BlockKey, BlockKind
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no cross-process lock, no clearing guard
+    fcntl = None  # type: ignore[assignment]
+
+logger = logging.getLogger(__name__)
+
+SUBDIR = "tiercache-v1"
+EVICTION_POLICY = "least-recently-stored"  # measured: docs/benchmarks.md, "Disk tier"
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_SQLITE_FULL = ("database or disk is full",)
+
+
+class _PrivateDisk(diskcache.Disk):  # type: ignore[misc]  # diskcache is untyped
+    """diskcache's file storage, with value files readable by the owner only."""
+
+    def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> Any:
+        size, mode, filename, db_value = super().store(value, read, key)
+        if filename is not None:
+            os.chmod(os.path.join(self._directory, filename), 0o600)
+        return size, mode, filename, db_value
+
+
+class DiskTier:
+    """A block cache in a local directory, shared safely by the processes of one pod.
+
+    Args:
+        directory: The emptyDir mount (``TIERCACHE_DISK_DIR``); the tier works in a subdirectory.
+        capacity_bytes: Size limit (``TIERCACHE_DISK_BYTES``).
+        lock_timeout_s: How long one operation may wait for the database lock
+            (``TIERCACHE_DISK_TIMEOUT``); past it, the operation fails as a timeout.
+        clear_on_start: Wipe the cache on open when no other live process uses it
+            (``TIERCACHE_DISK_CLEAR_ON_START``).
+        retry_after_s: Wait between attempts to open an unavailable directory, and between
+            write attempts after the disk was found full.
+        eviction_policy: diskcache eviction policy.
+        clock: Monotonic clock; injected by tests.
+    """
+
+    name = "disk"
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        capacity_bytes: int,
+        lock_timeout_s: float = 0.05,
+        clear_on_start: bool = False,
+        retry_after_s: float = 5.0,
+        eviction_policy: str = EVICTION_POLICY,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.directory = Path(directory)
+        self.root = self.directory / SUBDIR
+        self.capacity_bytes = capacity_bytes
+        self.lock_timeout_s = lock_timeout_s
+        self.retry_after_s = retry_after_s
+        self.eviction_policy = eviction_policy
+        self._clear_on_start = clear_on_start
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cache: diskcache.Cache | None = None
+        self._lock_file: IO[bytes] | None = None
+        self._root_id: tuple[int, int] | None = None
+        self._next_open = 0.0
+        self._full_until = 0.0
+        self.last_error: str | None = None
+        # Tier-specific counters (the chain counts hits, misses, errors, timeouts, corrupt).
+        self.full_skips = 0
+        self.reopens = 0
+        self.open_failures = 0
+        self._open(first=True)
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """Whether the directory is open and usable now."""
+        return self._cache is not None
+
+    def stats(self) -> dict[str, object]:
+        """Tier-specific figures, merged into ``stats()["tiers"]["disk"]``."""
+        cache = self._cache
+        volume = 0
+        if cache is not None:
+            with contextlib.suppress(Exception):
+                volume = int(cache.volume())
+        return {
+            "directory": str(self.root),
+            "used_bytes": volume,
+            "capacity_bytes": self.capacity_bytes,
+            "full_skips": self.full_skips,
+            "reopens": self.reopens,
+            "open_failures": self.open_failures,
+            "last_error": self.last_error,
+        }
+
+    # -- the Tier protocol ---------------------------------------------------------------------
+
+    def accepts(self, kind: BlockKind, /) -> bool:
+        """Take every class of block."""
+        return True
+
+    def get(self, key: BlockKey, /) -> bytes | None:
+        """Return the verified block stored under ``key``, or ``None``.
+
+        Raises:
+            IntegrityError: The stored value failed its checks (it has been deleted).
+            TierTimeoutError: The database stayed locked past the lock timeout.
+            TierUnavailableError: The directory cannot be used.
+        """
+        cache = self._usable()
+        digest = key.digest()
+        try:
+            value = cache.get(digest, default=None, read=True, retry=False)
+        except diskcache.Timeout as exc:
+            raise TierTimeoutError(
+                f"disk tier: database locked for {self.lock_timeout_s}s"
+            ) from exc
+        if value is None:
+            return None
+        try:
+            return self._unframe(key, value)
+        except (IntegrityError, OSError) as exc:
+            with contextlib.suppress(Exception):
+                cache.delete(digest, retry=False)
+            if isinstance(exc, IntegrityError):
+                raise
+            raise IntegrityError(f"disk tier: unreadable value: {exc}") from exc
+
+    def put(self, key: BlockKey, data: bytes, /) -> None:
+        """Store a framed block. A full disk skips the write (counted) instead of failing.
+
+        Raises:
+            TierTimeoutError: The database stayed locked past the lock timeout.
+            TierUnavailableError: The directory cannot be used.
+            TierError: The write failed otherwise.
+        """
+        if self._clock() < self._full_until:
+            with self._lock:
+                self.full_skips += 1
+            return
+        cache = self._usable(check_root=True)
+        try:
+            cache.set(key.digest(), frame(key, data), tag=_object_tag(key.target, key.path))
+        except diskcache.Timeout as exc:
+            raise TierTimeoutError(
+                f"disk tier: database locked for {self.lock_timeout_s}s"
+            ) from exc
+        except (OSError, sqlite3.OperationalError) as exc:
+            if _is_full(exc):
+                self._disk_full(exc)
+                return
+            raise
+
+    def delete_object(self, target: str, path: str, /) -> None:
+        """Forget every block (all versions) of one object."""
+        cache = self._usable()
+        try:
+            cache.evict(_object_tag(target, path), retry=False)
+        except diskcache.Timeout as exc:
+            raise TierTimeoutError(
+                f"disk tier: database locked for {self.lock_timeout_s}s"
+            ) from exc
+
+    def close(self) -> None:
+        """Close the database and release the directory lock."""
+        with self._lock:
+            self._close_locked()
+            if self._lock_file is not None:
+                self._lock_file.close()
+                self._lock_file = None
+
+    # -- internals -----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _lock_timeouts(self) -> Iterator[None]:
+        """Turn diskcache's lock timeout into the tier's typed timeout."""
+        try:
+            yield
+        except diskcache.Timeout as exc:
+            raise TierTimeoutError(
+                f"disk tier: database locked for more than {self.lock_timeout_s}s"
+            ) from exc
+
+    def _unframe(self, key: BlockKey, value: bytes | IO[bytes]) -> bytes:
+        if isinstance(value, bytes):  # small values live in the database row
+            view = memoryview(value)
+            algorithm, length, checksum = parse_header(key, view[:HEADER_BYTES])
+            payload: bytes | memoryview = view[HEADER_BYTES:]
+            verify(algorithm, length, checksum, payload)
+            return bytes(payload)
+        with value:  # larger values are files: read the header, then the payload, one copy
+            algorithm, length, checksum = parse_header(key, value.read(HEADER_BYTES))
+            data = value.read(length + 1)  # one byte more: a long file is as wrong as a short one
+            verify(algorithm, length, checksum, data)
+            return data
+
+    def _usable(self, *, check_root: bool = False) -> diskcache.Cache:
+        """Return the open cache, reopening it if it is gone or due for another attempt."""
+        cache = self._cache
+        if cache is not None and check_root and self._root_moved():
+            logger.warning("disk tier: %s was removed or replaced; reopening it", self.root)
+            with self._lock:
+                self._close_locked()
+            cache = None
+        if cache is None:
+            if self._clock() < self._next_open:
+                raise TierUnavailableError(f"disk tier unavailable: {self.last_error}")
+            cache = self._open(first=False)
+            if cache is None:
+                raise TierUnavailableError(f"disk tier unavailable: {self.last_error}")
+        return cache
+
+    def _root_moved(self) -> bool:
+        """Whether the directory (or its database) is not the one we opened.
+
+        Checked before every write, so that nothing is written into an unlinked database.
+        """
+        try:
+            st = os.stat(self.root / "cache.db")
+        except OSError:
+            return True
+        return (st.st_dev, st.st_ino) != self._root_id
+
+    def _open(self, *, first: bool) -> diskcache.Cache | None:
+        with self._lock:
+            if self._cache is not None:
+                return self._cache
+            try:
+                self._prepare_directory(first)
+                cache = diskcache.Cache(
+                    str(self.root),
+                    timeout=self.lock_timeout_s,
+                    disk=_PrivateDisk,
+                    size_limit=self.capacity_bytes,
+                    eviction_policy=self.eviction_policy,
+                    tag_index=True,
+                    statistics=False,
+                )
+                for name in os.listdir(self.root):  # the database and its WAL: owner only
+                    if name.startswith("cache.db"):
+                        os.chmod(self.root / name, 0o600)
+                st = os.stat(self.root / "cache.db")
+            except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
+                self.open_failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                self._next_open = self._clock() + self.retry_after_s
+                if first or self.open_failures == 1:
+                    logger.warning(
+                        "disk tier disabled: cannot use %s (%s); retrying every %.0f s",
+                        self.directory,
+                        self.last_error,
+                        self.retry_after_s,
+                    )
+                return None
+            if not first:
+                self.reopens += 1
+                logger.warning("disk tier: %s is usable again", self.root)
+            self._root_id = (st.st_dev, st.st_ino)
+            self._cache = cache
+            self.last_error = None
+            return cache
+
+    def _prepare_directory(self, first: bool) -> None:
+        if self.directory.exists() and not self.directory.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(self.directory))
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if self._lock_file is None and fcntl is not None:
+            lock_file = open(self.directory / f"{SUBDIR}.lock", "ab")  # noqa: SIM115
+            os.chmod(lock_file.name, 0o600)
+            if first and self._clear_on_start:
+                self._clear_if_alone(lock_file)
+            fcntl.flock(lock_file, fcntl.LOCK_SH)
+            self._lock_file = lock_file
+        self.root.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(self.root, 0o700)
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, "not writable", str(self.root))
+
+    def _clear_if_alone(self, lock_file: IO[bytes]) -> None:
+        """Wipe the cache if no other live process holds the directory lock."""
+        assert fcntl is not None
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            logger.info("disk tier: %s is in use by another process; not clearing it", self.root)
+            return
+        shutil.rmtree(self.root, ignore_errors=True)
+        logger.info("disk tier: cleared %s (TIERCACHE_DISK_CLEAR_ON_START)", self.root)
+
+    def _close_locked(self) -> None:
+        cache, self._cache = self._cache, None
+        if cache is not None:
+            with contextlib.suppress(Exception):
+                cache.close()
+
+    def _disk_full(self, exc: BaseException) -> None:
+        with self._lock:
+            self.full_skips += 1
+        self._full_until = self._clock() + self.retry_after_s
+        self.last_error = f"disk full: {exc}"
+        logger.warning(
+            "disk tier: %s is full (%s); skipping writes for %.0f s",
+            self.root,
+            exc,
+            self.retry_after_s,
+        )
+
+
+def _object_tag(target: str, path: str) -> str:
+    """The diskcache tag shared by every block of one object, for :meth:`DiskTier.delete_object`."""
+    return BlockKey(target, path, "", 0, 0).digest()
+
+
+def _is_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and any(m in str(exc) for m in _SQLITE_FULL)
+
+
+__all__ = ["EVICTION_POLICY", "DiskTier"]
