@@ -65,11 +65,11 @@ class TierSlot:
     def state(self) -> BreakerState:
         return BreakerState.CLOSED if self.guard is None else self.guard.breaker.state
 
-    def call(self, fn: Callable[..., Any], *args: object) -> Any:
+    def call(self, fn: Callable[..., Any], *args: object, read: bool = True) -> Any:
         """Call a tier method, through the guard when there is one."""
         if self.guard is None:
             return fn(*args)
-        return self.guard.call(fn, *args)
+        return self.guard.call(fn, *args, read=read)
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,7 @@ class TierChain:
         self.info_cache.discard(path)
         for slot in self.slots:
             try:
-                slot.call(slot.tier.delete_object, self.target, path)
+                slot.call(slot.tier.delete_object, self.target, path, read=False)
             except TierError:
                 slot.untrusted.add(path)
                 logger.warning(
@@ -366,7 +366,7 @@ class TierChain:
     def _fill(self, slot: TierSlot, key: BlockKey, block: bytes) -> None:
         def job() -> None:
             try:
-                slot.call(slot.tier.put, key, block)
+                slot.call(slot.tier.put, key, block, read=False)
             except TierError:
                 return
             slot.counters.add("bytes_written", len(block))

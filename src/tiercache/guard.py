@@ -37,6 +37,9 @@ from .stats import TierCounters
 
 logger = logging.getLogger(__name__)
 
+#: A flapping tier logs its breaker opening at WARNING at most this often.
+WARNING_INTERVAL_S = 60.0
+
 T = TypeVar("T")
 Clock = Callable[[], float]
 
@@ -211,9 +214,18 @@ class Guard:
         self.counters = counters
         self._slots = threading.BoundedSemaphore(bulkhead)
         self._pool = _DaemonPool(bulkhead, f"tiercache-tier-{name}")
+        self._last_warning = -WARNING_INTERVAL_S
+        self._warned = False
 
-    def call(self, fn: Callable[..., T], *args: object) -> T:
+    def call(self, fn: Callable[..., T], *args: object, read: bool = True) -> T:
         """Call ``fn(*args)`` on the bulkhead within the time budget.
+
+        Args:
+            fn: The tier method.
+            *args: Its arguments.
+            read: Whether this is a read. Only reads prove the tier healthy: a tier whose reads
+                hang while its writes succeed must still open its breaker. Failures of any
+                call count against it.
 
         Raises:
             TierRejectedError: The breaker is open or every bulkhead slot is busy.
@@ -245,7 +257,7 @@ class Guard:
             self._failed(error)
             raise error from exc
         except IntegrityError:
-            self._succeeded()  # the tier answered; its value was bad
+            self._succeeded(read)  # the tier answered; its value was bad
             raise
         except TierUnavailableError:
             # The tier logs why it cannot start; the breaker probes it after each cooldown.
@@ -256,22 +268,35 @@ class Guard:
             error = TierError(f"tier {self.name!r}: {type(exc).__name__}: {exc}")
             self._failed(error)
             raise error from exc
-        self._succeeded()
+        self._succeeded(read)
         return result
 
     def _failed(self, error: TierError) -> None:
-        # One WARNING when the breaker opens, not one per failed call: no log floods.
-        if self.breaker.record_failure():
-            logger.warning(
-                "tier %r bypassed for %.1f s after repeated failures: %s",
-                self.name,
-                self.breaker.cooldown_s,
-                error,
-            )
+        # One line when the breaker opens, not one per failed call. A flapping tier logs at
+        # WARNING at most once per WARNING_INTERVAL_S (and its recovery with it), at DEBUG in
+        # between: no log floods.
+        if not self.breaker.record_failure():
+            return
+        now = time.monotonic()
+        self._warned = now - self._last_warning >= WARNING_INTERVAL_S
+        if self._warned:
+            self._last_warning = now
+        logger.log(
+            logging.WARNING if self._warned else logging.DEBUG,
+            "tier %r bypassed for %.1f s after repeated failures: %s",
+            self.name,
+            self.breaker.cooldown_s,
+            error,
+        )
 
-    def _succeeded(self) -> None:
+    def _succeeded(self, read: bool) -> None:
+        if not read:
+            self.breaker.release_probe()  # a write that got through proves nothing of reads
+            return
         if self.breaker.record_success():
-            logger.warning("tier %r recovered: serving again", self.name)
+            level = logging.WARNING if self._warned else logging.DEBUG
+            self._warned = False
+            logger.log(level, "tier %r recovered: serving again", self.name)
 
     def close(self) -> None:
         """Stop accepting calls; running calls finish in the background."""

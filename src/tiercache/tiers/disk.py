@@ -187,7 +187,7 @@ class DiskTier:
                 f"disk tier: database locked for {self.lock_timeout_s}s"
             ) from exc
         except (OSError, sqlite3.OperationalError) as exc:
-            if _is_full(exc):
+            if _is_full(exc) or _out_of_space(self.root):
                 self._disk_full(exc)
                 return
             raise
@@ -350,6 +350,19 @@ class DiskTier:
 def _object_tag(target: str, path: str) -> str:
     """The diskcache tag shared by every block of one object, for :meth:`DiskTier.delete_object`."""
     return BlockKey(target, path, "", 0, 0).digest()
+
+
+def _out_of_space(root: Path) -> bool:
+    """Whether the filesystem holding ``root`` has no free blocks or no free inodes.
+
+    diskcache hides ENOSPC when it cannot create a value's subdirectory (no inodes left): what
+    surfaces is a FileNotFoundError for the file. The filesystem's own figures tell the truth.
+    """
+    try:
+        st = os.statvfs(root)
+    except OSError:
+        return False
+    return st.f_bavail == 0 or (st.f_files > 0 and st.f_favail == 0)
 
 
 def _is_full(exc: BaseException) -> bool:
