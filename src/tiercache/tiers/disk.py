@@ -103,6 +103,7 @@ class DiskTier:
         self._root_id: tuple[int, int] | None = None
         self._next_open = 0.0
         self._full_until = 0.0
+        self._volume = 0
         self.last_error: str | None = None
         # Tier-specific counters (the chain counts hits, misses, errors, timeouts, corrupt).
         self.full_skips = 0
@@ -119,14 +120,11 @@ class DiskTier:
 
     def stats(self) -> dict[str, object]:
         """Tier-specific figures, merged into ``stats()["tiers"]["disk"]``."""
-        cache = self._cache
-        volume = 0
-        if cache is not None:
-            with contextlib.suppress(Exception):
-                volume = int(cache.volume())
+        # No database access here: stats() runs on the caller's thread, outside the guard, and
+        # must not hang on a hung disk. The volume is refreshed by writes, on the guard's threads.
         return {
             "directory": str(self.root),
-            "used_bytes": volume,
+            "used_bytes": self._volume,
             "capacity_bytes": self.capacity_bytes,
             "full_skips": self.full_skips,
             "reopens": self.reopens,
@@ -150,12 +148,8 @@ class DiskTier:
         """
         cache = self._usable()
         digest = key.digest()
-        try:
+        with self._lock_timeouts():
             value = cache.get(digest, default=None, read=True, retry=False)
-        except diskcache.Timeout as exc:
-            raise TierTimeoutError(
-                f"disk tier: database locked for {self.lock_timeout_s}s"
-            ) from exc
         if value is None:
             return None
         try:
@@ -181,11 +175,9 @@ class DiskTier:
             return
         cache = self._usable(check_root=True)
         try:
-            cache.set(key.digest(), frame(key, data), tag=_object_tag(key.target, key.path))
-        except diskcache.Timeout as exc:
-            raise TierTimeoutError(
-                f"disk tier: database locked for {self.lock_timeout_s}s"
-            ) from exc
+            with self._lock_timeouts():
+                cache.set(key.digest(), frame(key, data), tag=_object_tag(key.target, key.path))
+                self._volume = int(cache.volume())
         except (OSError, sqlite3.OperationalError) as exc:
             if _is_full(exc) or _out_of_space(self.root):
                 self._disk_full(exc)
@@ -195,12 +187,8 @@ class DiskTier:
     def delete_object(self, target: str, path: str, /) -> None:
         """Forget every block (all versions) of one object."""
         cache = self._usable()
-        try:
+        with self._lock_timeouts():
             cache.evict(_object_tag(target, path), retry=False)
-        except diskcache.Timeout as exc:
-            raise TierTimeoutError(
-                f"disk tier: database locked for {self.lock_timeout_s}s"
-            ) from exc
 
     def close(self) -> None:
         """Close the database and release the directory lock."""
@@ -297,6 +285,7 @@ class DiskTier:
                 self.reopens += 1
                 logger.warning("disk tier: %s is usable again", self.root)
             self._root_id = (st.st_dev, st.st_ino)
+            self._volume = int(cache.volume())
             self._cache = cache
             self.last_error = None
             return cache
