@@ -476,7 +476,7 @@ class TierChain:
                     extra = tier_stats()
                 except Exception:
                     extra = {}
-                entry = {**extra, **entry}
+                entry.update((k, v) for k, v in extra.items() if k not in entry)
             tiers[slot.name] = entry
         info = self.info_cache.counters.snapshot()
         return {
