@@ -44,6 +44,12 @@ _BOOLS: Final[Mapping[str, bool]] = {
     "true": True, "1": True, "yes": True, "on": True,
     "false": False, "0": False, "no": False, "off": False,
 }  # fmt: skip
+#: diskcache eviction policies the disk tier may use (measured in docs/benchmarks.md).
+DISK_EVICTION_POLICIES: Final = (
+    "least-recently-stored",
+    "least-recently-used",
+    "least-frequently-used",
+)
 _REDIS_SCHEMES: Final = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 
 # ASCII only: int() would take other scripts' digits, which no one means in a variable. Digit
@@ -183,6 +189,10 @@ def _parse_text(text: str, *, variable: str) -> str:
     return text  # a path or a prefix is taken verbatim: its spaces may be meant
 
 
+def _parse_word(text: str, *, variable: str) -> str:
+    return text.strip().lower()  # a choice among fixed words; checked in __post_init__
+
+
 def _parse_url(text: str, *, variable: str) -> str:
     return text.strip()  # secrets mounted from files often end in a newline; URLs hold no spaces
 
@@ -195,6 +205,7 @@ _TABLE: Final[Mapping[str, tuple[str, _Parser]]] = {
     "TIERCACHE_DISK_BYTES": ("disk_bytes", parse_size),
     "TIERCACHE_DISK_TIMEOUT": ("disk_timeout_s", parse_duration),
     "TIERCACHE_DISK_CLEAR_ON_START": ("disk_clear_on_start", parse_bool),
+    "TIERCACHE_DISK_EVICTION": ("disk_eviction", _parse_word),
     "TIERCACHE_REDIS_URL": ("redis_url", _parse_url),
     "TIERCACHE_REDIS_TIMEOUT": ("redis_timeout_s", parse_duration),
     "TIERCACHE_REDIS_TTL": ("redis_ttl_s", parse_duration),
@@ -233,6 +244,7 @@ class Settings:
     disk_bytes: int = _GIB  # TIERCACHE_DISK_BYTES
     disk_timeout_s: float = 0.05  # TIERCACHE_DISK_TIMEOUT
     disk_clear_on_start: bool = False  # TIERCACHE_DISK_CLEAR_ON_START
+    disk_eviction: str = "least-recently-stored"  # TIERCACHE_DISK_EVICTION
     redis_url: str | None = None  # TIERCACHE_REDIS_URL
     redis_timeout_s: float = 0.05  # TIERCACHE_REDIS_TIMEOUT
     redis_ttl_s: float = 3600.0  # TIERCACHE_REDIS_TTL
@@ -256,6 +268,10 @@ class Settings:
         _check_seconds(self, "disk_timeout_s", allow_zero=False)
         if not isinstance(self.disk_clear_on_start, bool):
             raise _invalid("disk_clear_on_start", "True or False", self.disk_clear_on_start)
+        if self.disk_eviction not in DISK_EVICTION_POLICIES:
+            raise _invalid(
+                "disk_eviction", "one of " + ", ".join(DISK_EVICTION_POLICIES), self.disk_eviction
+            )
         _check_text(self, "redis_url", optional=True)
         if self.redis_url is not None:
             scheme = self.redis_url.partition("://")[0].lower()

@@ -55,6 +55,7 @@ def default_tiers(settings: Settings) -> list[Tier]:
                 lock_timeout_s=settings.disk_timeout_s,
                 clear_on_start=settings.disk_clear_on_start,
                 retry_after_s=settings.breaker_cooldown_s,
+                eviction_policy=settings.disk_eviction,
             )
         )
     if settings.redis_url is not None:

@@ -48,6 +48,12 @@ def test_block_size_benchmark_runs() -> None:
     assert "| tiercache 1,024 KiB blocks |" in out
 
 
+def test_disk_tier_benchmark_runs() -> None:
+    out = run("benchmarks/disk_tier.py", "--quick")
+    assert "| DiskTier.get |" in out
+    assert "| least-recently-used |" in out
+
+
 def test_console_script_is_installed() -> None:
     script = Path(sys.executable).with_name("tiercache")
     assert script.exists(), f"{script} missing: is the package installed (pip install -e .)?"

@@ -452,3 +452,21 @@ def test_wrong_type_redis_url_error_hides_the_secret() -> None:
     with pytest.raises(ConfigError) as info:
         Settings(redis_url=b"redis://:secret@h")  # type: ignore[arg-type]
     assert "secret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "policy"),
+    [
+        ("least-recently-used", "least-recently-used"),
+        (" Least-Frequently-Used ", "least-frequently-used"),
+        ("least-recently-stored", "least-recently-stored"),
+    ],
+)
+def test_disk_eviction_accepts_the_diskcache_policies(text: str, policy: str) -> None:
+    assert Settings.from_env({"TIERCACHE_DISK_EVICTION": text}).disk_eviction == policy
+
+
+def test_disk_eviction_rejects_other_words() -> None:
+    with pytest.raises(ConfigError, match=r"TIERCACHE_DISK_EVICTION.*least-recently-stored"):
+        Settings.from_env({"TIERCACHE_DISK_EVICTION": "none"})
+    assert Settings().disk_eviction == "least-recently-stored"

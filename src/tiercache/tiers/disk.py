@@ -45,7 +45,8 @@ except ImportError:  # pragma: no cover - not POSIX: no cross-process lock, no c
 logger = logging.getLogger(__name__)
 
 SUBDIR = "tiercache-v1"
-EVICTION_POLICY = "least-recently-stored"  # measured: docs/benchmarks.md, "Disk tier"
+# The default of TIERCACHE_DISK_EVICTION; measured in docs/benchmarks.md, "Disk tier".
+EVICTION_POLICY = "least-recently-stored"
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 _SQLITE_FULL = ("database or disk is full",)
 
