@@ -44,6 +44,8 @@ _BOOLS: Final[Mapping[str, bool]] = {
     "true": True, "1": True, "yes": True, "on": True,
     "false": False, "0": False, "no": False, "off": False,
 }  # fmt: skip
+# An HMAC key shorter than this is a typo or a placeholder, not a secret.
+_MIN_HMAC_KEY: Final = 16
 #: diskcache eviction policies the disk tier may use (measured in docs/benchmarks.md).
 DISK_EVICTION_POLICIES: Final = (
     "least-recently-stored",
@@ -193,6 +195,10 @@ def _parse_word(text: str, *, variable: str) -> str:
     return text.strip().lower()  # a choice among fixed words; checked in __post_init__
 
 
+def _parse_secret(text: str, *, variable: str) -> str:
+    return text.strip()  # mounted secret files often end in a newline
+
+
 def _parse_url(text: str, *, variable: str) -> str:
     return text.strip()  # secrets mounted from files often end in a newline; URLs hold no spaces
 
@@ -211,6 +217,7 @@ _TABLE: Final[Mapping[str, tuple[str, _Parser]]] = {
     "TIERCACHE_REDIS_TTL": ("redis_ttl_s", parse_duration),
     "TIERCACHE_REDIS_MAX_VALUE_BYTES": ("redis_max_value_bytes", parse_size),
     "TIERCACHE_REDIS_PREFIX": ("redis_prefix", _parse_text),
+    "TIERCACHE_REDIS_HMAC_KEY": ("redis_hmac_key", _parse_secret),
     "TIERCACHE_INFO_TTL": ("info_ttl_s", parse_duration),
     "TIERCACHE_ORIGIN_RETRIES": ("origin_retries", _parse_count),
     "TIERCACHE_ORIGIN_TIMEOUT": ("origin_timeout_s", parse_duration),
@@ -250,6 +257,7 @@ class Settings:
     redis_ttl_s: float = 3600.0  # TIERCACHE_REDIS_TTL
     redis_max_value_bytes: int = 4 * _MIB  # TIERCACHE_REDIS_MAX_VALUE_BYTES
     redis_prefix: str = "tiercache:"  # TIERCACHE_REDIS_PREFIX
+    redis_hmac_key: str | None = None  # TIERCACHE_REDIS_HMAC_KEY (a secret: never shown)
     info_ttl_s: float = 60.0  # TIERCACHE_INFO_TTL
     origin_retries: int = 3  # TIERCACHE_ORIGIN_RETRIES
     origin_timeout_s: float = 30.0  # TIERCACHE_ORIGIN_TIMEOUT
@@ -282,6 +290,9 @@ class Settings:
         _check_seconds(self, "redis_ttl_s", allow_zero=False)
         _check_int(self, "redis_max_value_bytes", minimum=1)
         _check_text(self, "redis_prefix", optional=False)
+        _check_text(self, "redis_hmac_key", optional=True)
+        if self.redis_hmac_key is not None and len(self.redis_hmac_key) < _MIN_HMAC_KEY:
+            raise _invalid("redis_hmac_key", f"at least {_MIN_HMAC_KEY} characters", "<secret>")
         _check_seconds(self, "info_ttl_s", allow_zero=True)  # 0: never reuse mutable info
         _check_int(self, "origin_retries", minimum=0)
         _check_seconds(self, "origin_timeout_s", allow_zero=False)
@@ -343,7 +354,11 @@ class Settings:
 
 def _shown(settings: Settings, field: str) -> object:
     value = getattr(settings, field)
-    return redact_url(value) if field == "redis_url" and value is not None else value
+    if value is None:
+        return None
+    if field == "redis_hmac_key":
+        return "***"
+    return redact_url(value) if field == "redis_url" else value
 
 
 def _with_hint(name: str, known: Iterable[str]) -> str:

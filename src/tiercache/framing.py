@@ -6,11 +6,16 @@ for and its checksum matches its bytes (DESIGN section 5)::
     offset size  field
     0      4     magic        b"TCB1"
     4      1     algorithm    1 = xxh3_64 (the ``xxhash`` package), 2 = crc32 (zlib, stdlib)
-    5      3     reserved     zero
+    5      1     flags        bit 0: an HMAC-SHA256 tag follows the payload
+    6      2     reserved     zero
     8      32    key digest   sha256 of the block key (target, path, version, block size, index)
     40     8     length       payload bytes, unsigned big-endian
     48     8     checksum     of the payload, unsigned big-endian
     56     ...   payload
+    56+len 32    tag          HMAC-SHA256(key, header + payload), only with flag bit 0
+
+With an HMAC key (``TIERCACHE_REDIS_HMAC_KEY``), a reader accepts only values whose tag it can
+verify: write access to the store is then not enough to poison reads.
 
 xxh3 checksums a 1 MiB block in tens of microseconds; zlib's crc32 takes ~250 µs on the
 reference machine, which would dominate a warm disk read. ``xxhash`` is part of the ``disk``
@@ -20,6 +25,8 @@ algorithm this process cannot compute is a miss, never trusted.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import struct
 import zlib
 from collections.abc import Callable
@@ -28,7 +35,9 @@ from .errors import IntegrityError
 from .protocol import BlockKey
 
 MAGIC = b"TCB1"
-_HEADER = struct.Struct(">4sB3x32sQQ")
+_HEADER = struct.Struct(">4sBBH32sQQ")
+_MAC_FLAG = 1
+MAC_BYTES = 32
 HEADER_BYTES = _HEADER.size  # 56
 
 XXH3 = 1
@@ -51,15 +60,28 @@ def key_digest(key: BlockKey) -> bytes:
     return bytes.fromhex(key.digest())
 
 
-def header(key: BlockKey, payload: bytes, algorithm: int = DEFAULT_ALGORITHM) -> bytes:
+def header(
+    key: BlockKey, payload: bytes, algorithm: int = DEFAULT_ALGORITHM, *, mac: bool = False
+) -> bytes:
     """Return the header for ``payload`` stored under ``key``."""
     checksum = _CHECKSUMS[algorithm](payload)
-    return _HEADER.pack(MAGIC, algorithm, key_digest(key), len(payload), checksum)
+    flags = _MAC_FLAG if mac else 0
+    return _HEADER.pack(MAGIC, algorithm, flags, 0, key_digest(key), len(payload), checksum)
 
 
-def frame(key: BlockKey, payload: bytes, algorithm: int = DEFAULT_ALGORITHM) -> bytes:
-    """Return header + payload."""
-    return header(key, payload, algorithm) + payload
+def frame(
+    key: BlockKey,
+    payload: bytes,
+    algorithm: int = DEFAULT_ALGORITHM,
+    *,
+    hmac_key: bytes | None = None,
+) -> bytes:
+    """Return header + payload (+ the HMAC tag when ``hmac_key`` is given)."""
+    head = header(key, payload, algorithm, mac=hmac_key is not None)
+    if hmac_key is None:
+        return head + payload
+    tag = hmac.new(hmac_key, head + payload, hashlib.sha256).digest()
+    return head + payload + tag
 
 
 def parse_header(key: BlockKey, raw: bytes | memoryview) -> tuple[int, int, int]:
@@ -71,16 +93,20 @@ def parse_header(key: BlockKey, raw: bytes | memoryview) -> tuple[int, int, int]
     Raises:
         IntegrityError: Wrong size, magic, key or an algorithm this process cannot compute.
     """
+    return _parse(key, raw)[:3]
+
+
+def _parse(key: BlockKey, raw: bytes | memoryview) -> tuple[int, int, int, bool]:
     if len(raw) != HEADER_BYTES:
         raise IntegrityError(f"header of {len(raw)} bytes, expected {HEADER_BYTES}")
-    magic, algorithm, digest, length, checksum = _HEADER.unpack(raw)
-    if magic != MAGIC:
-        raise IntegrityError(f"bad magic {magic!r}")
+    magic, algorithm, flags, reserved, digest, length, checksum = _HEADER.unpack(raw)
+    if magic != MAGIC or reserved != 0 or flags & ~_MAC_FLAG:
+        raise IntegrityError(f"bad magic {magic!r} or unknown flags {flags:#x}/{reserved:#x}")
     if algorithm not in _CHECKSUMS:
         raise IntegrityError(f"checksum algorithm {algorithm} is not available here")
     if digest != key_digest(key):
         raise IntegrityError("value stored under another key")
-    return algorithm, length, checksum
+    return algorithm, length, checksum, bool(flags & _MAC_FLAG)
 
 
 def verify(algorithm: int, length: int, checksum: int, payload: bytes | memoryview) -> None:
@@ -95,14 +121,26 @@ def verify(algorithm: int, length: int, checksum: int, payload: bytes | memoryvi
         raise IntegrityError("checksum mismatch")
 
 
-def unframe(key: BlockKey, value: bytes) -> bytes:
+def unframe(key: BlockKey, value: bytes, *, hmac_key: bytes | None = None) -> bytes:
     """Return the payload of a framed value after checking it against ``key``.
+
+    With ``hmac_key``, the value must carry a valid HMAC tag (checked first, in constant time).
 
     Raises:
         IntegrityError: The value is not a valid frame of a block stored under ``key``.
     """
     view = memoryview(value)
-    algorithm, length, checksum = parse_header(key, view[:HEADER_BYTES])
-    payload = view[HEADER_BYTES:]
+    algorithm, length, checksum, has_mac = _parse(key, view[:HEADER_BYTES])
+    end = HEADER_BYTES + length
+    if has_mac:
+        if len(view) != end + MAC_BYTES:
+            raise IntegrityError(f"value of {len(view)} bytes, header says {end + MAC_BYTES}")
+        if hmac_key is not None:
+            expected = hmac.new(hmac_key, view[:end], hashlib.sha256).digest()
+            if not hmac.compare_digest(expected, view[end:]):
+                raise IntegrityError("HMAC mismatch: the value was not written with our key")
+    elif hmac_key is not None:
+        raise IntegrityError("value carries no HMAC, and an HMAC key is configured")
+    payload = view[HEADER_BYTES:end] if has_mac else view[HEADER_BYTES:]
     verify(algorithm, length, checksum, payload)
     return bytes(payload)
