@@ -19,9 +19,10 @@ from .errors import (
     TierUnavailableError,
 )
 from .fs import TieredFile, TieredFileSystem
-from .protocol import BlockKey, BlockKind, ObjectInfo, Origin, Tier
+from .protocol import BlockKey, BlockKind, InfoTier, ObjectInfo, Origin, Tier
 from .tiers.disk import DiskTier
 from .tiers.memory import MemoryTier
+from .tiers.redis import RedisTier
 
 try:
     __version__ = _metadata.version("tiercache")
@@ -33,12 +34,14 @@ __all__ = [
     "BlockKind",
     "ConfigError",
     "DiskTier",
+    "InfoTier",
     "IntegrityError",
     "MemoryTier",
     "ObjectChangedError",
     "ObjectInfo",
     "Origin",
     "OriginError",
+    "RedisTier",
     "Settings",
     "ShortReadError",
     "Tier",

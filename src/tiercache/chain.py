@@ -10,8 +10,10 @@ are filled behind the read through the bounded :class:`~tiercache.fills.FillQueu
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,7 +25,15 @@ from .fills import FillQueue
 from .flight import SingleFlight
 from .guard import BreakerState, CircuitBreaker, Guard
 from .origin import FsspecOrigin
-from .protocol import BlockKey, BlockKind, ObjectInfo, Tier
+from .protocol import (
+    BlockKey,
+    BlockKind,
+    InfoTier,
+    ObjectInfo,
+    Tier,
+    info_document,
+    parse_info_document,
+)
 from .stats import Tally, TierCounters
 from .tiers.memory import InfoCache
 
@@ -136,6 +146,8 @@ class TierChain:
             self.slots.append(TierSlot(tier, counters, guard))
         # The first in-process slot is probed inline, without the per-block class check.
         self._lower = [s for s in self.slots if s.guard is not None]
+        # Tiers that share object info across processes (Redis): get_info / put_info.
+        self._info_slots = [(s, s.tier) for s in self._lower if isinstance(s.tier, InfoTier)]
         self._front = next((s for s in self.slots if s.guard is None), None)
         self._blocks_flight: SingleFlight[BlockKey, bytes] = SingleFlight()
         self._info_flight: SingleFlight[str, _Discovered | ObjectInfo] = SingleFlight()
@@ -158,15 +170,61 @@ class TierChain:
             found = theirs[path].result()
             return found.info if isinstance(found, _Discovered) else found
         try:
-            epoch = self.info_cache.epoch
-            info = self.origin.info(path)
-            if info.raw.get("type", "file") == "file":
-                self.info_cache.put(info, epoch)
+            info = self._shared_info(path)
+            if info is None:
+                epoch = self.info_cache.epoch
+                info = self.origin.info(path)
+                self.info_cache.counters.add("origin")
+                if info.raw.get("type", "file") == "file":
+                    self.info_cache.put(info, epoch)
+                    self._share_info(info)
         except BaseException as exc:
             self._info_flight.fail(path, exc)
             raise
         self._info_flight.resolve(path, info)
         return info
+
+    def _shared_info(self, path: str) -> ObjectInfo | None:
+        """Ask the tiers that share object info (Redis) for fresh info of ``path``."""
+        for slot, tier in self._info_slots:
+            if path in slot.untrusted:
+                continue
+            try:
+                document = slot.call(tier.get_info, self.target, path)
+            except IntegrityError:
+                slot.counters.add("corrupt")
+                continue
+            except TierError:
+                continue
+            if document is None:
+                continue
+            try:
+                info, fetched_at = parse_info_document(document)
+            except ValueError:
+                slot.counters.add("corrupt")
+                continue
+            age_s = time.time() - fetched_at
+            if info.path != path or self.info_cache.fresh_for(path, age_s) <= 0:
+                continue  # stale for this process's INFO_TTL: ask the origin
+            self.info_cache.put(info, age_s=age_s)
+            self.info_cache.counters.add("shared_hits")
+            return info
+        return None
+
+    def _share_info(self, info: ObjectInfo) -> None:
+        """Hand fresh object info to the tiers that share it, behind the read."""
+        if not self._info_slots:
+            return
+        document = info_document(info, time.time())
+        for slot, tier in self._info_slots:
+            if info.path in slot.untrusted:
+                continue
+
+            def job(slot: TierSlot = slot, tier: InfoTier = tier) -> None:
+                with contextlib.suppress(TierError):
+                    slot.call(tier.put_info, self.target, info.path, document, read=False)
+
+            self.fills.submit(job)
 
     def invalidate(self, path: str) -> None:
         """Forget what every reachable tier holds for ``path`` (info and blocks, all versions)."""
@@ -237,6 +295,8 @@ class TierChain:
         self, path: str, start: int | None, end: int | None, info: ObjectInfo | None
     ) -> bytes:
         for _ in range(VERSION_RETRIES):
+            if info is None and self._info_slots:
+                info = self._shared_info(path)  # another pod may have fetched it already
             if info is None:
                 if (
                     self.origin.can_discover
@@ -439,7 +499,9 @@ class TierChain:
         try:
             epoch = self.info_cache.epoch
             data, info = self.origin.read_discover(path, first * bs, (last + 1) * bs)
+            self.info_cache.counters.add("origin")
             self.info_cache.put(info, epoch)
+            self._share_info(info)
             for offset in range(0, len(data), bs):
                 index = first + offset // bs
                 key = BlockKey(self.target, path, info.version, bs, index)

@@ -31,6 +31,7 @@ from .origin import FsspecOrigin
 from .protocol import ObjectInfo, Tier
 from .tiers.disk import DiskTier
 from .tiers.memory import MemoryTier
+from .tiers.redis import RedisTier
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,17 @@ def default_tiers(settings: Settings) -> list[Tier]:
             )
         )
     if settings.redis_url is not None:
-        logger.warning("TIERCACHE_REDIS_URL is set, but this version has no Redis tier yet")
+        tiers.append(
+            RedisTier(
+                settings.redis_url,
+                timeout_s=settings.redis_timeout_s,
+                ttl_s=settings.redis_ttl_s,
+                max_value_bytes=settings.redis_max_value_bytes,
+                prefix=settings.redis_prefix,
+                hmac_key=settings.redis_hmac_key,
+                retry_after_s=settings.breaker_cooldown_s,
+            )
+        )
     return tiers
 
 

@@ -8,6 +8,7 @@ A :class:`Tier` stores blocks (and, optionally, encoded object info) under versi
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
@@ -67,6 +68,41 @@ class ObjectInfo:
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
+def info_document(info: ObjectInfo, fetched_at: float) -> bytes:
+    """Serialise object info (with the wall-clock time it was fetched) for a shared tier."""
+    raw = {k: v if isinstance(v, str | int | float | bool) or v is None else str(v)
+           for k, v in info.raw.items()}  # fmt: skip
+    document = {
+        "path": info.path,
+        "size": info.size,
+        "version": info.version,
+        "etag": info.etag,
+        "raw": raw,
+        "fetched_at": fetched_at,
+    }
+    return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
+
+
+def parse_info_document(data: bytes) -> tuple[ObjectInfo, float]:
+    """Inverse of :func:`info_document`: the info and the time it was fetched.
+
+    Raises:
+        ValueError: Not a document :func:`info_document` wrote.
+    """
+    try:
+        doc = json.loads(data)
+        info = ObjectInfo(
+            path=str(doc["path"]),
+            size=int(doc["size"]),
+            version=str(doc["version"]),
+            etag=None if doc["etag"] is None else str(doc["etag"]),
+            raw=dict(doc["raw"]),
+        )
+        return info, float(doc["fetched_at"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"not an object-info document: {exc}") from exc
+
+
 @runtime_checkable
 class Tier(Protocol):
     """One cache tier. A miss returns ``None``; a failure raises (the chain makes it a miss).
@@ -96,6 +132,19 @@ class Tier(Protocol):
 
     def close(self) -> None:
         """Release the tier's resources. Called once, when the chain closes."""
+        ...
+
+
+@runtime_checkable
+class InfoTier(Protocol):
+    """A tier that also shares object info between processes (the Redis tier does)."""
+
+    def get_info(self, target: str, path: str, /) -> bytes | None:
+        """Return the verified info document stored for ``path``, or ``None``."""
+        ...
+
+    def put_info(self, target: str, path: str, document: bytes, /) -> None:
+        """Store an info document (see :func:`info_document`)."""
         ...
 
 

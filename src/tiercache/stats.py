@@ -16,7 +16,8 @@ Every counter only goes up. ``TieredFileSystem.stats()`` returns a snapshot::
          "bytes":         bytes received from the origin,
          "retries":       attempts repeated after a transient error,
          "errors":        failed attempts (transient or not)},
-     "info":   {"hits", "misses"}:       object-info lookups answered in process / not,
+     "info":   {"hits", "misses", "shared_hits", "origin"}: object-info lookups answered in
+               process / not; of the misses, answered by a shared tier (Redis) / by the origin,
      "fills":  {"queued", "dropped", "done", "failed"}: background fills of slower tiers,
      "block_size": the block size in bytes}
 
@@ -123,6 +124,8 @@ class InfoCounters(Counters):
     """Object-info lookups answered from the in-process table (hits) or not (misses)."""
 
     misses: int = 0
+    shared_hits: int = 0
+    origin: int = 0
     _hits: Tally = field(default_factory=Tally, repr=False, compare=False)
 
     def hit(self) -> None:

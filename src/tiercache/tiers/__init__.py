@@ -2,5 +2,6 @@
 
 from .disk import DiskTier
 from .memory import InfoCache, MemoryTier
+from .redis import RedisTier
 
-__all__ = ["DiskTier", "InfoCache", "MemoryTier"]
+__all__ = ["DiskTier", "InfoCache", "MemoryTier", "RedisTier"]

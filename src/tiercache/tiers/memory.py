@@ -174,14 +174,21 @@ class InfoCache:
                 del entries[path]
         return None
 
-    def put(self, info: ObjectInfo, epoch: int | None = None) -> None:
-        """Remember ``info`` for its path, unless an invalidation happened since ``epoch``."""
+    def put(self, info: ObjectInfo, epoch: int | None = None, *, age_s: float = 0.0) -> None:
+        """Remember ``info`` for its path, unless an invalidation happened since ``epoch``.
+
+        Args:
+            info: The object info.
+            epoch: :attr:`epoch` as seen before the info was fetched.
+            age_s: How long ago the info was fetched (info shared by another pod); it is trusted
+                for the rest of ``ttl_s`` only.
+        """
         if is_immutable(info.path):
             expires_at = math.inf
-        elif self.ttl_s <= 0:
+        elif self.fresh_for(info.path, age_s) <= 0:
             return
         else:
-            expires_at = self._clock() + self.ttl_s
+            expires_at = self._clock() + self.fresh_for(info.path, age_s)
         with self._lock:
             if epoch is not None and epoch != self._epoch:
                 return
@@ -189,6 +196,10 @@ class InfoCache:
             self._entries.move_to_end(info.path)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
+
+    def fresh_for(self, path: str, age_s: float) -> float:
+        """Seconds info of ``path`` fetched ``age_s`` ago may still be trusted (inf: immutable)."""
+        return math.inf if is_immutable(path) else self.ttl_s - max(0.0, age_s)
 
     def discard(self, path: str) -> None:
         """Forget ``path``."""
