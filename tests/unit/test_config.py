@@ -470,3 +470,15 @@ def test_disk_eviction_rejects_other_words() -> None:
     with pytest.raises(ConfigError, match=r"TIERCACHE_DISK_EVICTION.*least-recently-stored"):
         Settings.from_env({"TIERCACHE_DISK_EVICTION": "none"})
     assert Settings().disk_eviction == "least-recently-stored"
+
+
+def test_hmac_key_is_never_shown(capsys: pytest.CaptureFixture[str]) -> None:
+    secret = "s3cr3t-hmac-key-value-42"
+    settings = Settings.from_env({"TIERCACHE_REDIS_HMAC_KEY": secret + "\n"})
+    assert settings.redis_hmac_key == secret
+    assert secret not in repr(settings)
+    assert settings.describe()["TIERCACHE_REDIS_HMAC_KEY"] == "***"
+    assert Settings().describe()["TIERCACHE_REDIS_HMAC_KEY"] is None
+    with pytest.raises(ConfigError, match="at least 16") as exc:
+        Settings.from_env({"TIERCACHE_REDIS_HMAC_KEY": "short"})
+    assert "short" not in str(exc.value)
