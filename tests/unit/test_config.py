@@ -472,7 +472,7 @@ def test_disk_eviction_rejects_other_words() -> None:
     assert Settings().disk_eviction == "least-recently-stored"
 
 
-def test_hmac_key_is_never_shown(capsys: pytest.CaptureFixture[str]) -> None:
+def test_hmac_key_is_never_shown() -> None:
     secret = "s3cr3t-hmac-key-value-42"
     settings = Settings.from_env({"TIERCACHE_REDIS_HMAC_KEY": secret + "\n"})
     assert settings.redis_hmac_key == secret
