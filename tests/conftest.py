@@ -9,6 +9,9 @@ import pytest
 
 from tiercache.fs import TieredFileSystem, close_shared_chains
 
+# Real Redis servers, a cluster and a TCP fault proxy, for any test that asks for them.
+pytest_plugins = ["tests.redis_fixtures"]
+
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:

