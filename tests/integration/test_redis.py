@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from redis.cluster import RedisCluster as RedisClusterClient
 
 from tests.helpers import CountingFS
 from tiercache import MemoryTier, RedisTier, Settings, TieredFileSystem
@@ -81,13 +84,43 @@ def redis_stats(fs: TieredFileSystem) -> dict[str, Any]:
     return entry
 
 
+@dataclass
+class Backend:
+    """A standalone server or a cluster, seen the same way by the tests."""
+
+    url: str
+    client: Any  # redis.Redis or redis.cluster.RedisCluster
+    cli: Callable[..., str]  # redis-cli, following cluster redirects
+    everywhere: dict[str, Any]  # keyword arguments that send KEYS to every node
+
+    def keys(self, pattern: str) -> list[bytes]:
+        return sorted(set(self.client.keys(pattern, **self.everywhere)))
+
+
 @pytest.fixture(params=["standalone", "cluster"])
-def redis_url(request: pytest.FixtureRequest) -> str:
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     if request.param == "standalone":
         server: RedisServer = request.getfixturevalue("redis_fresh")
-        return server.url
+        with server.client() as client:
+            yield Backend(server.url, client, server.cli, {})
+        return
     cluster: RedisCluster = request.getfixturevalue("redis_cluster")
-    return cluster.url.replace("redis://", "redis+cluster://", 1)
+    client = cluster.client()
+    seed = cluster.nodes[0]
+    try:
+        yield Backend(
+            cluster.url.replace("redis://", "redis+cluster://", 1),
+            client,
+            lambda *args: seed.cli("-c", *args),
+            {"target_nodes": RedisClusterClient.PRIMARIES},
+        )
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def redis_url(backend: Backend) -> str:
+    return backend.url
 
 
 def test_a_second_pod_finds_info_and_footer_in_redis(redis_url: str) -> None:
@@ -107,29 +140,27 @@ def test_a_second_pod_finds_info_and_footer_in_redis(redis_url: str) -> None:
     second.close()
 
 
-def test_data_blocks_never_go_to_redis(redis_fresh: RedisServer) -> None:
-    settings = settings_for(redis_fresh.url)
+def test_data_blocks_never_go_to_redis(backend: Backend) -> None:
+    settings = settings_for(backend.url)
     path, data = put_object()
     first = pod(settings)
     assert first.read_range(path, 0, None) == data
     first.chain.fills.join()
-    with redis_fresh.client() as client:
-        hashes = [k for k in client.keys(settings.redis_prefix + "*") if b":b:" in k]
-        assert len(hashes) == 1
-        assert client.hkeys(hashes[0]) == [f"{BLOCK}:{SIZE // BLOCK - 1}".encode()]
+    hashes = [k for k in backend.keys(settings.redis_prefix + "*") if b":b:" in k]
+    assert len(hashes) == 1
+    assert backend.client.hkeys(hashes[0]) == [f"{BLOCK}:{SIZE // BLOCK - 1}".encode()]
     first.close()
 
 
-def test_entries_expire_with_the_ttl(redis_fresh: RedisServer) -> None:
-    settings = settings_for(redis_fresh.url, redis_ttl_s=1.0)
+def test_entries_expire_with_the_ttl(backend: Backend) -> None:
+    settings = settings_for(backend.url, redis_ttl_s=1.0)
     path, data = put_object()
     first = pod(settings)
     read_footer(first, path, data)
     first.chain.fills.join()
-    with redis_fresh.client() as client:
-        keys = client.keys(settings.redis_prefix + "*")
-        assert keys
-        assert all(0 < client.ttl(k) <= 2 for k in keys)
+    keys = backend.keys(settings.redis_prefix + "*")
+    assert len(keys) == 3  # the block hash, the set of versions, the info
+    assert all(0 < backend.client.ttl(k) <= 2 for k in keys)
     time.sleep(1.6)
     second = pod(settings)
     read_footer(second, path, data)
@@ -139,31 +170,28 @@ def test_entries_expire_with_the_ttl(redis_fresh: RedisServer) -> None:
     second.close()
 
 
-def test_values_over_the_size_limit_are_not_sent(redis_fresh: RedisServer) -> None:
-    settings = settings_for(redis_fresh.url, redis_max_value_bytes=1000)
+def test_values_over_the_size_limit_are_not_sent(backend: Backend) -> None:
+    settings = settings_for(backend.url, redis_max_value_bytes=1000)
     path, data = put_object()
     first = pod(settings)
     read_footer(first, path, data)
     first.chain.fills.join()
     assert redis_stats(first)["too_large"] == 1
-    with redis_fresh.client() as client:
-        assert [k for k in client.keys(settings.redis_prefix + "*") if b":b:" in k] == []
+    assert [k for k in backend.keys(settings.redis_prefix + "*") if b":b:" in k] == []
     first.close()
 
 
-def test_a_garbage_value_is_rejected_by_the_checksum_and_replaced(
-    redis_fresh: RedisServer,
-) -> None:
-    settings = settings_for(redis_fresh.url)
+def test_a_garbage_value_is_rejected_by_the_checksum_and_replaced(backend: Backend) -> None:
+    settings = settings_for(backend.url)
     path, data = put_object()
     first = pod(settings)
     read_footer(first, path, data)
     first.chain.fills.join()
-    with redis_fresh.client() as client:
-        (name,) = [k for k in client.keys(settings.redis_prefix + "*") if b":b:" in k]
-        (field,) = client.hkeys(name)
+    (name,) = [k for k in backend.keys(settings.redis_prefix + "*") if b":b:" in k]
+    (field,) = backend.client.hkeys(name)
     # Written with redis-cli, as an operator (or an attacker) with write access could.
-    redis_fresh.cli("HSET", name.decode(), field.decode(), "garbage")
+    backend.cli("HSET", name.decode(), field.decode(), "garbage")
+    assert backend.client.hget(name, field) == b"garbage"
     second = pod(settings)
     read_footer(second, path, data)  # exact bytes, from the origin
     assert redis_stats(second)["corrupt"] == 1
