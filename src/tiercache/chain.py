@@ -14,7 +14,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -153,6 +153,7 @@ class TierChain:
         self._info_flight: SingleFlight[str, _Discovered | ObjectInfo] = SingleFlight()
         self._runs = ThreadPoolExecutor(max_workers=run_workers, thread_name_prefix="tiercache-run")
         self._closed = threading.Event()
+        self._scope = threading.local()  # per-thread state of the read in progress
         # Hits of the hot path: an info hit and a memory-tier hit each (see read_range).
         self._fast_hits = Tally()
 
@@ -186,8 +187,9 @@ class TierChain:
 
     def _shared_info(self, path: str) -> ObjectInfo | None:
         """Ask the tiers that share object info (Redis) for fresh info of ``path``."""
+        failed = self._failed_in_this_read()
         for slot, tier in self._info_slots:
-            if path in slot.untrusted:
+            if path in slot.untrusted or slot in failed:
                 continue
             try:
                 document = slot.call(tier.get_info, self.target, path)
@@ -195,6 +197,7 @@ class TierChain:
                 slot.counters.add("corrupt")
                 continue
             except TierError:
+                failed.add(slot)
                 continue
             if document is None:
                 continue
@@ -291,7 +294,36 @@ class TierChain:
             self.info_cache.counters.hit()
         return self._read_range(path, start, end, info)
 
+    @contextlib.contextmanager
+    def _one_read(self) -> Iterator[None]:
+        """Scope of one read: a tier that fails once is not asked again during it.
+
+        So a hung tier costs one time budget per read, not one per block: the breaker needs
+        ``TIERCACHE_BREAKER_FAILURES`` reads to open, and until then no read pays twice.
+        """
+        scope = self._scope
+        if getattr(scope, "failed", None) is not None:  # nested: the outer read owns it
+            yield
+            return
+        scope.failed = set()
+        try:
+            yield
+        finally:
+            scope.failed = None
+
+    def _failed_in_this_read(self) -> set[TierSlot]:
+        failed: set[TierSlot] | None = getattr(self._scope, "failed", None)
+        return failed if failed is not None else set()
+
     def _read_range(
+        self, path: str, start: int | None, end: int | None, info: ObjectInfo | None
+    ) -> bytes:
+        if not self._lower:
+            return self._read_range_scoped(path, start, end, info)
+        with self._one_read():
+            return self._read_range_scoped(path, start, end, info)
+
+    def _read_range_scoped(
         self, path: str, start: int | None, end: int | None, info: ObjectInfo | None
     ) -> bytes:
         for _ in range(VERSION_RETRIES):
@@ -333,6 +365,12 @@ class TierChain:
         Raises:
             ObjectChangedError: A block had to come from the origin and the object has changed.
         """
+        if not self._lower:  # no tier that can fail: no scope to keep (the common hot path)
+            return self._read_pinned_scoped(info, start, end)
+        with self._one_read():
+            return self._read_pinned_scoped(info, start, end)
+
+    def _read_pinned_scoped(self, info: ObjectInfo, start: int, end: int) -> bytes:
         end = min(end, info.size)
         if start >= end:
             return b""
@@ -379,8 +417,9 @@ class TierChain:
             return None
         kind = classify(info.path, key.block_index, key.block_size, info.size)
         above: list[TierSlot] = []
+        failed = self._failed_in_this_read()
         for slot in self._lower:
-            if not slot.tier.accepts(kind) or info.path in slot.untrusted:
+            if not slot.tier.accepts(kind) or info.path in slot.untrusted or slot in failed:
                 continue
             try:
                 block = cast("bytes | None", slot.call(slot.tier.get, key))
@@ -388,6 +427,7 @@ class TierChain:
                 slot.counters.add("corrupt")
                 block = None
             except TierError:  # counted by the guard (errors, timeouts, rejected)
+                failed.add(slot)
                 block = None
             if block is not None and len(block) != self._block_length(key, info):
                 slot.counters.add("corrupt")  # never serve a block of the wrong length

@@ -259,3 +259,19 @@ def test_origin_failure_surfaces_as_a_typed_error(origin_fs: CountingFS, path: s
 def test_tier_names_must_be_unique(origin_fs: CountingFS) -> None:
     with pytest.raises(ValueError, match="unique"):
         make_chain(origin_fs, [DictTier("x"), DictTier("x")])
+
+
+def test_a_hung_tier_costs_one_budget_per_read_not_one_per_block(
+    origin_fs: CountingFS, path: str
+) -> None:
+    lower = DictTier()
+    chain = make_chain(origin_fs, [lower], breaker_failures=100, default_timeout_s=0.05)
+    chain.info(path)
+    lower.hang.clear()
+    data = letters(10 * BS + 123)
+    assert chain.read_range(path, 0, 8 * BS) == data[: 8 * BS]  # 8 blocks, one timeout
+    assert chain.stats()["tiers"]["slow"]["timeouts"] == 1
+    assert chain.read_range(path, 8 * BS, None) == data[8 * BS :]  # the next read: one more
+    assert chain.stats()["tiers"]["slow"]["timeouts"] == 2
+    lower.hang.set()
+    chain.close()
