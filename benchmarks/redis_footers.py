@@ -12,7 +12,8 @@ exactly the one written (``FileMetaData.equals``). Cases, every round:
 - **no Redis**: a cold pod, RAM tier only (``redis_url=None``);
 - **warm-up**: a first pod with Redis reads the footers, then waits for its background fills, so
   that Redis holds the object info and the footer blocks;
-- **with Redis**: a *new* cold pod (empty RAM, no disk, same Redis and prefix) reads them.
+- **with Redis**: a *new* cold pod (empty RAM, no disk, same Redis and prefix) reads them, then
+  reads them again (the "same pod again" row: RAM hits, the floor of pyarrow's own work).
 
 Every round uses a fresh Redis key prefix, so the warm-up starts from an empty Redis, and fresh
 pods: each pod is a ``TieredFileSystem`` with its own chain (``default_tiers(settings)``). All
@@ -34,6 +35,7 @@ missed). The Markdown it prints is what ``docs/benchmarks.md`` shows.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import os
@@ -68,7 +70,8 @@ DIRECT = "direct s3fs (no tiercache)"
 NO_REDIS = "tiercache, no Redis"
 WARM_UP = "tiercache warm-up pod (Redis empty)"
 WITH_REDIS = "tiercache, warm Redis"
-CASES = (DIRECT, NO_REDIS, WARM_UP, WITH_REDIS)
+HOT = "· same pod again (RAM hits)"
+CASES = (DIRECT, NO_REDIS, WARM_UP, WITH_REDIS, HOT)
 
 
 @dataclass
@@ -157,31 +160,34 @@ def check_footers(case: str, files: list[Written], footers: list[Any]) -> None:
         assert got.equals(f.metadata), (case, f.path)
 
 
-def tiercache_round(
+def _delta(after: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+    """The counters of a stats snapshot minus those of an earlier one (nested dicts)."""
+    out: dict[str, Any] = {}
+    for name, value in after.items():
+        if isinstance(value, dict):
+            out[name] = _delta(value, before.get(name, {}))
+        elif isinstance(value, int) and not isinstance(value, bool):
+            out[name] = value - before.get(name, 0)
+    return out
+
+
+def _measure(
+    fs: TieredFileSystem,
     proxy: HttpFaultProxy,
-    client: s3fs.S3FileSystem,
-    settings: Settings,
     files: list[Written],
     case: str,
     *,
     wait_fills: bool = False,
 ) -> Round:
-    """A new pod with its own chain reads the footers; its counters and the proxy's are kept."""
-    client.invalidate_cache()
-    fs = TieredFileSystem(
-        fs=client, settings=settings, tiers=default_tiers(settings), skip_instance_cache=True
-    )
-    try:
-        proxy.reset_counters()
-        seconds, footers = read_footers(fs, files)
-        get, head, total = proxy.requests("GET"), proxy.requests("HEAD"), proxy.requests()
-        if wait_fills:
-            fs.chain.fills.join()  # Redis now holds what this pod fetched
-        stats = fs.stats()
-    finally:
-        fs.close()
+    """Read the footers once through ``fs``; the proxy's and the chain's counts of that read."""
+    before = fs.stats()
+    proxy.reset_counters()
+    seconds, footers = read_footers(fs, files)
+    get, head, total = proxy.requests("GET"), proxy.requests("HEAD"), proxy.requests()
+    if wait_fills:
+        fs.chain.fills.join()  # Redis now holds what this pod fetched
+    stats = _delta(fs.stats(), before)
     check_footers(case, files, footers)
-    redis_tier = stats["tiers"].get("redis")
     result = Round(
         seconds=seconds,
         get=get,
@@ -193,6 +199,7 @@ def tiercache_round(
         info_origin=stats["info"]["origin"],
         fills=dict(stats["fills"]),
     )
+    redis_tier = stats["tiers"].get("redis")
     if redis_tier is not None:
         result.redis_hits = redis_tier["hits"]
         result.redis_misses = redis_tier["misses"]
@@ -200,6 +207,30 @@ def tiercache_round(
         result.redis_bytes_written = redis_tier["bytes_written"]
         result.redis_errors = redis_tier["errors"] + redis_tier["timeouts"] + redis_tier["rejected"]
     return result
+
+
+def tiercache_round(
+    proxy: HttpFaultProxy,
+    client: s3fs.S3FileSystem,
+    settings: Settings,
+    files: list[Written],
+    case: str,
+    *,
+    wait_fills: bool = False,
+    again: str | None = None,
+) -> list[Round]:
+    """A new pod with its own chain reads the footers (and, with ``again``, reads them again)."""
+    client.invalidate_cache()
+    fs = TieredFileSystem(
+        fs=client, settings=settings, tiers=default_tiers(settings), skip_instance_cache=True
+    )
+    try:
+        rounds = [_measure(fs, proxy, files, case, wait_fills=wait_fills)]
+        if again is not None:
+            rounds.append(_measure(fs, proxy, files, again))
+        return rounds
+    finally:
+        fs.close()
 
 
 def direct_round(proxy: HttpFaultProxy, client: s3fs.S3FileSystem, files: list[Written]) -> Round:
@@ -220,26 +251,26 @@ def run(
     *,
     files: list[Written],
     rounds: int,
-) -> tuple[dict[str, list[Round]], list[int]]:
-    """Run every case ``rounds`` times; return the rounds and the Redis key count per round."""
+) -> tuple[dict[str, list[Round]], list[tuple[int, int]]]:
+    """Run every case ``rounds`` times; return the rounds and Redis's keys and bytes per round."""
     client = s3fs.S3FileSystem(**server.storage_options(proxy.url), skip_instance_cache=True)
     results: dict[str, list[Round]] = {case: [] for case in CASES}
-    redis_keys: list[int] = []
-    no_redis = Settings(**{**_fields(base), "redis_url": None})
+    redis_memory: list[tuple[int, int]] = []
+    no_redis = dataclasses.replace(base, redis_url=None)
 
     def redis_pair() -> None:
         prefix = f"tcbench:{uuid.uuid4().hex[:12]}:"
-        settings = Settings(**{**_fields(base), "redis_url": redis_server.url,
-                               "redis_prefix": prefix})  # fmt: skip
-        results[WARM_UP].append(
-            tiercache_round(proxy, client, settings, files, WARM_UP, wait_fills=True)
-        )
-        redis_keys.append(_count_keys(redis_server, prefix))
-        results[WITH_REDIS].append(tiercache_round(proxy, client, settings, files, WITH_REDIS))
+        settings = dataclasses.replace(base, redis_url=redis_server.url, redis_prefix=prefix)
+        (warm,) = tiercache_round(proxy, client, settings, files, WARM_UP, wait_fills=True)
+        results[WARM_UP].append(warm)
+        redis_memory.append(_redis_memory(redis_server, prefix))
+        cold, hot = tiercache_round(proxy, client, settings, files, WITH_REDIS, again=HOT)
+        results[WITH_REDIS].append(cold)
+        results[HOT].append(hot)
 
     steps: list[Callable[[], None]] = [
         lambda: results[DIRECT].append(direct_round(proxy, client, files)),
-        lambda: results[NO_REDIS].append(tiercache_round(proxy, client, no_redis, files, NO_REDIS)),
+        lambda: results[NO_REDIS].extend(tiercache_round(proxy, client, no_redis, files, NO_REDIS)),
         redis_pair,
     ]
     # Not counted: open the client's connections, and let moto and the proxy warm up.
@@ -249,17 +280,16 @@ def run(
         shuffle(steps)
         for step in steps:
             step()
-    return results, redis_keys
+    return results, redis_memory
 
 
-def _fields(settings: Settings) -> dict[str, Any]:
-    return {name: getattr(settings, name) for name in Settings.__dataclass_fields__}
-
-
-def _count_keys(redis_server: RedisServer, prefix: str) -> int:
+def _redis_memory(redis_server: RedisServer, prefix: str) -> tuple[int, int]:
+    """The keys under ``prefix`` and the bytes Redis uses for them (``MEMORY USAGE``)."""
     client: redis.Redis = redis_server.client()
     try:
-        return sum(1 for _ in client.scan_iter(match=f"{prefix}*", count=1000))
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        used = sum(int(client.memory_usage(key, samples=0) or 0) for key in keys)
+        return len(keys), used
     finally:
         client.close()
 
@@ -273,7 +303,7 @@ def spread(values: list[float]) -> float:
 
 
 def fmt_ms(seconds: float) -> str:
-    return f"{seconds * 1e3:,.1f} ms"
+    return f"{seconds * 1e6:,.0f} µs" if seconds < 1e-3 else f"{seconds * 1e3:,.1f} ms"
 
 
 def fmt_count(values: list[int]) -> str:
@@ -288,7 +318,7 @@ def _opt(rounds: list[Round], name: str) -> list[int]:
 
 
 def report(
-    results: dict[str, list[Round]], files: list[Written], redis_keys: list[int]
+    results: dict[str, list[Round]], files: list[Written], redis_memory: list[tuple[int, int]]
 ) -> tuple[str, list[str], dict[str, float]]:
     """The Markdown tables, the targets missed, and the headline figures."""
     count = len(files)
@@ -324,16 +354,20 @@ def report(
     fills_failed = sum(r.fills.get("failed", 0) for r in warm)
     errors = sum(_opt(warm, "redis_errors")) + sum(_opt(redis_rounds, "redis_errors"))
     sizes = [f.size for f in files]
+    footer = statistics.median(f.metadata.serialized_size for f in files)
+    keys = [k for k, _ in redis_memory]
+    used = statistics.median(b for _, b in redis_memory)
     lines += [
-        f"Files: {count}, {min(sizes) / MIB:.2f}-{max(sizes) / MIB:.2f} MiB each "
-        f"({sum(sizes) / MIB:.1f} MiB in all), {ROW_GROUPS} row groups, footers "
-        f"{min(f.metadata.serialized_size for f in files):,}-"
-        f"{max(f.metadata.serialized_size for f in files):,} bytes. "
-        f"Warm-up: {fmt_count(redis_keys)} Redis keys, {written / MIB:.2f} MiB written to Redis "
-        f"(median), fills dropped {fills_dropped}, failed {fills_failed}; with Redis: "
-        f"{read / MIB:.2f} MiB read from Redis, origin bytes "
-        f"{statistics.median(_opt(redis_rounds, 'origin_bytes')):,.0f}; Redis errors, timeouts "
-        f"and rejections in all rounds: {errors}.",
+        f"- Files: {count} Parquet files of {min(sizes) / MIB:.2f}-{max(sizes) / MIB:.2f} MiB "
+        f"({sum(sizes) / MIB:.1f} MiB in all), {ROW_GROUPS} row groups each; their footers "
+        f"(Thrift metadata) are {footer:,.0f} bytes.",
+        f"- Redis after the warm-up: {fmt_count(keys)} keys, {written / MIB:.2f} MiB of blocks "
+        f"written ({written / count / KIB:,.0f} KiB per file, {written / count / footer:,.0f}x "
+        f"the footer), {used / MIB:.2f} MiB used (`MEMORY USAGE`); fills dropped "
+        f"{fills_dropped}, failed {fills_failed}.",
+        f"- Pod with a warm Redis: {read / MIB:.2f} MiB read from Redis, "
+        f"{statistics.median(_opt(redis_rounds, 'origin_bytes')):,.0f} bytes from the origin; "
+        f"Redis errors, timeouts and rejections over every round: {errors}.",
         "",
     ]
     misses: list[str] = []
@@ -398,8 +432,8 @@ def main(argv: list[str] | None = None) -> int:
     ):
         server.create_bucket(BUCKET)
         files = write_files(server, count)
-        results, redis_keys = run(server, proxy, redis_server, base, files=files, rounds=rounds)
-    table, misses, headline = report(results, files, redis_keys)
+        results, redis_memory = run(server, proxy, redis_server, base, files=files, rounds=rounds)
+    table, misses, headline = report(results, files, redis_memory)
     print(
         f"python {sys.version.split()[0]}, tiercache {tiercache.__version__}, "
         f"fsspec {fsspec.__version__}, s3fs {s3fs.__version__}, pyarrow {pa.__version__}, "
@@ -436,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
                 "mbps": args.mbps,
             },
             "files": [{"path": f.path, "size": f.size} for f in files],
-            "redis_keys": redis_keys,
+            "redis_keys_and_bytes": redis_memory,
             "headline": {k: (None if v == float("inf") else v) for k, v in headline.items()},
             "cases": {
                 case: [{**vars(r), "requests": r.requests} for r in rs]

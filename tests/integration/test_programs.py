@@ -54,6 +54,11 @@ def test_disk_tier_benchmark_runs() -> None:
     assert "| least-recently-used |" in out
 
 
+def test_redis_footers_benchmark_runs() -> None:
+    out = run("benchmarks/redis_footers.py", "--quick")
+    assert "| tiercache, warm Redis |" in out
+
+
 def test_console_script_is_installed() -> None:
     script = Path(sys.executable).with_name("tiercache")
     assert script.exists(), f"{script} missing: is the package installed (pip install -e .)?"
