@@ -386,3 +386,24 @@ def test_passwords_never_show(redis_fresh: RedisServer) -> None:
         assert not wrong.ready
         assert "hunter2" not in str(wrong.stats())
         wrong.close()
+
+
+def test_unix_socket_and_acl_user_urls(tmp_path: Any) -> None:
+    socket_path = tmp_path / "redis.sock"
+    with RedisServer(extra_args=["--unixsocket", str(socket_path), "--unixsocketperm", "700"]) as s:
+        s.cli("ACL", "SETUSER", "reader", "on", ">reader-secret-pw", "~*", "+@all")
+        for url in (
+            f"unix://{socket_path}?db=0",
+            f"redis://reader:reader-secret-pw@127.0.0.1:{s.port}/0",
+        ):
+            settings = settings_for(url)
+            path, data = put_object()
+            first = pod(settings)
+            read_footer(first, path, data)
+            first.chain.fills.join()
+            second = pod(settings)
+            read_footer(second, path, data)
+            assert origin(second).reads == [], url
+            assert "reader-secret-pw" not in str(second.stats())
+            first.close()
+            second.close()
