@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
 import statistics
 import sys
@@ -36,56 +35,13 @@ from typing import Any
 import fsspec
 import s3fs
 
+from _timing import Sample, measure
 from tiercache import MemoryTier, Settings, TieredFileSystem
 from tiercache.testing import HttpFaultProxy, S3Server
 
 KIB = 1024
 MIB = 1024 * KIB
 OBJECT_BYTES = 64 * MIB
-
-
-@dataclass
-class Sample:
-    """Per-operation latency of one case, over repeated rounds (seconds)."""
-
-    name: str
-    rounds: list[float]
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.rounds)
-
-    @property
-    def spread(self) -> float:
-        """Half the interquartile range, relative to the median."""
-        if len(self.rounds) < 4:
-            return 0.0
-        q = statistics.quantiles(self.rounds, n=4)
-        return (q[2] - q[0]) / 2 / self.median
-
-
-def measure(
-    cases: dict[str, Callable[[int], object]], offsets: list[int], rounds: int
-) -> dict[str, Sample]:
-    """Time every case over ``offsets``, interleaving the cases round by round.
-
-    The order of the cases is shuffled every round (seeded), so that no case always runs right
-    after another that warmed the CPU caches with the same bytes.
-    """
-    samples = {name: Sample(name, []) for name in cases}
-    for fn in cases.values():  # warm up
-        for offset in offsets[:20]:
-            fn(offset)
-    order = list(cases.items())
-    shuffle = random.Random(20261124).shuffle
-    for _ in range(rounds):
-        shuffle(order)
-        for name, fn in order:
-            start = time.perf_counter()
-            for offset in offsets:
-                fn(offset)
-            samples[name].rounds.append((time.perf_counter() - start) / len(offsets))
-    return samples
 
 
 def hot(server: S3Server, size: int, rounds: int, ops: int, workdir: str) -> dict[str, Sample]:
