@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tiercache import DiskTier, IntegrityError
+from tiercache import DiskTier, IntegrityError, TierUnavailableError
 from tiercache.protocol import BlockKey
 
 
@@ -94,3 +94,13 @@ def test_stats_report_the_tier_without_touching_the_database(tmp_path: Path) -> 
     assert stats["last_error"] is None
     assert stats["directory"] == str(tmp_path / "tiercache-v1")
     tier.close()
+
+
+def test_a_closed_tier_never_reopens(tmp_path: Path) -> None:
+    tier = DiskTier(tmp_path, capacity_bytes=64 << 20)
+    tier.close()
+    with pytest.raises(TierUnavailableError, match="closed"):
+        tier.get(key())
+    with pytest.raises(TierUnavailableError, match="closed"):
+        tier.put(key(), b"x")
+    assert not tier.ready

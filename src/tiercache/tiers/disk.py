@@ -99,6 +99,7 @@ class DiskTier:
         self._clear_on_start = clear_on_start
         self._clock = clock
         self._lock = threading.Lock()
+        self._closed = False
         self._cache: diskcache.Cache | None = None
         self._lock_file: IO[bytes] | None = None
         self._root_id: tuple[int, int] | None = None
@@ -192,8 +193,9 @@ class DiskTier:
             cache.evict(_object_tag(target, path), retry=False)
 
     def close(self) -> None:
-        """Close the database and release the directory lock."""
+        """Close the database and release the directory lock; the tier stays closed."""
         with self._lock:
+            self._closed = True
             self._close_locked()
             if self._lock_file is not None:
                 self._lock_file.close()
@@ -226,6 +228,8 @@ class DiskTier:
 
     def _usable(self, *, check_root: bool = False) -> diskcache.Cache:
         """Return the open cache, reopening it if it is gone or due for another attempt."""
+        if self._closed:  # a call still running when the tier was closed must not reopen it
+            raise TierUnavailableError("disk tier is closed")
         cache = self._cache
         if cache is not None and check_root and self._root_moved():
             logger.warning("disk tier: %s was removed or replaced; reopening it", self.root)
@@ -253,7 +257,7 @@ class DiskTier:
 
     def _open(self, *, first: bool) -> diskcache.Cache | None:
         with self._lock:
-            if self._cache is not None:
+            if self._cache is not None or self._closed:
                 return self._cache
             try:
                 self._prepare_directory(first)

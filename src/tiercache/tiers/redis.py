@@ -132,6 +132,7 @@ class RedisTier:
         self.retry_after_s = retry_after_s
         self._factory = client_factory
         self._lock = threading.Lock()
+        self._closed = False
         self._client: Any = None
         self._next_connect = 0.0
         self.last_error: str | None = None
@@ -238,6 +239,7 @@ class RedisTier:
     def close(self) -> None:
         """Close the client and its connections."""
         with self._lock:
+            self._closed = True
             client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(Exception):
@@ -269,6 +271,8 @@ class RedisTier:
     def _usable(self) -> Any:
         client = self._client
         if client is None:
+            if self._closed:
+                raise TierUnavailableError("redis tier is closed")
             if time.monotonic() < self._next_connect:
                 raise TierUnavailableError(f"redis tier unavailable: {self.last_error}")
             client = self._connect(first=False)
