@@ -37,6 +37,11 @@ def test_custom_tier_example_serves_pod_two_from_the_shared_tier() -> None:
     assert '"shared-metadata"' in out
 
 
+def test_shared_metadata_example_asks_the_origin_nothing_on_the_second_pod() -> None:
+    out = run("examples/shared_metadata.py")
+    assert "pod-2: 600,000 rows in 20 files; origin {'requests': 0," in out
+
+
 def test_hot_read_benchmark_runs() -> None:
     out = run("benchmarks/hot_read.py", "--quick")
     assert "| tiercache read_range |" in out
