@@ -144,11 +144,12 @@ class TierChain:
             if guard is not None and not getattr(tier, "ready", True):
                 guard.breaker.disable()  # it could not start; probed after each cooldown
             self.slots.append(TierSlot(tier, counters, guard))
-        # The first in-process slot is probed inline, without the per-block class check.
-        self._lower = [s for s in self.slots if s.guard is not None]
+        # Tiers are asked in the order given. A first tier that runs in process (RAM) is the
+        # "front": probed inline on the hot path, without the per-block class check.
+        self._front = self.slots[0] if self.slots and self.slots[0].guard is None else None
+        self._lower = [s for s in self.slots if s is not self._front]
         # Tiers that share object info across processes (Redis): get_info / put_info.
         self._info_slots = [(s, s.tier) for s in self._lower if isinstance(s.tier, InfoTier)]
-        self._front = next((s for s in self.slots if s.guard is None), None)
         self._blocks_flight: SingleFlight[BlockKey, bytes] = SingleFlight()
         self._info_flight: SingleFlight[str, _Discovered | ObjectInfo] = SingleFlight()
         self._runs = ThreadPoolExecutor(max_workers=run_workers, thread_name_prefix="tiercache-run")

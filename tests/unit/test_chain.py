@@ -275,3 +275,18 @@ def test_a_hung_tier_costs_one_budget_per_read_not_one_per_block(
     assert chain.stats()["tiers"]["slow"]["timeouts"] == 2
     lower.hang.set()
     chain.close()
+
+
+def test_tiers_are_asked_in_the_order_given(origin_fs: CountingFS, path: str) -> None:
+    first, memory = DictTier("first"), MemoryTier(1 << 20)
+    chain = make_chain(origin_fs, [first, memory])
+    chain.read_range(path, 0, 10)
+    chain.fills.join()
+    assert len(first.data) == 1
+    assert len(memory) == 1  # an in-process tier after a guarded one is filled too
+    chain.info_cache.clear()
+    chain.read_range(path, 0, 10)
+    stats = chain.stats()["tiers"]
+    assert stats["first"]["hits"] == 1  # asked first, it answered
+    assert stats["memory"]["hits"] == 0
+    chain.close()
