@@ -36,11 +36,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Self
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
+from tiercache.testing._service import Service
 from tiercache.testing.ports import LOOPBACK
 
 _log = logging.getLogger(__name__)
@@ -203,7 +202,7 @@ class _UpstreamResponse:
     body: bytes
 
 
-class HttpFaultProxy:
+class HttpFaultProxy(Service):
     """A threaded HTTP/1.1 forwarding proxy on ``127.0.0.1`` that injects faults and latency.
 
     Every control is thread-safe and may be changed while requests are in flight. Use it as a
@@ -249,18 +248,6 @@ class HttpFaultProxy:
     def __repr__(self) -> str:
         running = self._server is not None
         return f"HttpFaultProxy(upstream_url={self._upstream_url!r}, running={running})"
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def port(self) -> int:

@@ -45,10 +45,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
+from tiercache.testing._service import Service
 from tiercache.testing.ports import LOOPBACK, free_port
 
 if TYPE_CHECKING:
@@ -229,7 +229,7 @@ def make_tls_files(directory: str | os.PathLike[str], *, valid_days: int = 30) -
     return files
 
 
-class RedisServer:
+class RedisServer(Service):
     """A ``redis-server`` subprocess on ``127.0.0.1``, for tests that need a real Redis.
 
     The server runs with ``--save "" --appendonly no`` (nothing persists) in its own process
@@ -287,18 +287,6 @@ class RedisServer:
 
     def __repr__(self) -> str:
         return f"RedisServer(url={self._redacted_url()!r}, pid={self.pid!r})"
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def host(self) -> str:
@@ -610,7 +598,7 @@ def _probe_tls(server_path: str) -> bool:
     return True
 
 
-class RedisCluster:
+class RedisCluster(Service):
     """A Redis Cluster of ``masters`` :class:`RedisServer` nodes on loopback, no replicas.
 
     The nodes run with ``--cluster-enabled yes --cluster-node-timeout 2000``, each with its
@@ -653,18 +641,6 @@ class RedisCluster:
     def __repr__(self) -> str:
         ports = [node.port for node in self._nodes]
         return f"RedisCluster(masters={self._masters}, ports={ports})"
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def nodes(self) -> list[RedisServer]:

@@ -28,10 +28,10 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote
 
+from tiercache.testing._service import Service
 from tiercache.testing.ports import LOOPBACK, free_port
 
 ACCESS_KEY = "testing"
@@ -50,7 +50,7 @@ _STOP_TIMEOUT_S = 5.0
 _LOG_TAIL_BYTES = 4000
 
 
-class S3Server:
+class S3Server(Service):
     """A moto S3 server in a subprocess on ``127.0.0.1``.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop` (both idempotent). A
@@ -77,18 +77,6 @@ class S3Server:
 
     def __repr__(self) -> str:
         return f"S3Server(endpoint_url={self.endpoint_url!r}, pid={self.pid!r})"
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def port(self) -> int:

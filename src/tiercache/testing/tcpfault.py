@@ -42,9 +42,8 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from types import TracebackType
-from typing import Self
 
+from tiercache.testing._service import Service
 from tiercache.testing.ports import LOOPBACK
 
 _log = logging.getLogger(__name__)
@@ -129,7 +128,7 @@ class _Connection:
         self.registered: dict[socket.socket, int] = {}
 
 
-class TcpFaultProxy:
+class TcpFaultProxy(Service):
     """A TCP proxy on ``127.0.0.1`` that injects latency, silence, resets and truncation.
 
     Every control is thread-safe and may be changed while connections are open. Use it as a
@@ -182,18 +181,6 @@ class TcpFaultProxy:
     def __repr__(self) -> str:
         host, port = self._upstream
         return f"TcpFaultProxy(upstream={host}:{port}, running={self._loop is not None})"
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def host(self) -> str:
