@@ -272,9 +272,9 @@ class Guard:
         return result
 
     def _failed(self, error: TierError) -> None:
-        # One line when the breaker opens, not one per failed call. A flapping tier logs at
-        # WARNING at most once per WARNING_INTERVAL_S (and its recovery with it), at DEBUG in
-        # between: no log floods.
+        # One WARNING when the breaker opens, not one per failed call; the recovery is INFO. A
+        # flapping tier logs at WARNING at most once per WARNING_INTERVAL_S, at DEBUG in between:
+        # one WARNING per episode, no log floods.
         if not self.breaker.record_failure():
             return
         now = time.monotonic()
@@ -294,7 +294,7 @@ class Guard:
             self.breaker.release_probe()  # a write that got through proves nothing of reads
             return
         if self.breaker.record_success():
-            level = logging.WARNING if self._warned else logging.DEBUG
+            level = logging.INFO if self._warned else logging.DEBUG
             self._warned = False
             logger.log(level, "tier %r recovered: serving again", self.name)
 

@@ -105,6 +105,7 @@ class DiskTier:
         self._root_id: tuple[int, int] | None = None
         self._next_open = 0.0
         self._full_until = 0.0
+        self._full = False
         self._volume = 0
         self.last_error: str | None = None
         # Tier-specific counters (the chain counts hits, misses, errors, timeouts, corrupt).
@@ -180,6 +181,9 @@ class DiskTier:
             with self._lock_timeouts():
                 cache.set(key.digest(), frame(key, data), tag=_object_tag(key.target, key.path))
                 self._volume = int(cache.volume())
+            if self._full:
+                self._full = False
+                logger.info("disk tier: %s has space again; writes resumed", self.root)
         except (OSError, sqlite3.OperationalError) as exc:
             if _is_full(exc) or _out_of_space(self.root):
                 self._disk_full(exc)
@@ -288,7 +292,7 @@ class DiskTier:
                 return None
             if not first:
                 self.reopens += 1
-                logger.warning("disk tier: %s is usable again", self.root)
+                logger.info("disk tier: %s is usable again", self.root)
             self._root_id = (st.st_dev, st.st_ino)
             self._volume = int(cache.volume())
             self._cache = cache
@@ -331,10 +335,14 @@ class DiskTier:
     def _disk_full(self, exc: BaseException) -> None:
         with self._lock:
             self.full_skips += 1
+            first = not self._full
+            self._full = True
         self._full_until = self._clock() + self.retry_after_s
         self.last_error = f"disk full: {exc}"
-        logger.warning(
-            "disk tier: %s is full (%s); skipping writes for %.0f s",
+        # One WARNING per episode: later attempts that find the disk still full log at DEBUG.
+        logger.log(
+            logging.WARNING if first else logging.DEBUG,
+            "disk tier: %s is full (%s); skipping writes, retrying every %.0f s",
             self.root,
             exc,
             self.retry_after_s,

@@ -305,7 +305,7 @@ class RedisTier:
                     )
                 return None
             if not first:
-                logger.warning("redis tier: %s reachable again", redact_url(self._url))
+                logger.info("redis tier: %s reachable again", redact_url(self._url))
             self._client = client
             self.last_error = None
             return cast(Any, client)
