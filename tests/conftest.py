@@ -9,8 +9,8 @@ import pytest
 
 from tiercache.fs import TieredFileSystem, close_shared_chains
 
-# Real Redis servers, a cluster and a TCP fault proxy, for any test that asks for them.
-pytest_plugins = ["tests.redis_fixtures"]
+# Real servers (an S3 server, Redis, a cluster) and fault proxies, for any test that asks.
+pytest_plugins = ["tests.redis_fixtures", "tests.s3_fixtures"]
 
 
 @pytest.fixture(autouse=True)

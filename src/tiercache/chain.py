@@ -23,7 +23,7 @@ from .blocks import block_bounds, block_span, classify, contiguous_runs, normali
 from .errors import IntegrityError, ObjectChangedError, TierError
 from .fills import FillQueue
 from .flight import SingleFlight
-from .guard import BreakerState, CircuitBreaker, Guard
+from .guard import WARNING_INTERVAL_S, BreakerState, CircuitBreaker, Guard
 from .origin import FsspecOrigin
 from .protocol import (
     BlockKey,
@@ -66,6 +66,7 @@ class TierSlot:
     guard: Guard | None
     # Paths whose invalidation failed in this tier: it is not trusted for them any more.
     untrusted: set[str] = field(default_factory=set)
+    _last_corrupt_warning: float = -WARNING_INTERVAL_S
 
     @property
     def name(self) -> str:
@@ -74,6 +75,14 @@ class TierSlot:
     @property
     def state(self) -> BreakerState:
         return BreakerState.CLOSED if self.guard is None else self.guard.breaker.state
+
+    def corrupt(self, reason: object) -> None:
+        """Count a value that failed its checks; one WARNING per interval, not one per value."""
+        self.counters.add("corrupt")
+        now = time.monotonic()
+        if now - self._last_corrupt_warning >= WARNING_INTERVAL_S:
+            self._last_corrupt_warning = now
+            logger.warning("tier %r served a bad value (%s); it was dropped", self.name, reason)
 
     def call(self, fn: Callable[..., Any], *args: object, read: bool = True) -> Any:
         """Call a tier method, through the guard when there is one."""
@@ -194,8 +203,8 @@ class TierChain:
                 continue
             try:
                 document = slot.call(tier.get_info, self.target, path)
-            except IntegrityError:
-                slot.counters.add("corrupt")
+            except IntegrityError as exc:
+                slot.corrupt(exc)
                 continue
             except TierError:
                 failed.add(slot)
@@ -204,8 +213,8 @@ class TierChain:
                 continue
             try:
                 info, fetched_at = parse_info_document(document)
-            except ValueError:
-                slot.counters.add("corrupt")
+            except ValueError as exc:
+                slot.corrupt(exc)
                 continue
             age_s = time.time() - fetched_at
             if info.path != path or self.info_cache.fresh_for(path, age_s) <= 0:
@@ -355,6 +364,7 @@ class TierChain:
             try:
                 return self.read_pinned(info, lo, hi)
             except ObjectChangedError:
+                self.origin.counters.add("changed")
                 self.info_cache.discard(path)
                 self.origin.forget(path)
                 info = None
@@ -424,14 +434,14 @@ class TierChain:
                 continue
             try:
                 block = cast("bytes | None", slot.call(slot.tier.get, key))
-            except IntegrityError:  # the tier has dropped the bad value
-                slot.counters.add("corrupt")
+            except IntegrityError as exc:  # the tier has dropped the bad value
+                slot.corrupt(exc)
                 block = None
             except TierError:  # counted by the guard (errors, timeouts, rejected)
                 failed.add(slot)
                 block = None
             if block is not None and len(block) != self._block_length(key, info):
-                slot.counters.add("corrupt")  # never serve a block of the wrong length
+                slot.corrupt("a block of the wrong length")  # never served
                 block = None
             if block is None:
                 slot.counters.add("misses")

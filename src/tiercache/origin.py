@@ -160,6 +160,7 @@ class FsspecOrigin:
         self.counters = OriginCounters()
         self._slots = threading.BoundedSemaphore(concurrency)
         self._sleep = sleep
+        self._degraded = False
 
     @property
     def target(self) -> str:
@@ -296,8 +297,12 @@ class FsspecOrigin:
                 self.counters.add("bytes", len(result[0]))
             return result
 
-        def count_retry(_: RetryCallState) -> None:
+        def count_retry(state: RetryCallState) -> None:
             self.counters.add("retries")
+            if not self._degraded:  # one WARNING per episode of origin errors
+                self._degraded = True
+                error = state.outcome.exception() if state.outcome else None
+                logger.warning("origin errors, retrying: %s: %s", what, error)
 
         retrying = Retrying(
             stop=stop_after_attempt(self.retries + 1) | stop_before_delay(self.timeout_s),
@@ -308,10 +313,14 @@ class FsspecOrigin:
             reraise=True,
         )
         try:
-            return retrying(attempt)
+            result = retrying(attempt)
         except PERMANENT_ERRORS:
             raise
         except OriginError:
             raise
         except Exception as exc:
             raise OriginError(f"{what} failed: {type(exc).__name__}: {exc}") from exc
+        if self._degraded and retrying.statistics.get("attempt_number", 1) == 1:
+            self._degraded = False  # a first attempt succeeded: the episode is over
+            logger.info("origin answering again")
+        return result

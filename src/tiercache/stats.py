@@ -15,7 +15,8 @@ Every counter only goes up. ``TieredFileSystem.stats()`` returns a snapshot::
          "requests":      requests sent to the origin (info and data, retries included),
          "bytes":         bytes received from the origin,
          "retries":       attempts repeated after a transient error,
-         "errors":        failed attempts (transient or not)},
+         "errors":        failed attempts (transient or not),
+         "changed":       reads restarted because the object changed under them (S3 412)},
      "info":   {"hits", "misses", "shared_hits", "origin"}: object-info lookups answered in
                process / not; of the misses, answered by a shared tier (Redis) / by the origin,
      "fills":  {"queued", "dropped", "done", "failed"}: background fills of slower tiers,
@@ -117,6 +118,7 @@ class OriginCounters(Counters):
     bytes: int = 0
     retries: int = 0
     errors: int = 0
+    changed: int = 0
 
 
 @dataclass

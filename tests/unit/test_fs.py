@@ -84,7 +84,7 @@ def test_stats_have_the_documented_shape(mem_path: str) -> None:
     assert {"hits", "misses", "errors", "timeouts", "rejected", "bytes_read", "bytes_written",
             "state"} <= set(stats["tiers"]["memory"])  # fmt: skip
     assert stats["tiers"]["memory"]["state"] == "closed"
-    assert set(stats["origin"]) == {"requests", "bytes", "retries", "errors"}
+    assert {"requests", "bytes", "retries", "errors"} <= set(stats["origin"])
     no_memory = TieredFileSystem(
         target_protocol="memory", settings=Settings(memory_bytes=0), skip_instance_cache=True
     )

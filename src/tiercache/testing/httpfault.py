@@ -105,72 +105,6 @@ def s3_error_body(status: int) -> bytes:
     ).encode()
 
 
-class _Faults:
-    """The proxy's pending faults and counters, guarded by one lock."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._requests: Counter[str] = Counter()
-        self._injected = 0
-        self._fail_count = 0
-        self._fail_status = 503
-        self._fail_methods: frozenset[str] = frozenset()
-        self._truncate_count = 0
-        self._truncate_keep_bytes = 0
-        self._truncate_methods: frozenset[str] = frozenset()
-
-    def set_failures(self, count: int, status: int, methods: frozenset[str]) -> None:
-        with self._lock:
-            self._fail_count, self._fail_status, self._fail_methods = count, status, methods
-
-    def set_truncations(self, count: int, keep_bytes: int, methods: frozenset[str]) -> None:
-        with self._lock:
-            self._truncate_count = count
-            self._truncate_keep_bytes = keep_bytes
-            self._truncate_methods = methods
-
-    def received(self, method: str) -> None:
-        with self._lock:
-            self._requests[method] += 1
-
-    def take_failure(self, method: str) -> int | None:
-        """Consume one pending failure for ``method``; return its status, or ``None``."""
-        with self._lock:
-            if self._fail_count == 0 or method not in self._fail_methods:
-                return None
-            self._fail_count -= 1
-            self._injected += 1
-            return self._fail_status
-
-    def take_truncation(self, method: str, body_bytes: int) -> int | None:
-        """Consume one pending truncation that would cut this body; return the bytes to keep."""
-        with self._lock:
-            if (
-                self._truncate_count == 0
-                or method not in self._truncate_methods
-                or body_bytes <= self._truncate_keep_bytes
-            ):
-                return None
-            self._truncate_count -= 1
-            self._injected += 1
-            return self._truncate_keep_bytes
-
-    def requests(self, method: str | None) -> int:
-        with self._lock:
-            if method is None:
-                return self._requests.total()
-            return self._requests[method.upper()]
-
-    def injected(self) -> int:
-        with self._lock:
-            return self._injected
-
-    def reset_counters(self) -> None:
-        with self._lock:
-            self._requests.clear()
-            self._injected = 0
-
-
 @dataclass(frozen=True, slots=True)
 class _Upstream:
     """Where and how requests are forwarded."""
@@ -236,7 +170,7 @@ class HttpFaultProxy(Service):
         self._upstream = _Upstream.parse(upstream_url, upstream_timeout_s)
         self._upstream_url = upstream_url
         self._port = port
-        self._faults = _Faults()
+        self._faults = FaultPlan()
         self._lock = threading.Lock()
         self._delay_s = 0.0
         self._bandwidth_bytes_per_s: float | None = None
@@ -425,7 +359,7 @@ class _ProxyServer(ThreadingHTTPServer):
         self,
         address: tuple[str, int],
         proxy: HttpFaultProxy,
-        faults: _Faults,
+        faults: FaultPlan,
         upstream: _Upstream,
     ) -> None:
         self.proxy = proxy

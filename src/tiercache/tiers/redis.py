@@ -133,6 +133,7 @@ class RedisTier:
         self._factory = client_factory
         self._lock = threading.Lock()
         self._closed = False
+        self._refusing = False
         self._client: Any = None
         self._next_connect = 0.0
         self.last_error: str | None = None
@@ -244,6 +245,11 @@ class RedisTier:
         if client is not None:
             with contextlib.suppress(Exception):
                 client.close()
+            # A client built on an explicit pool leaves the pool's sockets open on close().
+            pool = getattr(client, "connection_pool", None)
+            if pool is not None:
+                with contextlib.suppress(Exception):
+                    pool.disconnect()
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -267,6 +273,13 @@ class RedisTier:
                 raise
             self.refused_writes += 1
             self.last_error = f"write refused: {exc}"
+            if not self._refusing:  # one WARNING per episode
+                self._refusing = True
+                logger.warning("redis tier: writes refused (%s); reads go on", exc)
+            return
+        if self._refusing:
+            self._refusing = False
+            logger.info("redis tier: writes accepted again")
 
     def _usable(self) -> Any:
         client = self._client

@@ -1,4 +1,4 @@
-"""Fixtures for integration tests: a real S3 server in a subprocess, a fault proxy in front of it.
+"""Fixtures with a real S3 server in a subprocess and a fault proxy in front of it (a plugin).
 
 - ``s3_server`` (session): one moto S3 server for the whole run.
 - ``s3_bucket``: a fresh, uniquely named bucket on it.
