@@ -149,9 +149,12 @@ class TierChain:
                     timeout_s=timeouts.get(tier.name, default_timeout_s),
                     breaker=CircuitBreaker(breaker_failures, breaker_cooldown_s),
                     counters=counters,
+                    on_thread_exit=getattr(tier, "release_thread", None),
                 )
             if guard is not None and not getattr(tier, "ready", True):
                 guard.breaker.disable()  # it could not start; probed after each cooldown
+                reason = getattr(tier, "last_error", None) or "not ready"
+                guard.warn(f"tier {tier.name!r} disabled at start ({reason}); reads go on")
             self.slots.append(TierSlot(tier, counters, guard))
         # Tiers are asked in the order given. A first tier that runs in process (RAM) is the
         # "front": probed inline on the hot path, without the per-block class check.

@@ -104,7 +104,21 @@ def close_shared_chains() -> None:
         chain.close()
 
 
-class TieredFileSystem(ChainedFileSystem):  # type: ignore[misc]  # fsspec is untyped
+class _NoCacheForObjects(type(ChainedFileSystem)):  # type: ignore[misc]  # fsspec is untyped
+    """fsspec's instance cache, except for instances built from objects (``tiers=``, ``fs=``).
+
+    fsspec reuses an instance when the arguments print the same; two lists of freshly built
+    tiers can print the same, and the second caller would silently get the first instance and
+    its state (and the tiers it built would never be closed).
+    """
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("tiers") is not None or kwargs.get("fs") is not None:
+            kwargs["skip_instance_cache"] = True
+        return super().__call__(*args, **kwargs)
+
+
+class TieredFileSystem(ChainedFileSystem, metaclass=_NoCacheForObjects):  # type: ignore[misc]
     """A chain of cache tiers in front of any fsspec filesystem.
 
     Args:

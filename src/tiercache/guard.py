@@ -16,6 +16,7 @@ tier therefore costs one time budget per call until the breaker opens, then noth
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -152,7 +153,8 @@ class _DaemonPool:
     on a dead server would keep the whole process from exiting. A hung daemon worker does not.
     """
 
-    def __init__(self, workers: int, name: str) -> None:
+    def __init__(self, workers: int, name: str, on_exit: Callable[[], None] | None = None) -> None:
+        self._on_exit = on_exit
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._workers = workers
         self._threads = [
@@ -170,22 +172,31 @@ class _DaemonPool:
         self._jobs.put((fn, args, future))
         return future
 
-    def close(self) -> None:
+    def close(self, wait_s: float = 0.0) -> None:
+        """Stop the workers once their current job is done; wait at most ``wait_s`` in all."""
         self._closed = True
         for _ in self._threads:
             self._jobs.put(None)
+        deadline = time.monotonic() + wait_s
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def _run(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            fn, args, future = job
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                result = fn(*args)
-            except BaseException as exc:
-                future.set_exception(exc)
-            else:
-                future.set_result(result)
+        try:
+            while (job := self._jobs.get()) is not None:
+                fn, args, future = job
+                if not future.set_running_or_notify_cancel():
+                    continue
+                try:
+                    result = fn(*args)
+                except BaseException as exc:
+                    future.set_exception(exc)
+                else:
+                    future.set_result(result)
+        finally:
+            if self._on_exit is not None:  # e.g. close this thread's database connection
+                with contextlib.suppress(Exception):
+                    self._on_exit()
 
 
 class Guard:
@@ -197,6 +208,8 @@ class Guard:
         breaker: The tier's circuit breaker.
         counters: Where timeouts, errors and rejections are counted.
         bulkhead: Concurrent calls allowed; one more is rejected at once (no queue).
+        on_thread_exit: Called on each worker thread as it ends (a tier's ``release_thread``:
+            diskcache keeps one SQLite connection per thread).
     """
 
     def __init__(
@@ -207,13 +220,14 @@ class Guard:
         breaker: CircuitBreaker,
         counters: TierCounters,
         bulkhead: int = 8,
+        on_thread_exit: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
         self.timeout_s = timeout_s
         self.breaker = breaker
         self.counters = counters
         self._slots = threading.BoundedSemaphore(bulkhead)
-        self._pool = _DaemonPool(bulkhead, f"tiercache-tier-{name}")
+        self._pool = _DaemonPool(bulkhead, f"tiercache-tier-{name}", on_thread_exit)
         self._last_warning = -WARNING_INTERVAL_S
         self._warned = False
 
@@ -259,9 +273,10 @@ class Guard:
         except IntegrityError:
             self._succeeded(read)  # the tier answered; its value was bad
             raise
-        except TierUnavailableError:
-            # The tier logs why it cannot start; the breaker probes it after each cooldown.
-            self.breaker.disable()
+        except TierUnavailableError as exc:
+            # The breaker probes it after each cooldown; one WARNING per episode.
+            if self.breaker.disable():
+                self.warn(f"tier {self.name!r} unavailable: {exc}")
             raise
         except Exception as exc:
             self.counters.add("errors")
@@ -271,23 +286,24 @@ class Guard:
         self._succeeded(read)
         return result
 
-    def _failed(self, error: TierError) -> None:
-        # One WARNING when the breaker opens, not one per failed call; the recovery is INFO. A
-        # flapping tier logs at WARNING at most once per WARNING_INTERVAL_S, at DEBUG in between:
-        # one WARNING per episode, no log floods.
-        if not self.breaker.record_failure():
-            return
+    def warn(self, message: str) -> None:
+        """Log a degradation of this tier: WARNING at most once per ``WARNING_INTERVAL_S``
+        (one per episode, whichever part of tiercache noticed it first), DEBUG otherwise."""
         now = time.monotonic()
         self._warned = now - self._last_warning >= WARNING_INTERVAL_S
         if self._warned:
             self._last_warning = now
-        logger.log(
-            logging.WARNING if self._warned else logging.DEBUG,
-            "tier %r bypassed for %.1f s after repeated failures: %s",
-            self.name,
-            self.breaker.cooldown_s,
-            error,
-        )
+        logger.log(logging.WARNING if self._warned else logging.DEBUG, "%s", message)
+
+    def _failed(self, error: TierError) -> None:
+        # One WARNING when the breaker opens, not one per failed call; the recovery is INFO. A
+        # flapping tier logs at WARNING at most once per WARNING_INTERVAL_S, at DEBUG in between:
+        # one WARNING per episode, no log floods.
+        if self.breaker.record_failure():
+            self.warn(
+                f"tier {self.name!r} bypassed for {self.breaker.cooldown_s:.1f} s "
+                f"after repeated failures: {error}"
+            )
 
     def _succeeded(self, read: bool) -> None:
         if not read:
@@ -299,5 +315,9 @@ class Guard:
             logger.log(level, "tier %r recovered: serving again", self.name)
 
     def close(self) -> None:
-        """Stop accepting calls; running calls finish in the background."""
-        self._pool.close()
+        """Stop accepting calls; wait up to one time budget for the running ones to finish.
+
+        A call hung past that keeps running in the background (its worker is a daemon thread),
+        so closing never waits for a hung tier longer than its budget.
+        """
+        self._pool.close(wait_s=self.timeout_s)

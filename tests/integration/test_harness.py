@@ -9,11 +9,13 @@ from __future__ import annotations
 import http.client
 import inspect
 import io
+import math
 import os
+import random
 import socket
 import threading
 import time
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -239,6 +241,233 @@ def test_truncated_body_is_an_error_for_s3fs(
     assert fault_proxy.injected() == 2
 
 
+def outcome(proxy: HttpFaultProxy, target: str, method: str = "GET") -> int | str:
+    """Send one request on a new connection; return the status, or what went wrong instead."""
+    connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
+    try:
+        connection.request(method, target)
+        response = connection.getresponse()
+        response.read()
+    except http.client.IncompleteRead:
+        return "truncated"
+    except ConnectionResetError:
+        return "reset"
+    finally:
+        connection.close()
+    return response.status
+
+
+def test_injected_errors_carry_retry_after_when_asked(
+    s3_server: S3Server, s3_bucket: str, fault_proxy: HttpFaultProxy
+) -> None:
+    s3_server.put_object(s3_bucket, "data.bin", DATA)
+    get = signed_target("get_object", s3_bucket, "data.bin")
+    head = signed_target("head_object", s3_bucket, "data.bin")
+
+    fault_proxy.fail_next(1, retry_after_s=1.2)
+    response, body = raw_request(fault_proxy.url, "GET", get)
+    assert response.status == 503
+    assert response.getheader("Retry-After") == "2"  # Whole seconds, rounded up.
+    assert body == s3_error_body(503)
+    response, body = raw_request(fault_proxy.url, "GET", get)
+    assert (response.status, response.getheader("Retry-After"), body) == (200, None, DATA)
+
+    fault_proxy.fail_next(1, status=500, methods=["HEAD"], retry_after_s=3)
+    response, body = raw_request(fault_proxy.url, "HEAD", head)
+    assert (response.status, response.getheader("Retry-After"), body) == (500, "3", b"")
+
+    fault_proxy.fail_next(1)
+    response, _ = raw_request(fault_proxy.url, "GET", get)
+    assert (response.status, response.getheader("Retry-After")) == (503, None)
+
+    fault_proxy.fail_probability(1.0, retry_after_s=0)
+    response, body = raw_request(fault_proxy.url, "GET", get)
+    assert (response.status, response.getheader("Retry-After")) == (503, "0")
+    assert b"<Code>SlowDown</Code>" in body
+    assert fault_proxy.injected() == fault_proxy.injected("fail") == 4
+
+
+@pytest.mark.parametrize(
+    ("kind", "injected_as"), [("fail", 503), ("truncate", "truncated"), ("reset", "reset")]
+)
+def test_probability_mode_is_reproducible_with_a_seed(
+    s3_server: S3Server,
+    s3_bucket: str,
+    fault_proxy: HttpFaultProxy,
+    kind: Literal["fail", "truncate", "reset"],
+    injected_as: int | str,
+) -> None:
+    s3_server.put_object(s3_bucket, "small.bin", DATA[:4096])
+    get = signed_target("get_object", s3_bucket, "small.bin")
+
+    def set_probability(p: float, seed: int | None) -> None:
+        if kind == "fail":
+            fault_proxy.fail_probability(p, seed=seed)
+        elif kind == "truncate":
+            fault_proxy.truncate_probability(p, keep_bytes=100, seed=seed)
+        else:
+            fault_proxy.reset_probability(p, seed=seed)
+
+    requests = 24
+    generator = random.Random(1234)
+    expected = [injected_as if generator.random() < 0.4 else 200 for _ in range(requests)]
+    assert 200 in expected
+    assert injected_as in expected
+
+    set_probability(0.4, 1234)
+    first = [outcome(fault_proxy, get) for _ in range(requests)]
+    assert first == expected
+    set_probability(0.4, 1234)  # A new generator: the same pattern again.
+    assert [outcome(fault_proxy, get) for _ in range(requests)] == expected
+    assert fault_proxy.injected(kind) == fault_proxy.injected() == 2 * expected.count(injected_as)
+
+    fault_proxy.reset_counters()
+    set_probability(0.0, 1234)
+    assert [outcome(fault_proxy, get) for _ in range(requests)] == [200] * requests
+    set_probability(1.0, None)
+    assert [outcome(fault_proxy, get) for _ in range(3)] == [injected_as] * 3
+    head = signed_target("head_object", s3_bucket, "small.bin")
+    assert outcome(fault_proxy, head, "HEAD") == 200  # GET only, by default.
+    assert fault_proxy.injected() == 3
+    assert fault_proxy.requests() == requests + 4
+
+
+def test_count_mode_takes_precedence_over_probability_mode(
+    s3_server: S3Server, s3_bucket: str, fault_proxy: HttpFaultProxy
+) -> None:
+    s3_server.put_object(s3_bucket, "small.bin", DATA[:4096])
+    get = signed_target("get_object", s3_bucket, "small.bin")
+    fault_proxy.fail_probability(1.0)
+    fault_proxy.fail_next(2, status=500)
+    assert [outcome(fault_proxy, get) for _ in range(4)] == [500, 500, 503, 503]
+    fault_proxy.reset_next(1)
+    fault_proxy.fail_next(1, status=500)
+    assert [outcome(fault_proxy, get) for _ in range(3)] == ["reset", 500, 503]
+    fault_proxy.fail_probability(0)
+    fault_proxy.truncate_probability(1.0, keep_bytes=10)
+    fault_proxy.truncate_next(1, keep_bytes=4095)
+    connection = http.client.HTTPConnection("127.0.0.1", fault_proxy.port, timeout=30)
+    try:
+        connection.request("GET", get)
+        with pytest.raises(http.client.IncompleteRead) as excinfo:
+            connection.getresponse().read()
+    finally:
+        connection.close()
+    assert len(excinfo.value.partial) == 4095
+    assert outcome(fault_proxy, get) == "truncated"
+    assert fault_proxy.injected("fail") == 6
+    assert fault_proxy.injected("reset") == 1
+    assert fault_proxy.injected("truncate") == 2
+
+
+def test_reset_next_resets_the_connection_without_a_response(
+    s3_server: S3Server, s3_bucket: str, fault_proxy: HttpFaultProxy
+) -> None:
+    s3_server.put_object(s3_bucket, "data.bin", DATA)
+    get = signed_target("get_object", s3_bucket, "data.bin")
+    fault_proxy.reset_next(2)
+
+    connection = http.client.HTTPConnection("127.0.0.1", fault_proxy.port, timeout=30)
+    try:
+        connection.request("GET", get)
+        with pytest.raises(ConnectionResetError):
+            connection.getresponse()
+    finally:
+        connection.close()
+
+    # At the socket level: an RST (recv fails), not a FIN (recv would return b"").
+    with socket.create_connection(("127.0.0.1", fault_proxy.port), timeout=30) as raw:
+        raw.sendall(f"GET {get} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        with pytest.raises(ConnectionResetError):
+            raw.recv(1)
+
+    response, body = raw_request(fault_proxy.url, "GET", get)
+    assert (response.status, body) == (200, DATA)
+    assert fault_proxy.injected() == fault_proxy.injected("reset") == 2
+    assert fault_proxy.requests("GET") == 3
+
+    fault_proxy.reset_next(1, methods=["HEAD"])
+    head = signed_target("head_object", s3_bucket, "data.bin")
+    assert outcome(fault_proxy, get) == 200
+    assert outcome(fault_proxy, head, "HEAD") == "reset"
+    assert outcome(fault_proxy, head, "HEAD") == 200
+
+
+def test_s3fs_with_retries_reads_through_resets(
+    s3_server: S3Server,
+    s3_bucket: str,
+    fault_proxy: HttpFaultProxy,
+    proxy_storage_options: dict[str, Any],
+) -> None:
+    s3_server.put_object(s3_bucket, "data.bin", DATA)
+    fs = make_fs(proxy_storage_options)
+    fault_proxy.reset_next(2)
+    assert fs.cat_file(f"{s3_bucket}/data.bin", start=10, end=20_000) == DATA[10:20_000]
+    assert fault_proxy.injected("reset") == 2
+
+
+def test_faults_are_thread_safe(
+    s3_server: S3Server, s3_bucket: str, fault_proxy: HttpFaultProxy
+) -> None:
+    s3_server.put_object(s3_bucket, "small.bin", DATA[:1024])
+    get = signed_target("get_object", s3_bucket, "small.bin")
+    fault_proxy.fail_next(25)
+    results: list[int | str] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        for _ in range(15):
+            result = outcome(fault_proxy, get)
+            with lock:
+                results.append(result)
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results, key=str) == [200] * 35 + [503] * 25
+    assert fault_proxy.injected() == 25
+    assert fault_proxy.requests("GET") == 60
+
+
+def test_clear_faults_restores_plain_forwarding(
+    s3_server: S3Server, s3_bucket: str, fault_proxy: HttpFaultProxy
+) -> None:
+    s3_server.put_object(s3_bucket, "data.bin", DATA)
+    get = signed_target("get_object", s3_bucket, "data.bin")
+    fault_proxy.fail_next(1)
+    assert outcome(fault_proxy, get) == 503
+
+    fault_proxy.fail_next(5, methods=["GET", "HEAD"])
+    fault_proxy.fail_probability(1.0)
+    fault_proxy.truncate_next(5, keep_bytes=10)
+    fault_proxy.truncate_probability(1.0, keep_bytes=10)
+    fault_proxy.reset_next(5)
+    fault_proxy.reset_probability(1.0)
+    fault_proxy.delay_s = 5.0
+    fault_proxy.bandwidth_bytes_per_s = 1000.0  # 256 s for DATA.
+    fault_proxy.reset_counters()  # Counters only: the faults stay pending.
+    assert outcome(fault_proxy, get) == "reset"
+    assert fault_proxy.injected() == 1
+
+    fault_proxy.clear_faults()
+    assert fault_proxy.delay_s == 0
+    assert fault_proxy.bandwidth_bytes_per_s is None
+    assert fault_proxy.injected() == 1  # Counters are kept.
+    started = time.perf_counter()
+    for _ in range(3):
+        response, body = raw_request(fault_proxy.url, "GET", get)
+        assert (response.status, body) == (200, DATA)
+    response, _ = raw_request(
+        fault_proxy.url, "HEAD", signed_target("head_object", s3_bucket, "data.bin")
+    )
+    assert response.status == 200
+    assert time.perf_counter() - started < 5.0
+    assert fault_proxy.injected() == 1
+    assert fault_proxy.requests() == 5
+
+
 def test_delay_s_delays_every_response(
     s3_server: S3Server,
     s3_bucket: str,
@@ -328,6 +557,28 @@ def test_proxy_rejects_bad_controls(s3_server: S3Server) -> None:
         proxy.bandwidth_bytes_per_s = 0
     with pytest.raises(ValueError, match="http://"):
         HttpFaultProxy("https://example.com")
+    for p in (-0.1, 1.1, math.nan):
+        with pytest.raises(ValueError, match="probability"):
+            proxy.fail_probability(p)
+        with pytest.raises(ValueError, match="probability"):
+            proxy.truncate_probability(p, keep_bytes=0)
+        with pytest.raises(ValueError, match="probability"):
+            proxy.reset_probability(p)
+    for retry_after_s in (-1.0, math.inf, math.nan):
+        with pytest.raises(ValueError, match="retry_after_s"):
+            proxy.fail_next(1, retry_after_s=retry_after_s)
+        with pytest.raises(ValueError, match="retry_after_s"):
+            proxy.fail_probability(0.5, retry_after_s=retry_after_s)
+    with pytest.raises(ValueError, match="status"):
+        proxy.fail_probability(0.5, status=302)
+    with pytest.raises(ValueError, match="keep_bytes"):
+        proxy.truncate_probability(0.5, keep_bytes=-1)
+    with pytest.raises(ValueError, match="count"):
+        proxy.reset_next(-1)
+    with pytest.raises(TypeError, match="iterable"):
+        proxy.reset_probability(0.5, methods="GET")
+    with pytest.raises(ValueError, match="kind"):
+        proxy.injected("timeout")  # type: ignore[arg-type]
 
 
 def test_server_reset_and_restart() -> None:

@@ -218,3 +218,16 @@ def test_cat_ranges_returns_or_raises_errors(mem_path: str) -> None:
 
 def test_object_changed_error_is_an_oserror() -> None:
     assert issubclass(ObjectChangedError, OSError)
+
+
+def test_instances_built_from_objects_are_never_reused() -> None:
+    settings = Settings(memory_bytes=0)
+    first = TieredFileSystem(target_protocol="memory", settings=settings, tiers=[])
+    second = TieredFileSystem(target_protocol="memory", settings=settings, tiers=[])
+    assert first is not second
+    target = fsspec.filesystem("memory")
+    assert TieredFileSystem(fs=target, settings=settings) is not TieredFileSystem(
+        fs=target, settings=settings
+    )
+    # Built from arguments alone, fsspec's instance cache still applies.
+    assert TieredFileSystem(target_protocol="memory") is TieredFileSystem(target_protocol="memory")

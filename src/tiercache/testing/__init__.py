@@ -9,13 +9,22 @@
   resumed and restarted; :func:`make_tls_files` for a TLS server with a private CA.
 - :class:`TcpFaultProxy`: a TCP proxy that adds latency, blackholes, resets and truncates.
 - :class:`TierContract`: the contract test suite every tier passes; subclass it for your own.
-- :mod:`tiercache.testing.tmpfs`: small tmpfs mounts for disk faults (root only).
+- :mod:`tiercache.testing.tmpfs`: small tmpfs mounts for disk faults (root only);
+  :func:`corrupt_cache`, :func:`flip_bytes`, :func:`truncate_file`, :func:`remove_directory` to
+  damage a disk tier's files.
 
 The servers need the ``test`` extra (``moto[s3]``, ``flask`` and ``flask-cors``); importing
 this package does not.
 """
 
 from tiercache.testing.contract import TierContract
+from tiercache.testing.diskfaults import (
+    cache_files,
+    corrupt_cache,
+    flip_bytes,
+    remove_directory,
+    truncate_file,
+)
 from tiercache.testing.httpfault import HttpFaultProxy, s3_error_body
 from tiercache.testing.ports import free_port
 from tiercache.testing.redisserver import (
@@ -36,8 +45,13 @@ __all__ = [
     "TcpFaultProxy",
     "TierContract",
     "TlsFiles",
+    "cache_files",
+    "corrupt_cache",
     "find_redis_binaries",
+    "flip_bytes",
     "free_port",
     "make_tls_files",
+    "remove_directory",
     "s3_error_body",
+    "truncate_file",
 ]

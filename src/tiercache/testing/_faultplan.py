@@ -131,9 +131,7 @@ class FaultPlan:
         with self._lock:
             self._reset_next = _counted(count, methods, RESET)
 
-    def reset_randomly(
-        self, probability: float, methods: frozenset[str], seed: int | None
-    ) -> None:
+    def reset_randomly(self, probability: float, methods: frozenset[str], seed: int | None) -> None:
         with self._lock:
             self._reset_random = _random(probability, methods, RESET, seed)
 

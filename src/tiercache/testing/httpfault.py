@@ -3,22 +3,32 @@
 :class:`HttpFaultProxy` listens on ``127.0.0.1`` and forwards every request to an upstream base
 URL (typically an :class:`~tiercache.testing.S3Server`). Between client and upstream it can:
 
-- answer the next *n* requests with an S3-style error (``503 SlowDown`` by default) without
-  reaching the upstream (:meth:`HttpFaultProxy.fail_next`);
-- cut the body of the next *n* responses short while announcing the full ``Content-Length``, then
-  close the connection (:meth:`HttpFaultProxy.truncate_next`);
+- answer requests with an S3-style error (``503 SlowDown`` by default, optionally with a
+  ``Retry-After`` header) without reaching the upstream: the next *n*
+  (:meth:`HttpFaultProxy.fail_next`) or each with a probability
+  (:meth:`HttpFaultProxy.fail_probability`);
+- cut response bodies short while announcing the full ``Content-Length``, then close the
+  connection (:meth:`HttpFaultProxy.truncate_next`, :meth:`HttpFaultProxy.truncate_probability`);
+- reset the client connection (an RST, no response at all) instead of answering
+  (:meth:`HttpFaultProxy.reset_next`, :meth:`HttpFaultProxy.reset_probability`);
 - delay the first byte of every response (:attr:`HttpFaultProxy.delay_s`) and pace bodies to a
   bandwidth (:attr:`HttpFaultProxy.bandwidth_bytes_per_s`), to emulate a real object store, e.g.
   20 ms to first byte and 100 MB/s per stream.
 
-It counts requests by method and the faults it injected. Requests and responses are buffered
-whole, so it is meant for test-sized objects. Only plain ``http://`` upstreams are supported.
+:meth:`HttpFaultProxy.clear_faults` cancels all of that at once. Count-mode faults take precedence
+over probabilistic ones, and probabilistic ones are seeded for reproducible runs (see
+:mod:`tiercache.testing._faultplan` for the exact order of decisions). The proxy counts requests
+by method and the faults it injected. Requests and responses are buffered whole, so it is meant
+for test-sized objects. Only plain ``http://`` upstreams are supported.
 
 Example::
 
     with S3Server() as server, HttpFaultProxy(server.endpoint_url) as proxy:
         fs = s3fs.S3FileSystem(**server.storage_options(proxy.url))
         proxy.fail_next(2)  # the next two GETs get 503 SlowDown
+        proxy.reset_probability(0.1, seed=42)  # then one GET in ten, reproducibly, is reset
+        ...
+        proxy.clear_faults()  # plain forwarding again
 """
 
 from __future__ import annotations
@@ -26,12 +36,13 @@ from __future__ import annotations
 import contextlib
 import http.client
 import logging
+import math
 import socket
 import socketserver
+import struct
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -39,6 +50,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
+from tiercache.testing._faultplan import FAULT_KINDS, Failure, FaultKind, FaultPlan, Reset
 from tiercache.testing._service import Service
 from tiercache.testing.ports import LOOPBACK
 
@@ -47,6 +59,7 @@ _log = logging.getLogger(__name__)
 _CHUNK_BYTES = 64 * 1024
 _IDLE_TIMEOUT_S = 60.0
 _STOP_JOIN_TIMEOUT_S = 5.0
+_LINGER_RST = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST, not FIN.
 
 # Headers that describe one connection, not the message (RFC 9110 section 7.6.1), plus those the
 # proxy sets itself: Host (the upstream's), Content-Length (recomputed), Expect (answered here).
@@ -242,28 +255,66 @@ class HttpFaultProxy(Service):
             self._bandwidth_bytes_per_s = None if value is None else float(value)
 
     def fail_next(
-        self, count: int, *, status: int = 503, methods: Iterable[str] = ("GET",)
+        self,
+        count: int,
+        *,
+        status: int = 503,
+        methods: Iterable[str] = ("GET",),
+        retry_after_s: float | None = None,
     ) -> None:
         """Answer the next ``count`` matching requests with an error, without forwarding them.
 
         The error body is S3's XML (see :func:`s3_error_body`); HEAD answers carry no body. The
         request body is read first, so the connection stays usable. Replaces any failures still
-        pending; ``fail_next(0)`` cancels them.
+        pending; ``fail_next(0)`` cancels them. While failures are pending they take precedence
+        over :meth:`fail_probability` and :meth:`reset_probability`.
 
         Args:
             count: How many requests to fail (>= 0).
             status: The HTTP status to answer with (400-599). Default 503 (``SlowDown``).
             methods: The request methods that match, case-insensitive. Default GET only.
+            retry_after_s: If given, the answers carry ``Retry-After`` with this many seconds,
+                rounded up to a whole number (>= 0). Default ``None``: no such header.
 
         Raises:
-            ValueError: ``count`` is negative or ``status`` is not an error status.
+            ValueError: ``count`` is negative, ``status`` is not an error status, or
+                ``retry_after_s`` is negative or not finite.
         """
-        if count < 0:
-            raise ValueError(f"count must be >= 0, got {count}")
-        if not 400 <= status <= 599:
-            raise ValueError(f"status must be an HTTP error status (400-599), got {status}")
-        HTTPStatus(status)  # Rejects codes without a reason phrase, before any request needs one.
-        self._faults.set_failures(count, status, _methods(methods))
+        _check_count(count)
+        failure = _failure(status, retry_after_s)
+        self._faults.fail_next(count, failure, _methods(methods))
+
+    def fail_probability(
+        self,
+        p: float,
+        *,
+        status: int = 503,
+        methods: Iterable[str] = ("GET",),
+        retry_after_s: float | None = None,
+        seed: int | None = None,
+    ) -> None:
+        """Answer each matching request with an error with probability ``p``, without forwarding.
+
+        The answers are those of :meth:`fail_next`, which takes precedence while it has failures
+        pending. Each call replaces the previous setting and starts a new generator, so with a
+        ``seed`` the pattern is reproducible: the *n*-th request considered fails when the *n*-th
+        ``random()`` of ``random.Random(seed)`` is below ``p``. ``fail_probability(0)`` turns
+        probabilistic failures off.
+
+        Args:
+            p: The probability, from 0 (never) to 1 (always).
+            status: The HTTP status to answer with (400-599). Default 503 (``SlowDown``).
+            methods: The request methods that match, case-insensitive. Default GET only.
+            retry_after_s: As for :meth:`fail_next`.
+            seed: Seed of the generator. Default ``None``: seeded from the operating system.
+
+        Raises:
+            ValueError: ``p`` is not within [0, 1], ``status`` is not an error status, or
+                ``retry_after_s`` is negative or not finite.
+        """
+        _check_probability(p)
+        failure = _failure(status, retry_after_s)
+        self._faults.fail_randomly(p, failure, _methods(methods), seed)
 
     def truncate_next(
         self, count: int, *, keep_bytes: int, methods: Iterable[str] = ("GET",)
@@ -274,7 +325,8 @@ class HttpFaultProxy(Service):
         ``keep_bytes`` of the body the proxy closes the connection, as a failing network would.
         A response matches when its method matches and its body is longer than ``keep_bytes``
         (HEAD answers never match). Replaces any truncations still pending; ``truncate_next(0,
-        keep_bytes=0)`` cancels them.
+        keep_bytes=0)`` cancels them. While truncations are pending they take precedence over
+        :meth:`truncate_probability`.
 
         Args:
             count: How many responses to cut (>= 0).
@@ -284,11 +336,86 @@ class HttpFaultProxy(Service):
         Raises:
             ValueError: ``count`` or ``keep_bytes`` is negative.
         """
-        if count < 0:
-            raise ValueError(f"count must be >= 0, got {count}")
-        if keep_bytes < 0:
-            raise ValueError(f"keep_bytes must be >= 0, got {keep_bytes}")
-        self._faults.set_truncations(count, keep_bytes, _methods(methods))
+        _check_count(count)
+        _check_keep_bytes(keep_bytes)
+        self._faults.truncate_next(count, keep_bytes, _methods(methods))
+
+    def truncate_probability(
+        self,
+        p: float,
+        *,
+        keep_bytes: int,
+        methods: Iterable[str] = ("GET",),
+        seed: int | None = None,
+    ) -> None:
+        """Cut the body of each matching response after ``keep_bytes`` bytes with probability ``p``.
+
+        Responses match as for :meth:`truncate_next`, which takes precedence while it has
+        truncations pending; only matching responses draw from the generator. Seeding, replacing
+        and ``p=0`` work as for :meth:`fail_probability`.
+
+        Args:
+            p: The probability, from 0 (never) to 1 (always).
+            keep_bytes: How many body bytes to send before closing (>= 0).
+            methods: The request methods that match, case-insensitive. Default GET only.
+            seed: Seed of the generator. Default ``None``: seeded from the operating system.
+
+        Raises:
+            ValueError: ``p`` is not within [0, 1] or ``keep_bytes`` is negative.
+        """
+        _check_probability(p)
+        _check_keep_bytes(keep_bytes)
+        self._faults.truncate_randomly(p, keep_bytes, _methods(methods), seed)
+
+    def reset_next(self, count: int, *, methods: Iterable[str] = ("GET",)) -> None:
+        """Reset the connection of the next ``count`` matching requests instead of answering.
+
+        The proxy reads the request, does not forward it, and closes the client connection with
+        SO_LINGER 0, so the client gets a TCP RST and not a single byte of response: a
+        connection error, not an HTTP answer. :attr:`delay_s` does not apply. Replaces any
+        resets still pending; ``reset_next(0)`` cancels them. Pending resets take precedence
+        over every other fault.
+
+        Args:
+            count: How many requests to reset (>= 0).
+            methods: The request methods that match, case-insensitive. Default GET only.
+
+        Raises:
+            ValueError: ``count`` is negative.
+        """
+        _check_count(count)
+        self._faults.reset_next(count, _methods(methods))
+
+    def reset_probability(
+        self, p: float, *, methods: Iterable[str] = ("GET",), seed: int | None = None
+    ) -> None:
+        """Reset the connection of each matching request with probability ``p``.
+
+        Resets as :meth:`reset_next` does, which takes precedence (as does :meth:`fail_next`)
+        while it has resets pending. Seeding, replacing and ``p=0`` work as for
+        :meth:`fail_probability`.
+
+        Args:
+            p: The probability, from 0 (never) to 1 (always).
+            methods: The request methods that match, case-insensitive. Default GET only.
+            seed: Seed of the generator. Default ``None``: seeded from the operating system.
+
+        Raises:
+            ValueError: ``p`` is not within [0, 1].
+        """
+        _check_probability(p)
+        self._faults.reset_randomly(p, _methods(methods), seed)
+
+    def clear_faults(self) -> None:
+        """Cancel every pending and probabilistic fault and set :attr:`delay_s` back to 0 and
+        :attr:`bandwidth_bytes_per_s` to ``None``: the proxy forwards plainly again.
+
+        Counters are kept (see :meth:`reset_counters`). Requests already being answered finish
+        as they started.
+        """
+        self._faults.clear()
+        self.delay_s = 0.0
+        self.bandwidth_bytes_per_s = None
 
     def requests(self, method: str | None = None) -> int:
         """Return how many requests the proxy received since the last :meth:`reset_counters`.
@@ -299,9 +426,19 @@ class HttpFaultProxy(Service):
         """
         return self._faults.requests(method)
 
-    def injected(self) -> int:
-        """Return how many faults (failures and truncations) were injected since the last reset."""
-        return self._faults.injected()
+    def injected(self, kind: FaultKind | None = None) -> int:
+        """Return how many faults were injected since the last :meth:`reset_counters`.
+
+        Args:
+            kind: Count only this kind: ``"fail"`` (error answers), ``"truncate"`` (cut bodies)
+                or ``"reset"`` (reset connections). Default ``None``: every kind.
+
+        Raises:
+            ValueError: ``kind`` is not one of those.
+        """
+        if kind is not None and kind not in FAULT_KINDS:
+            raise ValueError(f"kind must be one of {FAULT_KINDS} or None, got {kind!r}")
+        return self._faults.injected(kind)
 
     def reset_counters(self) -> None:
         """Set the request and injected-fault counters to zero. Pending faults are kept."""
@@ -348,6 +485,33 @@ def _methods(methods: Iterable[str]) -> frozenset[str]:
     if isinstance(methods, str):
         raise TypeError("methods must be an iterable of method names, not a single string")
     return frozenset(method.upper() for method in methods)
+
+
+def _check_count(count: int) -> None:
+    if count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
+
+
+def _check_keep_bytes(keep_bytes: int) -> None:
+    if keep_bytes < 0:
+        raise ValueError(f"keep_bytes must be >= 0, got {keep_bytes}")
+
+
+def _check_probability(p: float) -> None:
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be a probability within [0, 1], got {p!r}")
+
+
+def _failure(status: int, retry_after_s: float | None) -> Failure:
+    """Validate an injected error answer's settings and return it."""
+    if not 400 <= status <= 599:
+        raise ValueError(f"status must be an HTTP error status (400-599), got {status}")
+    HTTPStatus(status)  # Rejects codes without a reason phrase, before any request needs one.
+    if retry_after_s is not None and not 0.0 <= retry_after_s < math.inf:
+        raise ValueError(
+            f"retry_after_s must be a finite number >= 0 or None, got {retry_after_s!r}"
+        )
+    return Failure.of(status, retry_after_s)
 
 
 class _ProxyServer(ThreadingHTTPServer):
@@ -436,7 +600,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         """Log nothing: a proxy under load must not write a line per request to stderr."""
 
     def do_GET(self) -> None:
-        """Forward, fail or truncate one request, as the proxy's controls say."""
+        """Forward, fail, truncate or reset one request, as the proxy's controls say."""
         self._serve()
 
     do_HEAD = do_GET
@@ -451,9 +615,12 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         body = self._read_body()
         if body is None:
             return
-        status = faults.take_failure(method)
-        if status is not None:
-            self._respond_error(status)
+        decision = faults.before_forward(method)
+        if isinstance(decision, Reset):
+            self._reset_connection()
+            return
+        if decision is not None:
+            self._respond_error(decision.status, retry_after=decision.retry_after)
             return
         try:
             response = self._forward(body)
@@ -560,10 +727,23 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if upstream is not None:
             upstream.close()
 
-    def _respond_error(self, status: int) -> None:
+    def _respond_error(self, status: int, *, retry_after: str | None = None) -> None:
         body = s3_error_body(status)
         headers = [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]
+        if retry_after is not None:
+            headers.append(("Retry-After", retry_after))
         self._respond(status, HTTPStatus(status).phrase, headers, body, None)
+
+    def _reset_connection(self) -> None:
+        """Close the client connection with an RST, sending nothing; end this handler's loop."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
+        # The socket is really closed only once its reader (which holds a reference) is closed.
+        # The server's own shutdown_request() would send a FIN first; closing here avoids that,
+        # and its later shutdown and close of the already closed socket are harmless.
+        self.rfile.close()
+        self.connection.close()
 
     def _respond(
         self,

@@ -426,6 +426,14 @@ class RedisServer(Service):
                 _signal_group(process, signal.SIGCONT)
             self._paused = False
 
+    def cont(self) -> None:
+        """Continue a paused server with SIGCONT: the counterpart of :meth:`pause` (SIGSTOP).
+
+        An alias of :meth:`resume`, named after the signal. Do nothing if the server is not
+        running or not paused.
+        """
+        self.resume()
+
     def client(self, **kwargs: Any) -> redis.Redis:
         """Return a redis-py client for this server, meant for tests; close it when done.
 

@@ -101,6 +101,7 @@ class DiskTier:
         self._lock = threading.Lock()
         self._closed = False
         self._cache: diskcache.Cache | None = None
+        self._retired: list[diskcache.Cache] = []
         self._lock_file: IO[bytes] | None = None
         self._root_id: tuple[int, int] | None = None
         self._next_open = 0.0
@@ -151,8 +152,14 @@ class DiskTier:
         """
         cache = self._usable()
         digest = key.digest()
-        with self._lock_timeouts():
-            value = cache.get(digest, default=None, read=True, retry=False)
+        try:
+            with self._lock_timeouts():
+                value = cache.get(digest, default=None, read=True, retry=False)
+        except sqlite3.OperationalError:
+            if not self._root_moved():
+                raise
+            self._reopen_later()  # the directory went away under us: a miss, not a failure
+            return None
         if value is None:
             return None
         try:
@@ -196,11 +203,24 @@ class DiskTier:
         with self._lock_timeouts():
             cache.evict(_object_tag(target, path), retry=False)
 
+    def release_thread(self) -> None:
+        """Close the calling thread's database connection (diskcache keeps one per thread).
+
+        The guard calls it on each of its worker threads as the thread ends, so that closing
+        the tier leaves no SQLite connection (and no file descriptor) behind.
+        """
+        for cache in [self._cache, *self._retired]:
+            if cache is not None:
+                cache.close()
+
     def close(self) -> None:
         """Close the database and release the directory lock; the tier stays closed."""
         with self._lock:
             self._closed = True
             self._close_locked()
+            for cache in self._retired:  # this thread's connections to databases replaced
+                with contextlib.suppress(Exception):
+                    cache.close()
             if self._lock_file is not None:
                 self._lock_file.close()
                 self._lock_file = None
@@ -236,9 +256,7 @@ class DiskTier:
             raise TierUnavailableError("disk tier is closed")
         cache = self._cache
         if cache is not None and check_root and self._root_moved():
-            logger.warning("disk tier: %s was removed or replaced; reopening it", self.root)
-            with self._lock:
-                self._close_locked()
+            self._reopen_later()
             cache = None
         if cache is None:
             if self._clock() < self._next_open:
@@ -247,6 +265,14 @@ class DiskTier:
             if cache is None:
                 raise TierUnavailableError(f"disk tier unavailable: {self.last_error}")
         return cache
+
+    def _reopen_later(self) -> None:
+        """Drop the database whose directory was removed or replaced; the next call reopens."""
+        with self._lock:
+            if self._cache is None:
+                return  # another thread got here first
+            self._close_locked()
+        logger.warning("disk tier: %s was removed or replaced; reopening it", self.root)
 
     def _root_moved(self) -> bool:
         """Whether the directory (or its database) is not the one we opened.
@@ -282,9 +308,9 @@ class DiskTier:
                 self.open_failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 self._next_open = self._clock() + self.retry_after_s
-                if first or self.open_failures == 1:
-                    logger.warning(
-                        "disk tier disabled: cannot use %s (%s); retrying every %.0f s",
+                if first or self.open_failures == 1:  # the guard logs the episode at WARNING
+                    logger.info(
+                        "disk tier: cannot use %s (%s); retrying every %.0f s",
                         self.directory,
                         self.last_error,
                         self.retry_after_s,
@@ -331,6 +357,8 @@ class DiskTier:
         if cache is not None:
             with contextlib.suppress(Exception):
                 cache.close()
+            # Other threads' connections to it close when those threads end (release_thread).
+            self._retired.append(cache)
 
     def _disk_full(self, exc: BaseException) -> None:
         with self._lock:

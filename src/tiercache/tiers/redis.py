@@ -176,7 +176,7 @@ class RedisTier:
             return None
         client = self._usable()
         name, field = self._block_key(key)
-        raw = client.hget(name, field)
+        raw = self._done(client, client.hget(name, field))
         if raw is None:
             return None
         try:
@@ -209,7 +209,7 @@ class RedisTier:
         client = self._usable()
         base = self._object_key(target, path)
         names = [m.decode() if isinstance(m, bytes) else m for m in client.smembers(base + ":v")]
-        client.unlink(*names, base + ":v", base + ":i")
+        self._done(client, client.unlink(*names, base + ":v", base + ":i"))
 
     def get_info(self, target: str, path: str, /) -> bytes | None:
         """Return the verified object-info document stored for ``path``, or ``None``."""
@@ -217,7 +217,7 @@ class RedisTier:
             return None
         client = self._usable()
         name = self._object_key(target, path) + ":i"
-        raw = client.get(name)
+        raw = self._done(client, client.get(name))
         if raw is None:
             return None
         try:
@@ -243,13 +243,7 @@ class RedisTier:
             self._closed = True
             client, self._client = self._client, None
         if client is not None:
-            with contextlib.suppress(Exception):
-                client.close()
-            # A client built on an explicit pool leaves the pool's sockets open on close().
-            pool = getattr(client, "connection_pool", None)
-            if pool is not None:
-                with contextlib.suppress(Exception):
-                    pool.disconnect()
+            _close_client(client)
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -264,10 +258,17 @@ class RedisTier:
         jitter = random.uniform(1 - _TTL_JITTER, 1 + _TTL_JITTER)
         return max(1, round(self.ttl_s * jitter))
 
+    def _done(self, client: Any, result: Any) -> Any:
+        """Pass ``result`` through; if the tier was closed during the call, close the client
+        again: the call may have opened a connection after :meth:`close` disconnected the pool."""
+        if self._closed:
+            _close_client(client)
+        return result
+
     def _write(self, pipe: Any) -> None:
         """Run a pipeline; a write refused for memory or by a replica is skipped, not an error."""
         try:
-            pipe.execute()
+            self._done(pipe, pipe.execute())
         except redis.ResponseError as exc:
             if not str(exc).startswith(_REFUSED):
                 raise
@@ -305,13 +306,12 @@ class RedisTier:
                 client.ping()
             except (redis.RedisError, OSError) as exc:
                 if client is not None:
-                    with contextlib.suppress(Exception):
-                        client.close()
+                    _close_client(client)
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 self._next_connect = time.monotonic() + self.retry_after_s
-                if first:
-                    logger.warning(
-                        "redis tier disabled: cannot reach %s (%s); retrying every %.0f s",
+                if first:  # the chain's guard logs the episode at WARNING
+                    logger.info(
+                        "redis tier: cannot reach %s (%s); retrying every %.0f s",
                         redact_url(self._url),
                         self.last_error,
                         self.retry_after_s,
@@ -322,3 +322,14 @@ class RedisTier:
             self._client = client
             self.last_error = None
             return cast(Any, client)
+
+
+def _close_client(client: Any) -> None:
+    """Close a client and every socket of its pool (a client built on an explicit pool leaves
+    the pool's connections open on ``close()``)."""
+    with contextlib.suppress(Exception):
+        client.close()
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None:
+        with contextlib.suppress(Exception):
+            pool.disconnect()

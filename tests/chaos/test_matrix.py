@@ -1,0 +1,432 @@
+"""Chaos: the rows of the fault matrix (DESIGN section 6) against real processes, each asserting
+the seven invariants:
+
+1. every read returns exactly the origin's bytes (sha256);
+2. added latency stays within the row's bound;
+3. the degradation bumps its named counter;
+4. one WARNING per episode (no floods);
+5. after the fault clears, the tier serves hits again within one breaker cooldown;
+6. no leaked threads or file descriptors (sockets included) once the pods are closed;
+7. a filesystem can be constructed while the tier is down.
+
+The world of each test: the S3 server behind an HTTP fault proxy (the origin), a redis-server
+behind a TCP fault proxy, a disk tier on a tmpfs where mounting works. Pods share one s3fs client
+(its connection pool belongs to the world, not to a pod).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import s3fs
+
+from tiercache import Settings, TieredFileSystem
+from tiercache.fs import default_tiers
+from tiercache.testing import HttpFaultProxy, RedisServer, S3Server, TcpFaultProxy
+
+pytestmark = pytest.mark.chaos
+
+BLOCK = 256 * 1024
+COOLDOWN_S = 0.5
+BUDGET_S = 0.1  # Redis and disk time budget
+SLACK_S = 1.0  # scheduling slack on a shared 2-core machine; a stall would be many seconds
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class World:
+    s3: S3Server
+    http: HttpFaultProxy
+    redis: RedisServer
+    tcp: TcpFaultProxy
+    disk_dir: Path
+    bucket: str
+    client: Any
+    objects: dict[str, bytes] = field(default_factory=dict)
+    pods: list[TieredFileSystem] = field(default_factory=list)
+
+    def settings(self, **overrides: Any) -> Settings:
+        options: dict[str, Any] = {
+            "block_size_bytes": BLOCK,
+            "memory_bytes": 0,  # every read reaches the tiers under test
+            "disk_dir": str(self.disk_dir),
+            "disk_timeout_s": BUDGET_S,
+            "redis_url": self.tcp.url_for(),
+            "redis_timeout_s": BUDGET_S,
+            "redis_prefix": f"m{uuid.uuid4().hex[:8]}:",
+            "breaker_failures": 2,
+            "breaker_cooldown_s": COOLDOWN_S,
+            "origin_retries": 4,
+            **overrides,
+        }
+        return Settings(**options)
+
+    def pod(self, settings: Settings) -> TieredFileSystem:
+        fs = TieredFileSystem(fs=self.client, settings=settings, tiers=default_tiers(settings))
+        self.pods.append(fs)
+        return fs
+
+    def read_all(self, fs: TieredFileSystem, bound_s: float) -> None:
+        """Invariants 1 and 2: read footers and data ranges, exact bytes, latency bound."""
+        for path, data in self.objects.items():
+            for start, end in ((-65536, None), (BLOCK // 3, 2 * BLOCK + 5)):
+                began = time.monotonic()
+                got = fs.read_range(path, start, end)
+                took = time.monotonic() - began
+                assert sha(got) == sha(data[start:end]), (path, start, end)
+                assert took <= bound_s, f"{path} [{start}, {end}) took {took:.3f} s > {bound_s} s"
+
+
+@pytest.fixture
+def world(s3_server: S3Server, redis_fresh: RedisServer, tmp_path: Path) -> Iterator[World]:
+    bucket = f"chaos-{uuid.uuid4().hex[:12]}"
+    s3_server.create_bucket(bucket)
+    objects = {}
+    for i in range(3):
+        key = f"t/part-{i:05d}-{uuid.uuid4()}-c000.snappy.parquet"
+        data = os.urandom(BLOCK * 3 + 1000 * (i + 1))
+        s3_server.put_object(bucket, key, data)
+        objects[f"{bucket}/{key}"] = data
+    with (
+        HttpFaultProxy(s3_server.endpoint_url) as http,
+        TcpFaultProxy(redis_fresh.host, redis_fresh.port) as tcp,
+    ):
+        client = s3fs.S3FileSystem(
+            **s3_server.storage_options(http.url),
+            config_kwargs={"retries": {"total_max_attempts": 1}},
+            skip_instance_cache=True,
+        )
+        client.retries = 1
+        client.cat_file(next(iter(objects)), start=0, end=1)  # the pool exists before the baseline
+        world = World(s3_server, http, redis_fresh, tcp, tmp_path / "disk", bucket, client, objects)
+        try:
+            yield world
+        finally:
+            for fs in world.pods:
+                fs.close()
+
+
+def _socket_ports() -> dict[str, set[int]]:
+    """Socket inode -> the local and remote TCP ports, from /proc/net/tcp{,6}."""
+    ports: dict[str, set[int]] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                local, remote, inode = fields[1], fields[2], fields[9]
+                ports[inode] = {int(local.rsplit(":", 1)[1], 16), int(remote.rsplit(":", 1)[1], 16)}
+    return ports
+
+
+def tiercache_fds(world: World) -> list[str]:
+    """The descriptors tiercache's tiers hold: disk-tier files and sockets to Redis.
+
+    The world's own s3fs client keeps a pool of keep-alive connections that belong to the world
+    (and the fault proxies run in this process), so they are not counted.
+    """
+    ports = _socket_ports()
+    held = []
+    for fd in os.listdir("/proc/self/fd"):
+        with_suppress = os.path.join("/proc/self/fd", fd)
+        try:
+            target = os.readlink(with_suppress)
+        except OSError:
+            continue
+        if target.startswith(str(world.disk_dir)):
+            held.append(target)
+        elif target.startswith("socket:["):
+            inode = target[len("socket:[") : -1]
+            if world.tcp.port in ports.get(inode, set()):
+                held.append(target)
+    return held
+
+
+class Episode:
+    """Invariants 3 to 6 around one fault: counters, WARNINGs, recovery, leaks."""
+
+    def __init__(self, caplog: pytest.LogCaptureFixture, world: World) -> None:
+        self.caplog = caplog
+        self.threads = threading.active_count()
+        self.fds = len(tiercache_fds(world))
+        caplog.set_level(logging.INFO, logger="tiercache")
+
+    def warnings(self) -> list[str]:
+        return [
+            r.getMessage()
+            for r in self.caplog.records
+            if r.levelno >= logging.WARNING and r.name.startswith("tiercache")
+        ]
+
+    def one_warning(self) -> None:
+        """Invariant 4: exactly one WARNING for the episode."""
+        assert len(self.warnings()) == 1, self.warnings()
+
+    def no_leaks(self, world: World) -> None:
+        """Invariant 6: after the pods are closed, threads and descriptors are back."""
+        for fs in world.pods:
+            fs.close()
+        world.pods.clear()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            threads = threading.active_count()
+            fds = tiercache_fds(world)
+            if threads <= self.threads and len(fds) <= self.fds:
+                return
+            time.sleep(0.1)
+        names = sorted(t.name for t in threading.enumerate())
+        raise AssertionError(
+            f"leaked: threads {self.threads} -> {threading.active_count()} ({names}), "
+            f"descriptors {self.fds} -> {tiercache_fds(world)}"
+        )
+
+
+def tier(fs: TieredFileSystem, name: str) -> dict[str, Any]:
+    entry: dict[str, Any] = fs.stats()["tiers"][name]
+    return entry
+
+
+def recovers(world: World, settings: Settings, name: str) -> None:
+    """Invariant 5: within one cooldown of the fault clearing, the tier serves hits again."""
+    time.sleep(COOLDOWN_S * 1.2)
+    filler = world.pod(settings)
+    world.read_all(filler, bound_s=30)
+    filler.chain.fills.join()
+    reader = world.pod(settings)
+    world.read_all(reader, bound_s=30)
+    assert tier(reader, name)["hits"] > 0, tier(reader, name)
+
+
+def run_row(
+    world: World,
+    caplog: pytest.LogCaptureFixture,
+    *,
+    inject: Callable[[], None],
+    clear: Callable[[], None],
+    tier_name: str,
+    counter: Callable[[dict[str, Any]], bool],
+    bound_s: float,
+    settings: Settings | None = None,
+    warm: bool = True,
+) -> TieredFileSystem:
+    """One row: warm the tiers, inject, read, check the invariants, clear, recover, no leaks."""
+    if settings is None:  # only the tier under test below RAM, so every miss reaches it
+        other = {"redis": {"disk_dir": None}, "disk": {"redis_url": None}}[tier_name]
+        settings = world.settings(**other)
+    if warm:
+        warmer = world.pod(settings)
+        world.read_all(warmer, bound_s=30)
+        warmer.chain.fills.join()
+        warmer.close()
+        world.pods.remove(warmer)
+    episode = Episode(caplog, world)
+    running = world.pod(settings)  # a process that was running when the fault struck
+    inject()
+    try:
+        for _ in range(3):
+            world.read_all(running, bound_s=bound_s)
+        running.chain.fills.join()
+        stats = tier(running, tier_name)
+        assert counter(stats), stats  # invariant 3
+        episode.one_warning()
+        during = world.pod(settings)  # invariant 7: constructed while the tier is down
+        world.read_all(during, bound_s=bound_s)
+    finally:
+        clear()
+    recovers(world, settings, tier_name)
+    episode.no_leaks(world)
+    return running
+
+
+def test_redis_killed(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    run_row(
+        world,
+        caplog,
+        inject=world.redis.kill,
+        clear=world.redis.restart,
+        tier_name="redis",
+        counter=lambda s: s["errors"] + s["rejected"] > 0 or s["state"] == "disabled",
+        bound_s=SLACK_S,
+    )
+
+
+def test_redis_hung(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    run_row(
+        world,
+        caplog,
+        inject=world.redis.pause,
+        clear=world.redis.resume,
+        tier_name="redis",
+        counter=lambda s: s["timeouts"] > 0 or s["state"] == "disabled",
+        bound_s=BUDGET_S * 2 + SLACK_S,  # info and block lookups: one budget per read
+    )
+
+
+def test_redis_slow(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    def inject() -> None:
+        world.tcp.latency_s = BUDGET_S * 3
+
+    def clear() -> None:
+        world.tcp.latency_s = 0.0
+
+    run_row(
+        world,
+        caplog,
+        inject=inject,
+        clear=clear,
+        tier_name="redis",
+        counter=lambda s: s["timeouts"] > 0 or s["state"] == "disabled",
+        bound_s=BUDGET_S * 2 + SLACK_S,
+    )
+
+
+def test_redis_reset(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    def inject() -> None:
+        world.tcp.reset_new = True
+        world.tcp.reset()
+
+    def clear() -> None:
+        world.tcp.reset_new = False
+
+    run_row(
+        world,
+        caplog,
+        inject=inject,
+        clear=clear,
+        tier_name="redis",
+        counter=lambda s: s["errors"] + s["rejected"] > 0 or s["state"] == "disabled",
+        bound_s=SLACK_S,
+    )
+
+
+def test_redis_wrong_value(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    settings = world.settings(disk_dir=None)
+
+    def inject() -> None:
+        with world.redis.client() as client:
+            for name in client.keys(settings.redis_prefix + "*"):
+                if b":b:" in name:
+                    for f in client.hkeys(name):
+                        client.hset(name, f, b"garbage")
+                elif name.endswith(b":i"):
+                    client.set(name, b"garbage")
+
+    run_row(
+        world,
+        caplog,
+        inject=inject,
+        clear=lambda: None,
+        tier_name="redis",
+        counter=lambda s: s["corrupt"] > 0,
+        bound_s=SLACK_S,
+        settings=settings,
+    )
+
+
+def test_disk_corrupt(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    def inject() -> None:
+        for path in (world.disk_dir / "tiercache-v1").rglob("*.val"):
+            with open(path, "r+b") as f:
+                f.seek(100)
+                f.write(b"\xff\x00\xff")
+
+    run_row(
+        world,
+        caplog,
+        inject=inject,
+        clear=lambda: None,
+        tier_name="disk",
+        counter=lambda s: s["corrupt"] > 0,
+        bound_s=SLACK_S,
+    )
+
+
+def test_disk_directory_deleted(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    import shutil
+
+    run_row(
+        world,
+        caplog,
+        inject=lambda: shutil.rmtree(world.disk_dir),
+        clear=lambda: None,
+        tier_name="disk",
+        counter=lambda s: s["reopens"] > 0,
+        bound_s=SLACK_S,
+    )
+
+
+def test_origin_503_burst(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    settings = world.settings()
+    episode = Episode(caplog, world)
+    world.http.fail_next(3, status=503, methods=("GET", "HEAD"))
+    fs = world.pod(settings)
+    world.read_all(fs, bound_s=settings.origin_timeout_s)
+    origin = fs.stats()["origin"]
+    assert origin["retries"] >= 3
+    assert world.http.injected() == 3
+    episode.one_warning()
+    episode.no_leaks(world)
+
+
+def test_origin_truncated_body(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    settings = world.settings()
+    episode = Episode(caplog, world)
+    world.http.truncate_next(2, keep_bytes=1000)
+    fs = world.pod(settings)
+    world.read_all(fs, bound_s=settings.origin_timeout_s)
+    assert fs.stats()["origin"]["retries"] >= 1
+    episode.one_warning()
+    episode.no_leaks(world)
+
+
+def test_origin_object_overwritten_mid_read(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    settings = world.settings(memory_bytes=64 << 20, disk_dir=None, redis_url=None)
+    path = next(iter(world.objects))
+    old = world.objects[path]
+    fs = world.pod(settings)
+    assert fs.read_range(path, 0, 1) == old[:1]  # info and block 0 of the old version
+    new = os.urandom(len(old))
+    world.s3.put_object(world.bucket, path.split("/", 1)[1], new)
+    got = fs.read_range(path, 0, len(old))
+    assert sha(got) == sha(new)  # one version only: all new, never old + new
+    assert fs.stats()["origin"]["changed"] == 1
+
+
+def test_everything_down_at_once(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    import shutil
+
+    settings = world.settings()
+    world.redis.kill()
+    world.disk_dir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(world.disk_dir)
+    world.disk_dir.write_bytes(b"not a directory")  # the disk tier cannot start
+    world.http.fail_next(2, status=503, methods=("GET", "HEAD"))
+    try:
+        fs = world.pod(settings)  # constructing succeeds with every tier down
+        assert tier(fs, "redis")["state"] == "disabled"
+        assert tier(fs, "disk")["state"] == "disabled"
+        world.http.reset_counters()
+        world.read_all(fs, bound_s=settings.origin_timeout_s)
+        # Bounded origin load: one GET per block per miss (plus the retried ones), one HEAD per
+        # object; memory is off, so each of the 2 reads per object misses its blocks once.
+        blocks = sum(1 + 3 for _ in world.objects)  # the tail block + blocks 0..2
+        # At most: one HEAD per object, one GET per block, and the 2 requests answered 503.
+        requests = world.http.requests("GET") + world.http.requests("HEAD")
+        assert requests <= blocks + len(world.objects) + 2
+    finally:
+        world.disk_dir.unlink()
+        world.redis.restart()
+    recovers(world, world.settings(disk_dir=None), "redis")
+    recovers(world, world.settings(redis_url=None), "disk")
