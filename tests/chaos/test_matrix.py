@@ -9,6 +9,9 @@ the seven invariants:
 6. no leaked threads or file descriptors (sockets included) once the pods are closed;
 7. a filesystem can be constructed while the tier is down.
 
+Rows covered elsewhere, on their own fixtures: a directory read-only, unwritable or not a
+directory at start, and a slow disk (tests/chaos/test_disk_faults.py; the kernel refuses to remount
+a tmpfs read-only while the database is open for writing, so "read-only" is a start-up fault).
 The world of each test: the S3 server behind an HTTP fault proxy (the origin), a redis-server
 behind a TCP fault proxy, a disk tier on a tmpfs where mounting works. Pods share one s3fs client
 (its connection pool belongs to the world, not to a pod).
@@ -430,3 +433,118 @@ def test_everything_down_at_once(world: World, caplog: pytest.LogCaptureFixture)
         world.redis.restart()
     recovers(world, world.settings(disk_dir=None), "redis")
     recovers(world, world.settings(redis_url=None), "disk")
+
+
+def _redis_config(world: World, *args: str) -> None:
+    with world.redis.client() as client:
+        client.execute_command(*args)
+
+
+def test_redis_oom_refuses_writes_reads_go_on(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = world.settings(disk_dir=None)
+
+    def inject() -> None:
+        _redis_config(world, "CONFIG", "SET", "maxmemory-policy", "noeviction")
+        _redis_config(world, "CONFIG", "SET", "maxmemory", "1")
+        # New entries: what the running pod reads next must be written, and is refused.
+        world.objects.update(_more_objects(world))
+
+    def clear() -> None:
+        _redis_config(world, "CONFIG", "SET", "maxmemory", "0")
+
+    run_row(
+        world,
+        caplog,
+        inject=inject,
+        clear=clear,
+        tier_name="redis",
+        counter=lambda s: s["refused_writes"] > 0,
+        bound_s=SLACK_S,
+        settings=settings,
+    )
+
+
+def test_redis_readonly_replica_refuses_writes_reads_go_on(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = world.settings(disk_dir=None)
+
+    def inject() -> None:
+        _redis_config(world, "REPLICAOF", "127.0.0.1", "1")  # a master that never answers
+        world.objects.update(_more_objects(world))
+
+    def clear() -> None:
+        _redis_config(world, "REPLICAOF", "NO", "ONE")
+
+    run_row(
+        world,
+        caplog,
+        inject=inject,
+        clear=clear,
+        tier_name="redis",
+        counter=lambda s: s["refused_writes"] > 0,
+        bound_s=SLACK_S,
+        settings=settings,
+    )
+
+
+def test_redis_truncated_reply(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    def inject() -> None:
+        world.tcp.limit_data = 1000  # replies are cut after 1000 bytes: footers are larger
+        world.tcp.reset()
+
+    def clear() -> None:
+        world.tcp.limit_data = None
+
+    run_row(
+        world,
+        caplog,
+        inject=inject,
+        clear=clear,
+        tier_name="redis",
+        counter=lambda s: s["errors"] + s["rejected"] > 0 or s["state"] == "disabled",
+        bound_s=SLACK_S,
+    )
+
+
+def _more_objects(world: World) -> dict[str, bytes]:
+    objects = {}
+    for i in range(2):
+        key = f"t/more-{i:05d}-{uuid.uuid4()}-c000.snappy.parquet"
+        data = os.urandom(BLOCK * 3 + 777)
+        world.s3.put_object(world.bucket, key, data)
+        objects[f"{world.bucket}/{key}"] = data
+    return objects
+
+
+def test_disk_full(
+    world: World, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tiercache.testing.tmpfs import remount, tmpfs
+
+    with tmpfs(world.disk_dir, size_bytes=64 << 20) as mounted:
+        if mounted is None:
+            with capsys.disabled():
+                print("\n[chaos] cannot mount tmpfs here: the disk-full row needs root")
+            pytest.fail("the disk-full row needs a tmpfs mount (run as root)")
+
+        def inject() -> None:
+            used = os.statvfs(world.disk_dir)
+            used_bytes = (used.f_blocks - used.f_bfree) * used.f_frsize
+            remount(world.disk_dir, size_bytes=used_bytes + 64 * 1024)
+            world.objects.update(_more_objects(world))
+
+        def clear() -> None:
+            remount(world.disk_dir, size_bytes=64 << 20)
+
+        run_row(
+            world,
+            caplog,
+            inject=inject,
+            clear=clear,
+            tier_name="disk",
+            counter=lambda s: s["full_skips"] > 0,
+            bound_s=SLACK_S,
+        )

@@ -18,7 +18,7 @@ import pytest
 from redis.cluster import RedisCluster as RedisClusterClient
 
 from tests.helpers import CountingFS
-from tiercache import MemoryTier, RedisTier, Settings, TieredFileSystem
+from tiercache import BlockKey, MemoryTier, RedisTier, Settings, TieredFileSystem
 from tiercache.fs import default_tiers
 from tiercache.testing.redisserver import RedisCluster, RedisServer, make_tls_files
 from tiercache.testing.tcpfault import TcpFaultProxy
@@ -407,3 +407,35 @@ def test_unix_socket_and_acl_user_urls(tmp_path: Any) -> None:
             assert "reader-secret-pw" not in str(second.stats())
             first.close()
             second.close()
+
+
+def test_oom_and_readonly_pipeline_errors_are_refused_writes_not_failures(
+    redis_fresh: RedisServer,
+) -> None:
+    import redis
+
+    tier = RedisTier(redis_fresh.url, prefix=f"o{uuid.uuid4().hex[:8]}:", timeout_s=1.0)
+    key = BlockKey("t", "b/x", "v", 1, 0)
+    with redis_fresh.client() as client:
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", "1")
+        try:
+            tier.put(key, b"footer")  # OutOfMemoryError inside a pipeline: skipped, counted
+        finally:
+            client.config_set("maxmemory", "0")
+        client.execute_command("REPLICAOF", "127.0.0.1", "1")
+        try:
+            tier.put(key, b"footer")  # ReadOnlyError: skipped, counted
+        finally:
+            client.execute_command("REPLICAOF", "NO", "ONE")
+    assert tier.refused_writes == 2
+    with pytest.raises(redis.ResponseError):
+        tier._write(_failing_pipeline())
+    tier.close()
+
+
+class _failing_pipeline:
+    def execute(self) -> None:
+        import redis
+
+        raise redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind")

@@ -48,7 +48,13 @@ from tiercache.protocol import BlockKey, BlockKind
 logger = logging.getLogger(__name__)
 
 _TTL_JITTER = 0.1
-_REFUSED = ("OOM", "READONLY")
+# Writes the server refuses while it still serves reads. redis-py raises these classes (also
+# for a pipeline, whose message then starts "Command # 1 (...) of pipeline caused error").
+_REFUSED_ERRORS = (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError)
+
+
+def _refused(exc: redis.ResponseError) -> bool:
+    return isinstance(exc, _REFUSED_ERRORS) or str(exc).startswith(("OOM", "READONLY"))
 
 
 def _digest(*parts: str) -> str:
@@ -270,7 +276,7 @@ class RedisTier:
         try:
             self._done(pipe, pipe.execute())
         except redis.ResponseError as exc:
-            if not str(exc).startswith(_REFUSED):
+            if not _refused(exc):
                 raise
             self.refused_writes += 1
             self.last_error = f"write refused: {exc}"
