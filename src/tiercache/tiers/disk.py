@@ -254,6 +254,8 @@ class DiskTier:
         """Return the open cache, reopening it if it is gone or due for another attempt."""
         if self._closed:  # a call still running when the tier was closed must not reopen it
             raise TierUnavailableError("disk tier is closed")
+        for old in self._retired:  # this thread's connection to a replaced database, if any:
+            old.close()  # closed now, so deleted files do not stay open (cheap when none)
         cache = self._cache
         if cache is not None and check_root and self._root_moved():
             self._reopen_later()
@@ -321,6 +323,9 @@ class DiskTier:
                 logger.info("disk tier: %s is usable again", self.root)
             self._root_id = (st.st_dev, st.st_ino)
             self._volume = int(cache.volume())
+            # The opening thread (the constructor's, at start) may never call again: it keeps
+            # no connection; a thread that does reconnects lazily.
+            cache.close()
             self._cache = cache
             self.last_error = None
             return cache
@@ -357,8 +362,9 @@ class DiskTier:
         if cache is not None:
             with contextlib.suppress(Exception):
                 cache.close()
-            # Other threads' connections to it close when those threads end (release_thread).
-            self._retired.append(cache)
+            # Other threads close their connections to it at their next call (_usable) or when
+            # they end (release_thread). The last few are kept; older ones are left to GC.
+            self._retired = [*self._retired[-7:], cache]
 
     def _disk_full(self, exc: BaseException) -> None:
         with self._lock:
