@@ -1,9 +1,28 @@
-"""The lifecycle every test server and proxy shares: start, stop, and use as a context manager."""
+"""The lifecycle every test server and proxy shares (start, stop, context manager), and the
+log tail their error messages quote."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from types import TracebackType
 from typing import Self
+
+#: How much of a server's log an error message quotes.
+LOG_TAIL_BYTES = 4000
+
+
+def log_tail(path: Path | None) -> str:
+    """Return the last few KB of a server's log file, or a note that there is none."""
+    if path is None:
+        return "(no log)"
+    try:
+        with path.open("rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - LOG_TAIL_BYTES))
+            return log.read().decode("utf-8", "replace")
+    except OSError as exc:
+        return f"(log unreadable: {exc})"
 
 
 class Service:

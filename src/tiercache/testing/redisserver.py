@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
-from tiercache.testing._service import Service
+from tiercache.testing._service import LOG_TAIL_BYTES, Service, log_tail
 from tiercache.testing.ports import LOOPBACK, free_port
 
 if TYPE_CHECKING:
@@ -65,7 +65,6 @@ _POLL_INTERVAL_S = 0.02
 _PROBE_TIMEOUT_S = 1.0
 _STOP_TIMEOUT_S = 5.0
 _CLI_TIMEOUT_S = 30.0
-_LOG_TAIL_BYTES = 4000
 _CLUSTER_NODE_ARGS = (
     "--cluster-enabled", "yes",
     "--cluster-config-file", "nodes.conf",  # Relative to the node's own --dir.
@@ -369,7 +368,7 @@ class RedisServer(Service):
                 if failure is None:
                     self._started_once = True
                     return
-                tail = _tail(self._log_path)
+                tail = log_tail(self._log_path)
                 self._teardown(signal.SIGKILL)
                 if attempt < attempts and "Address already in use" in tail:
                     self._port = free_port()
@@ -775,7 +774,7 @@ class RedisCluster(Service):
         if result.returncode != 0:
             raise RuntimeError(
                 f"redis-cli --cluster create failed with exit code {result.returncode}: "
-                f"{(result.stdout + result.stderr).strip()[-_LOG_TAIL_BYTES:]}"
+                f"{(result.stdout + result.stderr).strip()[-LOG_TAIL_BYTES:]}"
             )
         pending = list(self._nodes)
         while pending:
@@ -894,16 +893,3 @@ def _stop_process_group(process: subprocess.Popen[bytes], first_signal: signal.S
     # Reap, then sweep up anything left in the group (redis forks for BGSAVE / replication).
     process.wait()
     _signal_group(process, signal.SIGKILL)
-
-
-def _tail(path: Path | None) -> str:
-    """Return the last few KB of a log file, or a note that there is none."""
-    if path is None:
-        return "(no log)"
-    try:
-        with path.open("rb") as log:
-            log.seek(0, os.SEEK_END)
-            log.seek(max(0, log.tell() - _LOG_TAIL_BYTES))
-            return log.read().decode("utf-8", "replace")
-    except OSError as exc:
-        return f"(log unreadable: {exc})"

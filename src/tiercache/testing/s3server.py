@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from tiercache.testing._service import Service
+from tiercache.testing._service import Service, log_tail
 from tiercache.testing.ports import LOOPBACK, free_port
 
 ACCESS_KEY = "testing"
@@ -47,7 +47,6 @@ _POLL_INTERVAL_S = 0.05
 _PROBE_TIMEOUT_S = 1.0
 _REQUEST_TIMEOUT_S = 30.0
 _STOP_TIMEOUT_S = 5.0
-_LOG_TAIL_BYTES = 4000
 
 
 class S3Server(Service):
@@ -131,7 +130,7 @@ class S3Server(Service):
             atexit.register(self.stop)
         failure = self._wait_until_ready(process)
         if failure is not None:
-            tail = _tail(self._log_path)
+            tail = log_tail(self._log_path)
             self.stop()
             raise RuntimeError(
                 f"moto S3 server on {self.endpoint_url} {failure}; log tail:\n{tail}"
@@ -284,16 +283,3 @@ def _stop_process_group(process: subprocess.Popen[bytes]) -> None:
     # Sweep up anything the server left behind in its group.
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-
-
-def _tail(path: Path | None) -> str:
-    """Return the last few KB of a log file, or a note that there is none."""
-    if path is None:
-        return "(no log)"
-    try:
-        with path.open("rb") as log:
-            log.seek(0, os.SEEK_END)
-            log.seek(max(0, log.tell() - _LOG_TAIL_BYTES))
-            return log.read().decode("utf-8", "replace")
-    except OSError as exc:
-        return f"(log unreadable: {exc})"
