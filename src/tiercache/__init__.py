@@ -23,6 +23,7 @@ from .protocol import BlockKey, BlockKind, InfoTier, ObjectInfo, Origin, Tier
 from .tiers.disk import DiskTier
 from .tiers.memory import MemoryTier
 from .tiers.redis import RedisTier
+from .warming import WarmReport, warm
 
 try:
     __version__ = _metadata.version("tiercache")
@@ -52,5 +53,7 @@ __all__ = [
     "TierUnavailableError",
     "TieredFile",
     "TieredFileSystem",
+    "WarmReport",
     "__version__",
+    "warm",
 ]

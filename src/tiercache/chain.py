@@ -34,7 +34,7 @@ from .protocol import (
     info_document,
     parse_info_document,
 )
-from .stats import Tally, TierCounters
+from .stats import Tally, TierCounters, carry, prefetching
 from .tiers.memory import InfoCache
 
 logger = logging.getLogger(__name__)
@@ -307,6 +307,28 @@ class TierChain:
             self.info_cache.counters.hit()
         return self._read_range(path, start, end, info)
 
+    def prefetch(self, path: str, start: int | None, end: int | None) -> bytes:
+        """Read ``[start, end)`` as :meth:`read_range` does, counted as prefetch, not demand.
+
+        Everything the read causes (tier hits and misses, origin requests, fills) is counted in
+        ``stats()["prefetch"]``.
+        """
+        with prefetching():
+            info = self.info_cache.peek(path)
+            if info is None:
+                self.info_cache.counters.add("misses")
+            else:
+                self.info_cache.counters.hit()
+            return self._read_range(path, start, end, info)
+
+    def seed_info(self, info: ObjectInfo) -> None:
+        """Remember object info learnt elsewhere (a Delta log, a listing): no HEAD for it.
+
+        Info already held for the path is kept: it came from the object store itself.
+        """
+        if self.info_cache.peek(info.path) is None:
+            self.info_cache.put(info)
+
     @contextlib.contextmanager
     def _one_read(self) -> Iterator[None]:
         """Scope of one read: a tier that fails once is not asked again during it.
@@ -507,7 +529,7 @@ class TierChain:
                 template = runs_of[0] if runs_of else None
                 if template is not None:
                     futures: list[Future[dict[int, bytes]]] = [
-                        self._runs.submit(self._fetch_run, info, template, lo, hi)
+                        self._runs.submit(carry(self._fetch_run), info, template, lo, hi)
                         for lo, hi in runs[1:]
                     ]
                     result.update(self._fetch_run(info, template, *runs[0]))
@@ -601,6 +623,11 @@ class TierChain:
             "info": {**info, "hits": info["hits"] + fast_hits},
             "fills": self.fills.counters.snapshot(),
             "block_size": self.block_size,
+            "prefetch": {
+                "tiers": {slot.name: slot.counters.prefetch_snapshot() for slot in self.slots},
+                "origin": self.origin.counters.prefetch_snapshot(),
+                "info": self.info_cache.counters.prefetch_snapshot(),
+            },
         }
 
     def close(self) -> None:

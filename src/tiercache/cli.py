@@ -32,6 +32,53 @@ def _read(args: argparse.Namespace) -> int:
     return 0
 
 
+def _storage_options(pairs: Sequence[str]) -> dict[str, str]:
+    options = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"--storage-option takes KEY=VALUE, got {pair!r}")
+        options[name] = value
+    return options
+
+
+def _warm(args: argparse.Namespace) -> int:
+    from .config import parse_duration, parse_size
+    from .warming import warm
+
+    report = warm(
+        args.target,
+        storage_options=_storage_options(args.storage_option),
+        version=args.version,
+        max_files=args.max_files,
+        max_bytes=None
+        if args.max_bytes is None
+        else parse_size(args.max_bytes, variable="--max-bytes"),
+        concurrency=args.concurrency,
+        time_limit_s=None
+        if args.time_limit is None
+        else parse_duration(args.time_limit, variable="--time-limit"),
+    )
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        stopped = f" (stopped by {report.stopped_by})" if report.stopped_by else ""
+        print(
+            f"warmed {report.files_warmed} of {report.files_attempted} files attempted "
+            f"({report.files_found} found), {report.bytes:,} bytes in "
+            f"{report.duration_s:.2f} s{stopped}"
+        )
+        for error in report.errors:
+            print(f"  error: {error}")
+    return 1 if args.fail_on_error and report.errors else 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser (exposed for the docs and tests)."""
     parser = argparse.ArgumentParser(
@@ -50,6 +97,45 @@ def build_parser() -> argparse.ArgumentParser:
     read.add_argument("--start", type=int, default=None, help="first byte (default: 0)")
     read.add_argument("--end", type=int, default=None, help="end byte, exclusive (default: EOF)")
     read.set_defaults(run=_read)
+    warm = commands.add_parser(
+        "warm",
+        help="prefetch the Parquet footers of the most recent files of a Delta table or prefix",
+        description="Prefetch footers (and page index / bloom filter regions) into the tiers, "
+        "within limits (default: the TIERCACHE_WARM_* settings). Slow storage never makes it "
+        "fail: at the time limit it prints what it did. Exit status 0, unless --fail-on-error "
+        "and a file failed (1), or bad arguments (2).",
+    )
+    warm.add_argument("target", help="a Delta table URI or a prefix, e.g. s3://bucket/table")
+    warm.add_argument("--max-files", type=int, default=None, help="most files to warm")
+    warm.add_argument("--max-bytes", default=None, help="most bytes to read, e.g. 64MiB")
+    warm.add_argument("--concurrency", type=int, default=None, help="files warmed at once")
+    warm.add_argument("--time-limit", default=None, help="time limit, e.g. 10s")
+    warm.add_argument("--version", type=int, default=None, help="Delta table version")
+    warm.add_argument(
+        "--storage-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a deltalake storage option (repeatable), e.g. AWS_ENDPOINT_URL=http://...",
+    )
+    warm.add_argument("--json", action="store_true", help="print the report as JSON")
+    warm.add_argument(
+        "--fail-on-error", action="store_true", help="exit 1 when any file failed to warm"
+    )
+    warm.set_defaults(run=_warm)
+    demo = commands.add_parser(
+        "demo",
+        help="run the demo: a local S3 server, a Delta table of spans, DataFusion SQL through "
+        "the tiers, cold and warm",
+    )
+    demo.add_argument("--rows", type=int, default=200_000, help="spans to write (default: 200000)")
+    demo.add_argument(
+        "--latency",
+        default="20ms",
+        help="added latency to first byte of every S3 response (default: 20ms; 0 for none)",
+    )
+    demo.add_argument("--json", action="store_true", help="print the result table as JSON")
+    demo.set_defaults(run=_demo)
     return parser
 
 

@@ -225,6 +225,10 @@ _TABLE: Final[Mapping[str, tuple[str, _Parser]]] = {
     "TIERCACHE_BREAKER_FAILURES": ("breaker_failures", _parse_count),
     "TIERCACHE_BREAKER_COOLDOWN": ("breaker_cooldown_s", parse_duration),
     "TIERCACHE_FILL_QUEUE": ("fill_queue_size", _parse_count),
+    "TIERCACHE_WARM_MAX_FILES": ("warm_max_files", _parse_count),
+    "TIERCACHE_WARM_MAX_BYTES": ("warm_max_bytes", parse_size),
+    "TIERCACHE_WARM_CONCURRENCY": ("warm_concurrency", _parse_count),
+    "TIERCACHE_WARM_TIME_LIMIT": ("warm_time_limit_s", parse_duration),
 }
 #: Every variable, mapped to the ``Settings`` field it sets: the one list of names, used by
 #: ``from_env``; ``docs/configuration.md`` documents exactly these (tested).
@@ -265,6 +269,10 @@ class Settings:
     breaker_failures: int = 5  # TIERCACHE_BREAKER_FAILURES
     breaker_cooldown_s: float = 5.0  # TIERCACHE_BREAKER_COOLDOWN
     fill_queue_size: int = 1024  # TIERCACHE_FILL_QUEUE
+    warm_max_files: int = 32  # TIERCACHE_WARM_MAX_FILES
+    warm_max_bytes: int = 64 * _MIB  # TIERCACHE_WARM_MAX_BYTES
+    warm_concurrency: int = 8  # TIERCACHE_WARM_CONCURRENCY
+    warm_time_limit_s: float = 10.0  # TIERCACHE_WARM_TIME_LIMIT
 
     def __post_init__(self) -> None:
         _check_int(
@@ -300,6 +308,10 @@ class Settings:
         _check_int(self, "breaker_failures", minimum=1)
         _check_seconds(self, "breaker_cooldown_s", allow_zero=False)
         _check_int(self, "fill_queue_size", minimum=1)
+        _check_int(self, "warm_max_files", minimum=0)  # 0: warm nothing
+        _check_int(self, "warm_max_bytes", minimum=0)
+        _check_int(self, "warm_concurrency", minimum=1)
+        _check_seconds(self, "warm_time_limit_s", allow_zero=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

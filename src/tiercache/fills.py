@@ -11,7 +11,7 @@ import queue
 import threading
 from collections.abc import Callable
 
-from .stats import FillCounters
+from .stats import FillCounters, carry
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class FillQueue:
             return False
         self._start()
         try:
-            self._queue.put_nowait(job)
+            self._queue.put_nowait(carry(job))
         except queue.Full:
             self.counters.add("dropped")
             return False

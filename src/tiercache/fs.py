@@ -217,6 +217,23 @@ class TieredFileSystem(ChainedFileSystem, metaclass=_NoCacheForObjects):  # type
         """
         return self._chain.read_range(self._tpath(path), start, end)
 
+    def prefetch_range(self, path: str, start: int | None, end: int | None) -> bytes:
+        """Read like :meth:`read_range`, counted as prefetch (``stats()["prefetch"]``)."""
+        return self._chain.prefetch(self._tpath(path), start, end)
+
+    def seed_info(
+        self, path: str, size: int, version: str, raw: dict[str, Any] | None = None
+    ) -> None:
+        """Tell the cache what an object is, learnt without asking the store (a Delta log).
+
+        Opening the object then costs no HEAD. ``version`` keys its blocks: it must change
+        whenever the object's bytes do (Delta data files never change: a rewrite is a new file).
+        Info the cache already holds for the path wins.
+        """
+        tpath = self._tpath(path)
+        details = {"name": tpath, "size": size, "type": "file", **(raw or {})}
+        self._chain.seed_info(ObjectInfo(path=tpath, size=size, version=version, raw=details))
+
     def cat_file(
         self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
     ) -> bytes:

@@ -20,15 +20,61 @@ Every counter only goes up. ``TieredFileSystem.stats()`` returns a snapshot::
      "info":   {"hits", "misses", "shared_hits", "origin"}: object-info lookups answered in
                process / not; of the misses, answered by a shared tier (Redis) / by the origin,
      "fills":  {"queued", "dropped", "done", "failed"}: background fills of slower tiers,
-     "block_size": the block size in bytes}
+     "block_size": the block size in bytes,
+     "prefetch": {"tiers": {...}, "origin": {...}, "info": {...}}}
+
+Every counter above counts *demand* reads: what the application asked for. Reads made ahead of
+demand (warmup, :func:`tiercache.warm`) run under :func:`prefetching` and are counted apart, in
+``"prefetch"``, with the same names, so a warmed cache does not inflate the hit ratio and the
+origin traffic warmup causes stays visible.
 
 A tier that is not configured is absent from ``"tiers"``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
+from typing import Any, Self, TypeVar
+
+_T = TypeVar("_T")
+
+# The purpose of the work the current thread is doing: demand (the default) or prefetch.
+_purpose = threading.local()
+
+
+def is_prefetch() -> bool:
+    """Return whether the current thread is reading ahead of demand."""
+    return bool(getattr(_purpose, "prefetch", False))
+
+
+@contextlib.contextmanager
+def prefetching() -> Iterator[None]:
+    """Count everything the current thread does inside the block as prefetch, not demand."""
+    previous = is_prefetch()
+    _purpose.prefetch = True
+    try:
+        yield
+    finally:
+        _purpose.prefetch = previous
+
+
+def carry(fn: Callable[..., _T]) -> Callable[..., _T]:
+    """Wrap ``fn`` to run, on whatever thread, with the purpose of the thread wrapping it.
+
+    For work handed to pools (extra origin runs, background fills): what a prefetch causes is
+    counted as prefetch.
+    """
+    if not is_prefetch():
+        return fn
+
+    def run(*args: Any, **kwargs: Any) -> _T:
+        with prefetching():
+            return fn(*args, **kwargs)
+
+    return run
 
 
 @dataclass
@@ -36,11 +82,28 @@ class Counters:
     """A set of named integer counters behind one lock (cheap: one acquire per update)."""
 
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    # The same counters for prefetch work (created on first use).
+    _twin: Self | None = field(default=None, repr=False, compare=False)
 
     def add(self, name: str, amount: int = 1) -> None:
-        """Add ``amount`` to the counter ``name``."""
-        with self._lock:
-            setattr(self, name, getattr(self, name) + amount)
+        """Add ``amount`` to the counter ``name`` (of the prefetch twin under prefetching)."""
+        target = self.prefetch_counters() if is_prefetch() else self
+        with target._lock:
+            setattr(target, name, getattr(target, name) + amount)
+
+    def prefetch_counters(self) -> Self:
+        """Return the twin that counts prefetch work."""
+        twin = self._twin
+        if twin is None:
+            with self._lock:
+                if self._twin is None:
+                    self._twin = type(self)()
+                twin = self._twin
+        return twin
+
+    def prefetch_snapshot(self) -> dict[str, int]:
+        """Return the prefetch twin's counters (all zero when there was no prefetch)."""
+        return self.prefetch_counters().snapshot()
 
     def snapshot(self) -> dict[str, int]:
         """Return the counters as a plain dict."""
@@ -102,7 +165,10 @@ class TierCounters(Counters):
 
     def hit(self, nbytes: int, count: int = 1) -> None:
         """Count ``count`` hits of ``nbytes`` bytes in all (lock-free: this is the hot path)."""
-        self._hits.add(nbytes, count)
+        if is_prefetch():
+            self.prefetch_counters()._hits.add(nbytes, count)
+        else:
+            self._hits.add(nbytes, count)
 
     def snapshot(self) -> dict[str, int]:
         """Return the counters as a plain dict, hits and bytes read included."""
@@ -132,7 +198,10 @@ class InfoCounters(Counters):
 
     def hit(self) -> None:
         """Count one hit (lock-free)."""
-        self._hits.add()
+        if is_prefetch():
+            self.prefetch_counters()._hits.add()
+        else:
+            self._hits.add()
 
     def snapshot(self) -> dict[str, int]:
         """Return hits and misses."""

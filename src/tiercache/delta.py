@@ -1,0 +1,186 @@
+"""Delta Lake tables read through the tiers.
+
+:func:`delta_dataset` opens a Delta table with deltalake (which reads the transaction log with
+its own object store client) and returns a ``pyarrow.dataset.Dataset`` whose *data files* are
+read through a :class:`~tiercache.TieredFileSystem`. The Delta log already knows every data
+file's size, so the cache is seeded with it: opening a data file costs no HEAD request.
+
+Needs the ``deltalake`` and ``pyarrow`` packages (the ``delta`` extra).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import unquote
+
+from fsspec import AbstractFileSystem
+
+from .arrow import pyarrow_filesystem, strip_scheme
+from .errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+# deltalake storage option (lower case, with and without the "aws_" prefix) -> s3fs option.
+_S3_KEYS = {
+    "access_key_id": ("key",),
+    "secret_access_key": ("secret",),
+    "session_token": ("token",),
+    "token": ("token",),
+    "endpoint_url": ("client_kwargs", "endpoint_url"),
+    "endpoint": ("client_kwargs", "endpoint_url"),
+    "region": ("client_kwargs", "region_name"),
+    "default_region": ("client_kwargs", "region_name"),
+}
+# Options deltalake needs that s3fs has no use for (s3fs follows the endpoint's scheme).
+_S3_IGNORED = {
+    "allow_http",
+    "s3_locking_provider",
+    "conditional_put",
+    "virtual_hosted_style_request",
+}
+_S3_SCHEMES = {"s3", "s3a"}
+_LOCAL_SCHEMES = {"", "file"}
+
+
+def target_for(
+    table_uri: str, storage_options: Mapping[str, str] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Return the fsspec protocol and target options that reach ``table_uri``.
+
+    The options are derived from deltalake's ``storage_options``: for S3, ``AWS_ENDPOINT_URL``,
+    ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN`` and ``AWS_REGION``
+    (any case, with or without the ``AWS_`` prefix); ``AWS_ALLOW_HTTP`` needs no counterpart
+    (s3fs speaks whatever the endpoint URL says). Other keys are ignored with a DEBUG line.
+
+    Raises:
+        ConfigError: The scheme has no mapping and storage options were given (pass a ready
+            ``filesystem=`` instead), or a mapped option is empty.
+    """
+    scheme = table_uri.partition("://")[0].lower() if "://" in table_uri else ""
+    options = dict(storage_options or {})
+    if scheme in _LOCAL_SCHEMES:
+        return "file", {}
+    if scheme not in _S3_SCHEMES:
+        if options:
+            raise ConfigError(
+                f"cannot derive {scheme}:// filesystem options from Delta storage_options "
+                f"({sorted(options)}); build the target filesystem yourself and pass "
+                "filesystem=TieredFileSystem(fs=...)"
+            )
+        return scheme, {}
+    target: dict[str, Any] = {}
+    for name, value in options.items():
+        key = name.lower().removeprefix("aws_")
+        if key in _S3_IGNORED:
+            continue
+        where = _S3_KEYS.get(key)
+        if where is None:
+            logger.debug("Delta storage option %r has no s3fs counterpart; ignored", name)
+            continue
+        if not value:
+            raise ConfigError(f"Delta storage option {name!r} is empty")
+        if len(where) == 1:
+            target[where[0]] = value
+        else:
+            target.setdefault(where[0], {})[where[1]] = value
+    return "s3", target
+
+
+def storage_options_for(s3fs_options: Mapping[str, Any]) -> dict[str, str]:
+    """Return deltalake storage options equivalent to s3fs options (the inverse of
+    :func:`target_for`): ``key``, ``secret``, ``token`` and ``client_kwargs`` endpoint and region.
+
+    ``AWS_ALLOW_HTTP`` is set when the endpoint is ``http://``. Other options are not carried.
+    """
+    options: dict[str, str] = {}
+    for name, variable in (
+        ("key", "AWS_ACCESS_KEY_ID"),
+        ("secret", "AWS_SECRET_ACCESS_KEY"),
+        ("token", "AWS_SESSION_TOKEN"),
+    ):
+        if s3fs_options.get(name):
+            options[variable] = str(s3fs_options[name])
+    client = s3fs_options.get("client_kwargs") or {}
+    endpoint = client.get("endpoint_url") or s3fs_options.get("endpoint_url")
+    if endpoint:
+        options["AWS_ENDPOINT_URL"] = str(endpoint)
+        if str(endpoint).startswith("http://"):
+            options["AWS_ALLOW_HTTP"] = "true"
+    region = client.get("region_name")
+    if region:
+        options["AWS_REGION"] = str(region)
+    return options
+
+
+def delta_dataset(
+    table_uri: str,
+    *,
+    storage_options: Mapping[str, str] | None = None,
+    filesystem: AbstractFileSystem | None = None,
+    version: int | None = None,
+) -> Any:
+    """Return a ``pyarrow.dataset.Dataset`` of a Delta table, data files read through the tiers.
+
+    Args:
+        table_uri: ``s3://bucket/path``, ``file:///path`` or a local path.
+        storage_options: deltalake's storage options (credentials, endpoint, region). Used by
+            deltalake to read the log and, when ``filesystem`` is None, to derive the target
+            options of the :class:`~tiercache.TieredFileSystem` (see :func:`target_for`).
+        filesystem: The filesystem data files are read through; default: a
+            ``TieredFileSystem`` configured from the ``TIERCACHE_*`` environment.
+        version: The table version to read (time travel); default: the latest.
+
+    Filters and projections given to the dataset (or pushed down by DataFusion) prune files by
+    partition values and the Delta min/max statistics, as with deltalake's own dataset.
+
+    Raises:
+        ConfigError: See :func:`target_for`.
+        deltalake.exceptions.TableNotFoundError: No Delta table at ``table_uri``.
+    """
+    from deltalake import DeltaTable
+
+    table = DeltaTable(table_uri, storage_options=dict(storage_options or {}), version=version)
+    if filesystem is None:
+        from .fs import TieredFileSystem
+
+        protocol, options = target_for(table_uri, storage_options)
+        filesystem = TieredFileSystem(target_protocol=protocol, target_options=options)
+    root = _table_root(table_uri)
+    dataset = table.to_pyarrow_dataset(filesystem=pyarrow_filesystem(filesystem, root))
+    seed_data_files(filesystem, table, root, set(dataset.files))
+    return dataset
+
+
+def seed_data_files(
+    fs: AbstractFileSystem, table: Any, root: str, files: set[str] | None = None
+) -> int:
+    """Seed ``fs``'s object info with the size of every data file in ``table``'s snapshot.
+
+    The version keying their blocks is ``delta:<modificationTime>:<size>`` from the add action
+    (Delta data files are never rewritten in place). Only files in ``files`` (paths relative to
+    the table root) are seeded when it is given. Does nothing for a filesystem that cannot be
+    seeded; returns the number of files seeded.
+    """
+    seed = getattr(fs, "seed_info", None)
+    if seed is None:
+        return 0
+    import pyarrow as pa
+
+    actions = pa.table(table.get_add_actions(flatten=True))
+    paths = actions.column("path").to_pylist()
+    sizes = actions.column("size_bytes").to_pylist()
+    mtimes = actions.column("modification_time").to_pylist()
+    seeded = 0
+    for logged, size, mtime in zip(paths, sizes, mtimes, strict=True):
+        relative = unquote(logged)  # the log holds paths URL-encoded once more
+        if files is not None and relative not in files:
+            continue
+        seed(f"{root}/{relative}", int(size), f"delta:{mtime}:{size}", {"mtime": mtime / 1000})
+        seeded += 1
+    return seeded
+
+
+def _table_root(table_uri: str) -> str:
+    return strip_scheme(table_uri)
