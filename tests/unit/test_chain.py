@@ -290,3 +290,45 @@ def test_tiers_are_asked_in_the_order_given(origin_fs: CountingFS, path: str) ->
     assert stats["first"]["hits"] == 1  # asked first, it answered
     assert stats["memory"]["hits"] == 0
     chain.close()
+
+
+def test_prefetch_is_counted_apart_from_demand(origin_fs: CountingFS, path: str) -> None:
+    slow = DictTier()
+    chain = make_chain(origin_fs, [MemoryTier(1 << 20), slow])
+    data = letters(10 * BS + 123)
+    # Two runs of missing blocks: the second is fetched on the run pool, the fills on the
+    # fill workers; all of it is prefetch.
+    chain.prefetch(path, 0, BS)
+    chain.prefetch(path, 3 * BS, 5 * BS)
+    assert chain.prefetch(path, 0, 6 * BS) == data[: 6 * BS]  # blocks 0, 3, 4 held; 1-2, 5 not
+    chain.fills.join()
+    stats = chain.stats()
+    assert stats["origin"]["requests"] == 0
+    assert stats["tiers"]["memory"]["hits"] == stats["tiers"]["memory"]["misses"] == 0
+    assert stats["tiers"]["slow"]["bytes_written"] == 0
+    assert stats["info"] == {"hits": 0, "misses": 0, "shared_hits": 0, "origin": 0}
+    prefetch = stats["prefetch"]
+    assert prefetch["origin"]["requests"] == 1 + 1 + 1 + 2  # info, a read, a read, two runs
+    assert prefetch["tiers"]["memory"]["hits"] == 3
+    assert prefetch["tiers"]["slow"]["bytes_written"] == 6 * BS
+    assert prefetch["info"]["misses"] == 1
+    # A demand read of what was prefetched: a demand hit, and prefetch figures do not move.
+    assert chain.read_range(path, BS, 2 * BS) == data[BS : 2 * BS]
+    stats = chain.stats()
+    assert stats["tiers"]["memory"]["hits"] == 1
+    assert stats["prefetch"]["tiers"]["memory"]["hits"] == 3
+    chain.close()
+
+
+def test_seeded_info_saves_the_info_request(origin_fs: CountingFS, path: str) -> None:
+    from tiercache.protocol import ObjectInfo
+
+    chain = make_chain(origin_fs, [MemoryTier(1 << 20)])
+    size = 10 * BS + 123
+    chain.seed_info(ObjectInfo(path=path, size=size, version="seeded", raw={"size": size}))
+    assert chain.read_range(path, 0, 10) == letters(10)
+    assert origin_fs.info_calls == 0
+    # Info the cache already holds wins over a later seed.
+    chain.seed_info(ObjectInfo(path=path, size=5, version="other"))
+    assert chain.info(path).version == "seeded"
+    chain.close()

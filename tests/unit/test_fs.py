@@ -32,7 +32,8 @@ def mem_path() -> Iterator[str]:
 def test_public_names_are_exactly_the_exports() -> None:
     exported = {name for name in dir(tiercache) if not name.startswith("_")}
     modules = {"blocks", "chain", "config", "errors", "fills", "flight", "framing", "fs",
-               "guard", "origin", "protocol", "stats", "tiers", "testing", "cli", "warming"}  # fmt: skip
+               "guard", "origin", "protocol", "stats", "tiers", "testing", "cli", "warming",
+               "arrow", "delta", "datafusion", "demo"}  # fmt: skip
     assert sorted(tiercache.__all__) == tiercache.__all__
     assert exported - modules == set(tiercache.__all__) - {"__version__"}
 
