@@ -12,13 +12,14 @@ from reporting the test arguments as redefinitions of the imports (F811)::
     from tests.redis_fixtures import redis_fresh as redis_fresh_fixture  # noqa: F401
 
 - ``redis_server`` (session): one :class:`~tiercache.testing.RedisServer` for the whole run.
-- ``redis_fresh``: ``redis_server``, healthy and empty. A server a previous test paused, killed,
-  stopped or reconfigured is resumed, started or restarted first, so tests may break it freely.
+- ``redis_fresh``: ``redis_server``, healthy and empty. A server a previous test stopped
+  (SIGSTOP), killed, closed or reconfigured is continued, started or restarted first, so
+  tests may break it freely.
   Depends on ``redis_server``.
 - ``redis_cluster`` (session): a :class:`~tiercache.testing.RedisCluster` of 3 masters. Shared:
-  a test that kills or pauses nodes should start a cluster of its own.
+  a test that kills or stops nodes should start a cluster of its own.
 - ``tcp_proxy``: a :class:`~tiercache.testing.TcpFaultProxy` in front of ``redis_fresh``,
-  stopped after the test. Depends on ``redis_fresh`` and ``redis_server``.
+  closed after the test. Depends on ``redis_fresh`` and ``redis_server``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ _baseline: weakref.WeakKeyDictionary[RedisServer, dict[str, str]] = weakref.Weak
 
 @pytest.fixture(scope="session", name="redis_server")
 def redis_server() -> Iterator[RedisServer]:
-    """Run one redis-server for the session on a free loopback port; stop it afterwards."""
+    """Run one redis-server for the session on a free loopback port; close it afterwards."""
     with RedisServer() as server:
         _baseline[server] = _settings(server)
         yield server
@@ -50,7 +51,7 @@ def redis_server() -> Iterator[RedisServer]:
 @pytest.fixture(name="redis_fresh")
 def redis_fresh(redis_server: RedisServer) -> RedisServer:
     """Return the session server, running, responsive, with its initial settings and no data."""
-    redis_server.resume()
+    redis_server.cont()
     redis_server.start()
     if not _flush_if_pristine(redis_server):
         redis_server.restart()
@@ -60,7 +61,7 @@ def redis_fresh(redis_server: RedisServer) -> RedisServer:
 
 @pytest.fixture(scope="session", name="redis_cluster")
 def redis_cluster() -> Iterator[RedisCluster]:
-    """Run a Redis Cluster of 3 masters for the session; stop it afterwards."""
+    """Run a Redis Cluster of 3 masters for the session; close it afterwards."""
     with RedisCluster(3) as cluster:
         yield cluster
 

@@ -34,13 +34,13 @@ def _isolated_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
-    """Run one moto S3 server subprocess for the session and stop it afterwards."""
+    """Run one moto S3 server subprocess for the session and close it afterwards."""
     server = S3Server()
     server.start()
     try:
         yield server
     finally:
-        server.stop()
+        server.close()
 
 
 @pytest.fixture

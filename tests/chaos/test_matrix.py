@@ -279,8 +279,8 @@ def test_redis_hung(world: World, caplog: pytest.LogCaptureFixture) -> None:
     run_row(
         world,
         caplog,
-        inject=world.redis.pause,
-        clear=world.redis.resume,
+        inject=world.redis.stop,  # SIGSTOP
+        clear=world.redis.cont,  # SIGCONT
         tier_name="redis",
         counter=timed_out_or_bypassed,
         bound_s=BUDGET_S * 2 + SLACK_S,  # info and block lookups: one budget per read

@@ -7,7 +7,7 @@ Redis. Every read is checked byte for byte against the object's content and time
 seeded schedule injects, every 0.5-2 s, one fault of these kinds:
 
 - ``redis_kill``: SIGKILL the redis-server, start it again (empty) 0.5-2 s later;
-- ``redis_pause``: SIGSTOP it, SIGCONT 0.3-1.5 s later;
+- ``redis_stop``: SIGSTOP it, SIGCONT 0.3-1.5 s later;
 - ``redis_latency``: the TCP proxy delays Redis replies by 20-300 ms (below and above the
   Redis time budget) for 0.5-2 s;
 - ``redis_blackhole``: the TCP proxy forwards nothing for 0.3-1.5 s;
@@ -101,7 +101,7 @@ MAX_BOUND_S = ORIGIN_TIMEOUT_S
 
 FAULT_KINDS = (
     "redis_kill",
-    "redis_pause",
+    "redis_stop",
     "redis_latency",
     "redis_blackhole",
     "redis_reset",
@@ -113,7 +113,7 @@ FAULT_KINDS = (
 # Faults of one resource never overlap; faults of different resources do.
 RESOURCE = {
     "redis_kill": "redis_server",
-    "redis_pause": "redis_server",
+    "redis_stop": "redis_server",
     "redis_latency": "redis_proxy",
     "redis_blackhole": "redis_proxy",
     "redis_reset": "redis_proxy",
@@ -234,10 +234,10 @@ class FaultSchedule:
         self.rig.redis.kill()
         return f"SIGKILL, restart in {hold:.2f}s", self.rig.redis.start, hold
 
-    def _redis_pause(self) -> tuple[str, Callable[[], None], float]:
+    def _redis_stop(self) -> tuple[str, Callable[[], None], float]:
         hold = self.rng.uniform(0.3, 1.5)
-        self.rig.redis.pause()
-        return f"SIGSTOP, SIGCONT in {hold:.2f}s", self.rig.redis.resume, hold
+        self.rig.redis.stop()
+        return f"SIGSTOP, SIGCONT in {hold:.2f}s", self.rig.redis.cont, hold
 
     def _redis_latency(self) -> tuple[str, Callable[[], None], float]:
         hold = self.rng.uniform(0.5, 2.0)

@@ -513,7 +513,7 @@ def test_head_and_get_are_counted_separately(
     assert fault_proxy.requests() == 0
 
 
-def test_proxy_stop_ends_connections_and_threads(s3_server: S3Server, s3_bucket: str) -> None:
+def test_proxy_close_ends_connections_and_threads(s3_server: S3Server, s3_bucket: str) -> None:
     listing = signed_target("list_objects_v2", s3_bucket)
     threads_before = set(threading.enumerate())
     proxy = HttpFaultProxy(s3_server.endpoint_url)
@@ -524,8 +524,8 @@ def test_proxy_stop_ends_connections_and_threads(s3_server: S3Server, s3_bucket:
     try:
         connection.request("GET", listing)
         assert connection.getresponse().read()
-        proxy.stop()
-        proxy.stop()
+        proxy.close()
+        proxy.close()
         assert [t for t in threading.enumerate() if t not in threads_before] == []
     finally:
         connection.close()
@@ -536,7 +536,7 @@ def test_proxy_stop_ends_connections_and_threads(s3_server: S3Server, s3_bucket:
         response, _ = raw_request(proxy.url, "GET", listing)
         assert response.status == 200
     finally:
-        proxy.stop()
+        proxy.close()
 
 
 def test_proxy_rejects_bad_controls(s3_server: S3Server) -> None:
@@ -594,7 +594,7 @@ def test_server_reset_and_restart() -> None:
         server.create_bucket("harness")
         server.put_object("harness", "a.bin", b"abc")
         port = server.port
-        server.stop()
+        server.close()
         server.start()  # Same port, empty storage.
         assert server.port == port
         with pytest.raises(FileNotFoundError):
@@ -604,15 +604,15 @@ def test_server_reset_and_restart() -> None:
         assert fs.cat_file("harness/a.bin") == b"def"
 
 
-def test_server_stop_leaves_no_process() -> None:
+def test_server_close_leaves_no_process() -> None:
     server = S3Server()
     server.start()
     pid, log_path = server.pid, server.log_path
     assert pid is not None
     assert log_path is not None
     assert log_path.exists()
-    server.stop()
-    server.stop()
+    server.close()
+    server.close()
     assert server.pid is None
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)

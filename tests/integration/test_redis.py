@@ -280,7 +280,7 @@ def test_a_hung_redis_costs_one_budget_then_nothing_and_recovers(
     settings = settings_for(redis_fresh.url, redis_timeout_s=0.1, breaker_failures=1)
     path, data = put_object()
     fs = pod(settings)
-    redis_fresh.pause()
+    redis_fresh.stop()  # SIGSTOP
     try:
         started = time.monotonic()
         read_footer(fs, path, data)
@@ -294,7 +294,7 @@ def test_a_hung_redis_costs_one_budget_then_nothing_and_recovers(
         read_footer(fs, path, data)
         assert redis_stats(fs)["timeouts"] == 1  # open: no second budget spent
     finally:
-        redis_fresh.resume()
+        redis_fresh.cont()
     time.sleep(COOLDOWN_S * 1.5)
     fs.chain.fills.join()
     forget_in_ram(fs)

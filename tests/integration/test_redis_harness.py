@@ -131,34 +131,45 @@ def test_restart_keeps_port_and_drops_data(redis_fresh: RedisServer) -> None:
         assert client.ping() is True
 
 
-def test_pause_times_out_and_resume_answers(redis_fresh: RedisServer) -> None:
+def test_with_closes_also_on_error() -> None:
+    with pytest.raises(ZeroDivisionError), RedisServer() as server:  # noqa: PT012
+        pid = server.pid
+        _ = 1 / 0
+    assert pid is not None
+    assert process_gone(pid)
+    assert server.pid is None
+
+
+def test_stop_times_out_and_cont_answers(redis_fresh: RedisServer) -> None:
     with redis_fresh.client(socket_timeout=0.2) as client:
         client.ping()
-        redis_fresh.pause()
-        assert redis_fresh.paused
+        redis_fresh.stop()  # SIGSTOP
+        assert redis_fresh.stopped
+        assert redis_fresh.is_running()
         started = time.monotonic()
         with pytest.raises(redis.TimeoutError):
             client.ping()
         assert time.monotonic() - started < 2.0
-        redis_fresh.resume()
-        assert not redis_fresh.paused
+        redis_fresh.cont()  # SIGCONT
+        assert not redis_fresh.stopped
         assert client.ping() is True
-    redis_fresh.pause()
-    # Left paused on purpose: the next test's redis_fresh must resume it.
+    redis_fresh.stop()
+    # Left stopped on purpose: the next test's redis_fresh must continue it.
 
 
-def test_paused_server_stops_without_orphans() -> None:
+def test_stopped_server_closes_without_orphans() -> None:
     server = RedisServer()
     server.start()
     pid, port = server.pid, server.port
     assert pid is not None
-    server.pause()
+    server.stop()  # SIGSTOP: close() must still end it
     started = time.monotonic()
-    server.stop()
+    server.close()
     assert time.monotonic() - started < 3.0
     assert process_gone(pid)
     assert redis_pids(port) == []
-    server.stop()  # Idempotent.
+    assert not server.stopped
+    server.close()  # Idempotent.
 
 
 def test_password_server_rejects_unauthenticated() -> None:
@@ -337,7 +348,7 @@ def test_proxy_forwards_upstream_failure_as_reset(redis_fresh: RedisServer) -> N
         client.ping()
 
 
-def test_proxy_stop_closes_everything(redis_fresh: RedisServer) -> None:
+def test_proxy_close_ends_everything(redis_fresh: RedisServer) -> None:
     proxy = TcpFaultProxy(redis_fresh.host, redis_fresh.port)
     with pytest.raises(RuntimeError):
         proxy.url_for()
@@ -346,8 +357,8 @@ def test_proxy_stop_closes_everything(redis_fresh: RedisServer) -> None:
     with redis_fresh.client(port=port, single_connection_client=True) as client:
         assert client.ping() is True
         assert proxy.open_connections() == 1
-        proxy.stop()
-        proxy.stop()  # Idempotent.
+        proxy.close()
+        proxy.close()  # Idempotent.
         assert not any(t.name == f"TcpFaultProxy:{port}" for t in threading.enumerate())
         assert refuses(port)
         with pytest.raises(redis.ConnectionError):
@@ -355,7 +366,7 @@ def test_proxy_stop_closes_everything(redis_fresh: RedisServer) -> None:
         proxy.start()  # Same port again.
         assert proxy.port == port
         assert client.ping() is True
-    proxy.stop()
+    proxy.close()
 
 
 def test_proxy_rejects_bad_settings(tcp_proxy: TcpFaultProxy) -> None:
@@ -367,21 +378,21 @@ def test_proxy_rejects_bad_settings(tcp_proxy: TcpFaultProxy) -> None:
         tcp_proxy.limit_data = -1
 
 
-def test_no_orphans_when_the_owner_exits_without_stopping(tmp_path: Path) -> None:
+def test_no_orphans_when_the_owner_exits_without_closing(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
         import sys
         from tiercache.testing.redisserver import RedisCluster, RedisServer
 
-        plain, paused = RedisServer(), RedisServer()
+        plain, stopped = RedisServer(), RedisServer()
         plain.start()
-        paused.start()
-        paused.pause()
+        stopped.start()
+        stopped.stop()  # SIGSTOP
         cluster = RedisCluster()
         cluster.start()
-        ports = [plain.port, paused.port, *(node.port for node in cluster.nodes)]
+        ports = [plain.port, stopped.port, *(node.port for node in cluster.nodes)]
         print(" ".join(map(str, ports)), flush=True)
-        sys.exit(0)  # No stop(): atexit must clean up.
+        sys.exit(0)  # No close(): atexit must clean up.
         """
     )
     result = subprocess.run(
@@ -398,7 +409,7 @@ def test_no_orphans_when_the_owner_exits_without_stopping(tmp_path: Path) -> Non
     assert {port: redis_pids(port) for port in ports} == {port: [] for port in ports}
 
 
-def test_no_orphans_after_stop() -> None:
+def test_no_orphans_after_close() -> None:
     with RedisCluster() as cluster:
         pids = [node.pid for node in cluster.nodes]
         ports = [node.port for node in cluster.nodes]

@@ -1,4 +1,4 @@
-"""The lifecycle every test server and proxy shares (start, stop, context manager), and the
+"""The lifecycle every test server and proxy shares (start, close, context manager), and the
 log tail their error messages quote."""
 
 from __future__ import annotations
@@ -26,15 +26,20 @@ def log_tail(path: Path | None) -> str:
 
 
 class Service:
-    """Something started with :meth:`start` and stopped with :meth:`stop` (both idempotent);
-    ``with service:`` starts it and stops it on the way out, also when the block raises."""
+    """Something started with :meth:`start` and shut down with :meth:`close` (both idempotent);
+    ``with service:`` starts it and closes it on the way out, also when the block raises.
+
+    ``close`` is the name files and sockets use for "release everything". ``stop`` is not a
+    lifecycle name here: on :class:`~tiercache.testing.RedisServer` it means SIGSTOP, like
+    ``kill`` means SIGKILL and ``cont`` SIGCONT.
+    """
 
     def start(self) -> None:
         """Start the service (idempotent)."""
         raise NotImplementedError
 
-    def stop(self) -> None:
-        """Stop the service and release everything it holds (idempotent)."""
+    def close(self) -> None:
+        """Shut the service down and release everything it holds (idempotent)."""
         raise NotImplementedError
 
     def __enter__(self) -> Self:
@@ -47,4 +52,4 @@ class Service:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.stop()
+        self.close()

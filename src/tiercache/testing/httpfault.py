@@ -153,7 +153,7 @@ class HttpFaultProxy(Service):
     """A threaded HTTP/1.1 forwarding proxy on ``127.0.0.1`` that injects faults and latency.
 
     Every control is thread-safe and may be changed while requests are in flight. Use it as a
-    context manager, or call :meth:`start` and :meth:`stop` (both idempotent). A stopped proxy
+    context manager, or call :meth:`start` and :meth:`close` (both idempotent). A closed proxy
     can be started again; it listens on the same port, so clients keep their URL.
 
     Args:
@@ -464,8 +464,8 @@ class HttpFaultProxy(Service):
             thread.start()
             self._server, self._thread = server, thread
 
-    def stop(self) -> None:
-        """Stop serving, close every client connection and join the threads. Do nothing if stopped.
+    def close(self) -> None:
+        """Stop serving, close every client connection and join the threads. Do nothing if closed.
 
         Requests in flight are cut off; waits for pacing and delays are woken at once.
         """
@@ -515,7 +515,7 @@ def _failure(status: int, retry_after_s: float | None) -> Failure:
 
 
 class _ProxyServer(ThreadingHTTPServer):
-    """The listening socket, plus the open client connections so :meth:`stop` can end them."""
+    """The listening socket, plus the open client connections so :meth:`close` can end them."""
 
     daemon_threads = True
 
@@ -561,7 +561,7 @@ class _ProxyServer(ThreadingHTTPServer):
             thread.join(max(0.0, deadline - time.monotonic()))
 
     def handle_error(self, request: object, client_address: object) -> None:
-        # A client that goes away (or a connection cut by stop()) is routine for a fault proxy;
+        # A client that goes away (or a connection cut by close()) is routine for a fault proxy;
         # anything else is a bug worth a log record, but never a traceback on stderr.
         if self.closing.is_set() or isinstance(sys.exc_info()[1], ConnectionError):
             _log.debug("HttpFaultProxy: connection from %s ended", client_address, exc_info=True)

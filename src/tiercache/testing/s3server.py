@@ -52,9 +52,9 @@ _STOP_TIMEOUT_S = 5.0
 class S3Server(Service):
     """A moto S3 server in a subprocess on ``127.0.0.1``.
 
-    Use it as a context manager, or call :meth:`start` and :meth:`stop` (both idempotent). A
-    stopped server can be started again on the same port, with empty storage, which emulates an
-    object store that restarted. A running server is also stopped at interpreter exit, so a
+    Use it as a context manager, or call :meth:`start` and :meth:`close` (both idempotent). A
+    closed server can be started again on the same port, with empty storage, which emulates an
+    object store that restarted. A running server is also closed at interpreter exit, so a
     crashed test run leaves no orphan process.
 
     The subprocess inherits the environment minus every ``AWS_*`` variable, so nothing in the
@@ -103,7 +103,7 @@ class S3Server(Service):
 
         Raises:
             RuntimeError: The server exited, or did not answer within ``startup_timeout_s``. The
-                message carries the tail of its log; the process is stopped.
+                message carries the tail of its log; the process is ended.
         """
         with self._lock:
             if self._process is not None:
@@ -127,17 +127,17 @@ class S3Server(Service):
                 os.close(fd)
             self._process = process
             self._log_path = Path(log_name)
-            atexit.register(self.stop)
+            atexit.register(self.close)
         failure = self._wait_until_ready(process)
         if failure is not None:
             tail = log_tail(self._log_path)
-            self.stop()
+            self.close()
             raise RuntimeError(
                 f"moto S3 server on {self.endpoint_url} {failure}; log tail:\n{tail}"
             )
 
-    def stop(self) -> None:
-        """Stop the server and its process group, and remove its log. Do nothing if stopped.
+    def close(self) -> None:
+        """End the server and its process group, and remove its log. Do nothing if closed.
 
         The group gets SIGTERM, then SIGKILL if it has not exited within 5 s.
         """
@@ -146,7 +146,7 @@ class S3Server(Service):
             log_path, self._log_path = self._log_path, None
             if process is None:
                 return
-            atexit.unregister(self.stop)
+            atexit.unregister(self.close)
             _stop_process_group(process)
             if log_path is not None:
                 log_path.unlink(missing_ok=True)

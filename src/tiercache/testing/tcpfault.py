@@ -132,7 +132,7 @@ class TcpFaultProxy(Service):
     """A TCP proxy on ``127.0.0.1`` that injects latency, silence, resets and truncation.
 
     Every control is thread-safe and may be changed while connections are open. Use it as a
-    context manager, or call :meth:`start` and :meth:`stop` (both idempotent). A stopped proxy
+    context manager, or call :meth:`start` and :meth:`close` (both idempotent). A closed proxy
     can be started again; it listens on the same port, so clients keep their URL.
 
     Args:
@@ -366,8 +366,8 @@ class TcpFaultProxy(Service):
             thread.start()
             self._loop, self._thread = loop, thread
 
-    def stop(self) -> None:
-        """Stop listening, close every connection and join the thread. Do nothing if stopped."""
+    def close(self) -> None:
+        """Stop listening, close every connection and join the thread. Do nothing if closed."""
         with self._lifecycle:
             loop, self._loop = self._loop, None
             thread, self._thread = self._thread, None
