@@ -13,8 +13,8 @@ from reporting the test arguments as redefinitions of the imports (F811)::
 
 - ``redis_server`` (session): one :class:`~tiercache.testing.RedisServer` for the whole run.
 - ``redis_fresh``: ``redis_server``, healthy and empty. A server a previous test stopped
-  (SIGSTOP), killed, closed or reconfigured is continued, started or restarted first, so
-  tests may break it freely.
+  (SIGSTOP), killed, closed, left loading or reconfigured is continued, started or restarted
+  first, so tests may break it freely.
   Depends on ``redis_server``.
 - ``redis_cluster`` (session): a :class:`~tiercache.testing.RedisCluster` of 3 masters. Shared:
   a test that kills or stops nodes should start a cluster of its own.

@@ -500,6 +500,40 @@ def test_redis_readonly_replica_refuses_writes_reads_go_on(
     )
 
 
+LOADING_S = 2.0  # the load (3-4 s in all) outlasts the row's reads (0.2 s here) many times over
+
+
+def test_redis_loading(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    """Redis restarted with its data and loading it: every command is answered -LOADING at once.
+
+    The tier fails fast (no time budget spent), counts the replies in ``loading`` and lets its
+    breaker open; after the load, a probe finds the same data and the tier serves hits again.
+    """
+    episode: dict[str, float] = {}
+
+    def inject() -> None:
+        world.redis.load_slowly(LOADING_S)
+        episode["loading_since"] = time.monotonic()
+
+    def clear() -> None:
+        # The fault lasted the whole episode: the reads above all met a loading server.
+        assert world.redis.is_loading(), (
+            f"the load ended {time.monotonic() - episode['loading_since']:.1f} s in, before the "
+            "reads were done: raise LOADING_S"
+        )
+        world.redis.wait_loaded()
+
+    run_row(
+        world,
+        caplog,
+        inject=inject,
+        clear=clear,
+        tier_name="redis",
+        counter=lambda s: s["loading"] > 0 and s["state"] == "open",
+        bound_s=SLACK_S,
+    )
+
+
 def test_redis_truncated_reply(world: World, caplog: pytest.LogCaptureFixture) -> None:
     def inject() -> None:
         world.tcp.limit_data = 1000  # replies are cut after 1000 bytes: footers are larger

@@ -439,3 +439,61 @@ class _failing_pipeline:
         import redis
 
         raise redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind")
+
+
+def test_a_loading_redis_is_a_fast_failure_counted_in_loading(
+    redis_fresh: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """LOADING refuses reads and writes alike: the tier fails fast, counts the replies in
+    ``loading`` and lets the breaker open (one WARNING); a probe after the load closes it."""
+    import logging
+
+    import redis
+
+    caplog.set_level(logging.INFO, logger="tiercache")
+    settings = settings_for(redis_fresh.url, redis_timeout_s=0.5, breaker_failures=2)
+    path, data = put_object()
+    writer = pod(settings)
+    read_footer(writer, path, data)
+    writer.chain.fills.join()
+    writer.close()
+    tier = RedisTier(redis_fresh.url, prefix=settings.redis_prefix, timeout_s=1.0)
+    key = BlockKey("t", "b/x", "v", 1, 0)
+    fs = pod(settings)
+    redis_fresh.load_slowly(3.0)
+    try:
+        started = time.monotonic()
+        with pytest.raises(redis.BusyLoadingError):
+            tier.get(key)
+        with pytest.raises(redis.BusyLoadingError):
+            tier.put(key, b"footer")
+        assert time.monotonic() - started < 0.5  # refused at once, not a time budget
+        assert tier.loading == 2
+        assert tier.refused_writes == 0  # not a refusal: the breaker must see it
+        assert "loading" in str(tier.last_error).lower()
+        during = RedisTier(redis_fresh.url, prefix=settings.redis_prefix, timeout_s=1.0)
+        assert not during.ready  # constructed while loading: disabled, retried later
+        assert during.loading == 1
+        during.close()
+
+        read_footer(fs, path, data)  # the info and footer come from the origin
+        forget_in_ram(fs)
+        read_footer(fs, path, data)
+        stats = redis_stats(fs)
+        assert stats["loading"] >= 2, stats
+        assert stats["errors"] >= 2, stats
+        assert stats["state"] == "open", stats
+        assert redis_fresh.is_loading(), "the load ended before the test was done"
+    finally:
+        redis_fresh.wait_loaded()
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "BusyLoadingError" in warnings[0].getMessage()
+    time.sleep(COOLDOWN_S * 1.5)
+    forget_in_ram(fs)
+    before = len(origin(fs).reads)
+    read_footer(fs, path, data)  # the probe finds it loaded, with the data it had
+    assert len(origin(fs).reads) == before
+    assert redis_stats(fs)["state"] == "closed"
+    tier.close()
+    fs.close()

