@@ -94,9 +94,17 @@ def is_immutable(path: str) -> bool:
     return name.endswith(".parquet") and _UUID_DATA_FILE.search(name) is not None
 
 
+def metadata_start(path: str, size: int) -> int:
+    """Return the offset after which a block is ``metadata``: blocks ending after it are.
+
+    0 for small objects and Delta log files (all metadata), else the start of the footer tail.
+    """
+    if size <= SMALL_OBJECT_BYTES or is_delta_log(path):
+        return 0
+    return size - FOOTER_TAIL_BYTES
+
+
 def classify(path: str, index: int, block_size: int, size: int) -> BlockKind:
     """Return the class of one block: ``metadata`` (footer, Delta log, small object) or ``data``."""
-    if size <= SMALL_OBJECT_BYTES or is_delta_log(path):
-        return "metadata"
     block_end = min((index + 1) * block_size, size)
-    return "metadata" if block_end > size - FOOTER_TAIL_BYTES else "data"
+    return "metadata" if block_end > metadata_start(path, size) else "data"

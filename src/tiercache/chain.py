@@ -11,15 +11,18 @@ are filled behind the read through the bounded :class:`~tiercache.fills.FillQueu
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from .blocks import block_bounds, block_span, classify, contiguous_runs, normalize_range
+from .config import Settings
 from .errors import IntegrityError, ObjectChangedError, TierError
 from .fills import FillQueue
 from .flight import SingleFlight
@@ -34,7 +37,17 @@ from .protocol import (
     info_document,
     parse_info_document,
 )
-from .stats import Tally, TierCounters, carry, prefetching
+from .stats import (
+    KINDS,
+    PURPOSES,
+    FlightCounters,
+    Histogram,
+    Tally,
+    TierCounters,
+    carry,
+    prefetching,
+    set_kind,
+)
 from .tiers.memory import InfoCache
 
 logger = logging.getLogger(__name__)
@@ -55,6 +68,10 @@ def _join(blocks: list[bytes], head: int, tail: int) -> bytes:
 
 #: How often one read restarts on a new version after the object changed under it.
 VERSION_RETRIES = 3
+
+#: Every chain not yet closed (for the metrics exporter and the stats file).
+LIVE_CHAINS: weakref.WeakSet[TierChain] = weakref.WeakSet()
+_SERIALS = itertools.count()
 
 
 @dataclass(eq=False)
@@ -114,6 +131,8 @@ class TierChain:
         breaker_cooldown_s: Seconds before an open breaker lets a probe through.
         fill_queue_size: Bound of the background fill queue.
         run_workers: Threads fetching extra runs of one read concurrently.
+        first_window_s: Length of the start-up window whose stats are kept apart
+            (:attr:`first_minute`).
     """
 
     def __init__(
@@ -129,6 +148,7 @@ class TierChain:
         breaker_cooldown_s: float = 5.0,
         fill_queue_size: int = 1024,
         run_workers: int = 8,
+        first_window_s: float = 60.0,
     ) -> None:
         self.origin = origin
         self.target = origin.target
@@ -167,8 +187,25 @@ class TierChain:
         self._runs = ThreadPoolExecutor(max_workers=run_workers, thread_name_prefix="tiercache-run")
         self._closed = threading.Event()
         self._scope = threading.local()  # per-thread state of the read in progress
-        # Hits of the hot path: an info hit and a memory-tier hit each (see read_range).
-        self._fast_hits = Tally()
+        # Hits of the hot path: an info hit and a memory-tier hit each (see read_range), per
+        # block class.
+        self._fast_meta = Tally()
+        self._fast_data = Tally()
+        self.flight = FlightCounters()
+        self.read_latency = Histogram()  # reads that leave the hot path
+        self.started_at = time.time()
+        self._started = time.monotonic()
+        # The stats of the first minute (for the cold-start triggers), frozen by the first read
+        # that leaves the hot path after it ends, or by the first snapshot, whichever is first:
+        # after the window only RAM hits can have been counted meanwhile, and they cost no time.
+        self.first_minute: dict[str, Any] | None = None
+        self._first_window_s = first_window_s
+        self._freeze_lock = threading.Lock()
+        #: The settings the chain was built from, when it was (shown in the stats file).
+        self.settings: Settings | None = None
+        #: A number telling this process's chains apart (the ``chain`` label of the metrics).
+        self.serial = next(_SERIALS)
+        LIVE_CHAINS.add(self)
 
     # -- object info ---------------------------------------------------------------------------
 
@@ -179,8 +216,16 @@ class TierChain:
 
     def _fetch_info(self, path: str) -> ObjectInfo:
         """Ask the origin for the info of ``path`` (single-flight) and keep it if it is a file."""
+        previous = set_kind("metadata")
+        try:
+            return self._fetch_info_metadata(path)
+        finally:
+            set_kind(previous)
+
+    def _fetch_info_metadata(self, path: str) -> ObjectInfo:
         _mine, theirs = self._info_flight.claim([path])
         if theirs:
+            self.flight.add("info_waits")
             found = theirs[path].result()
             return found.info if isinstance(found, _Discovered) else found
         try:
@@ -200,6 +245,13 @@ class TierChain:
 
     def _shared_info(self, path: str) -> ObjectInfo | None:
         """Ask the tiers that share object info (Redis) for fresh info of ``path``."""
+        previous = set_kind("metadata")
+        try:
+            return self._shared_info_metadata(path)
+        finally:
+            set_kind(previous)
+
+    def _shared_info_metadata(self, path: str) -> ObjectInfo | None:
         failed = self._failed_in_this_read()
         for slot, tier in self._info_slots:
             if path in slot.untrusted or slot in failed:
@@ -232,6 +284,13 @@ class TierChain:
         if not self._info_slots:
             return
         document = info_document(info, time.time())
+        previous = set_kind("metadata")  # carried into the fill jobs
+        try:
+            self._share_info_document(info, document)
+        finally:
+            set_kind(previous)
+
+    def _share_info_document(self, info: ObjectInfo, document: bytes) -> None:
         for slot, tier in self._info_slots:
             if info.path in slot.untrusted:
                 continue
@@ -287,7 +346,10 @@ class TierChain:
             if first == last:
                 block = get(_new_key(BlockKey, (target, path, version, bs, first)))
                 if block is not None:
-                    self._fast_hits.add(len(block))
+                    if (first + 1) * bs > info.metadata_from:
+                        self._fast_meta.add(len(block))
+                    else:
+                        self._fast_data.add(len(block))
                     offset = first * bs
                     return block[start - offset : end - offset]
             else:
@@ -298,14 +360,46 @@ class TierChain:
                         break
                     blocks.append(block)
                 else:
-                    self.info_cache.counters.hit()
-                    front.counters.hit(sum(map(len, blocks)), len(blocks))
+                    self._count_fast_run(blocks, first, info.metadata_from // bs)
                     return _join(blocks, start - first * bs, end - last * bs)
-        if info is None:
-            self.info_cache.counters.add("misses")
-        else:
+        return self._read_general(path, start, end, info)
+
+    def _read_general(
+        self, path: str, start: int | None, end: int | None, info: ObjectInfo | None
+    ) -> bytes:
+        """The general path of :meth:`read_range`: counted, timed, every tier asked."""
+        began = time.perf_counter()
+        previous = set_kind("metadata")  # object info is metadata
+        try:
+            if info is None:
+                self.info_cache.counters.add("misses")
+            else:
+                self.info_cache.counters.hit()
+        finally:
+            set_kind(previous)
+        if self.first_minute is None and time.monotonic() - self._started >= self._first_window_s:
+            self._freeze_first_minute()
+        try:
+            return self._read_range(path, start, end, info)
+        finally:
+            self.read_latency.observe(time.perf_counter() - began)
+
+    def _count_fast_run(self, blocks: list[bytes], first: int, first_meta: int) -> None:
+        """Count a multi-block hot-path hit: an info hit, and memory hits per block class."""
+        front = self._front
+        assert front is not None
+        previous = set_kind("metadata")
+        try:
             self.info_cache.counters.hit()
-        return self._read_range(path, start, end, info)
+            meta = blocks[max(0, first_meta - first) :]
+            if meta:
+                front.counters.hit(sum(map(len, meta)), len(meta))
+            set_kind("data")
+            data = blocks[: max(0, first_meta - first)]
+            if data:
+                front.counters.hit(sum(map(len, data)), len(data))
+        finally:
+            set_kind(previous)
 
     def prefetch(self, path: str, start: int | None, end: int | None) -> bytes:
         """Read ``[start, end)`` as :meth:`read_range` does, counted as prefetch, not demand.
@@ -315,10 +409,14 @@ class TierChain:
         """
         with prefetching():
             info = self.info_cache.peek(path)
-            if info is None:
-                self.info_cache.counters.add("misses")
-            else:
-                self.info_cache.counters.hit()
+            previous = set_kind("metadata")
+            try:
+                if info is None:
+                    self.info_cache.counters.add("misses")
+                else:
+                    self.info_cache.counters.hit()
+            finally:
+                set_kind(previous)
             return self._read_range(path, start, end, info)
 
     def seed_info(self, info: ObjectInfo) -> None:
@@ -442,6 +540,16 @@ class TierChain:
 
     def _lookup(self, key: BlockKey, info: ObjectInfo) -> bytes | None:
         """Ask the tiers in order; promote a lower-tier hit upward. Failures are misses."""
+        kind: BlockKind = (
+            "metadata" if (key.block_index + 1) * key.block_size > info.metadata_from else "data"
+        )
+        previous = set_kind(kind)
+        try:
+            return self._lookup_kind(key, info, kind)
+        finally:
+            set_kind(previous)
+
+    def _lookup_kind(self, key: BlockKey, info: ObjectInfo, kind: BlockKind) -> bytes | None:
         front = self._front
         if front is not None:
             block = front.tier.get(key)
@@ -451,7 +559,6 @@ class TierChain:
             front.counters.add("misses")
         if not self._lower:
             return None
-        kind = classify(info.path, key.block_index, key.block_size, info.size)
         above: list[TierSlot] = []
         failed = self._failed_in_this_read()
         for slot in self._lower:
@@ -539,6 +646,8 @@ class TierChain:
                 for key in runs_of:
                     self._blocks_flight.fail(key, exc)
                 raise
+        if theirs:
+            self.flight.add("block_waits", len(theirs))
         for key, pending in theirs.items():
             result[key.block_index] = pending.result()
         return result
@@ -549,7 +658,12 @@ class TierChain:
         """Fetch blocks ``[lo, hi)`` with one origin request; store and hand out each block."""
         bs = self.block_size
         run_start = lo * bs
-        data = self.origin.read(info, run_start, min(hi * bs, info.size))
+        # A run counts as metadata when all of its blocks are; a mixed run counts as data.
+        previous = set_kind("metadata" if lo >= info.metadata_from // bs else "data")
+        try:
+            data = self.origin.read(info, run_start, min(hi * bs, info.size))
+        finally:
+            set_kind(previous)
         blocks: dict[int, bytes] = {}
         for index in range(lo, hi):
             block = data[(index - lo) * bs : (index - lo + 1) * bs] if hi - lo > 1 else data
@@ -568,6 +682,7 @@ class TierChain:
         first, last = start // bs, (end - 1) // bs
         _mine, theirs = self._info_flight.claim([path])
         if theirs:
+            self.flight.add("info_waits")
             found = theirs[path].result()
             if isinstance(found, ObjectInfo):
                 return found
@@ -600,14 +715,21 @@ class TierChain:
 
     def stats(self) -> dict[str, Any]:
         """Return the documented stats snapshot (see :mod:`tiercache.stats`)."""
-        fast_hits, fast_bytes = self._fast_hits.totals()
+        if self.first_minute is None and time.monotonic() - self._started >= self._first_window_s:
+            self._freeze_first_minute()
+        return self._snapshot()
+
+    def _snapshot(self) -> dict[str, Any]:
+        meta_hits, meta_bytes = self._fast_meta.totals()
+        data_hits, data_bytes = self._fast_data.totals()
+        fast = {"metadata": (meta_hits, meta_bytes), "data": (data_hits, data_bytes)}
         tiers: dict[str, Any] = {}
         for slot in self.slots:
-            entry: dict[str, Any] = dict(slot.counters.snapshot())
-            if slot is self._front:
-                entry["hits"] += fast_hits
-                entry["bytes_read"] += fast_bytes
+            entry: dict[str, Any] = self._tier_counts(slot, "demand", None, fast)
             entry["state"] = slot.state.value
+            if slot.guard is not None:
+                entry["transitions"] = slot.guard.breaker.transitions()
+                entry["latency"] = slot.guard.latency.snapshot(None)
             tier_stats = getattr(slot.tier, "stats", None)
             if callable(tier_stats):  # tier-specific figures; the chain's counters win
                 try:
@@ -617,24 +739,71 @@ class TierChain:
                 entry.update((k, v) for k, v in extra.items() if k not in entry)
             tiers[slot.name] = entry
         info = self.info_cache.counters.snapshot()
+        classes = {
+            purpose: {
+                kind: {
+                    "tiers": {
+                        slot.name: self._tier_counts(slot, purpose, kind, fast)
+                        for slot in self.slots
+                    },
+                    "origin": {
+                        **self.origin.counters.snapshot(purpose, kind),
+                        "latency": self.origin.latency.snapshot(purpose, kind),
+                    },
+                }
+                for kind in KINDS
+            }
+            for purpose in PURPOSES
+        }
         return {
             "tiers": tiers,
-            "origin": self.origin.counters.snapshot(),
-            "info": {**info, "hits": info["hits"] + fast_hits},
+            "origin": {
+                **self.origin.counters.snapshot(),
+                "latency": self.origin.latency.snapshot(),
+            },
+            "info": {**info, "hits": info["hits"] + meta_hits + data_hits},
             "fills": self.fills.counters.snapshot(),
+            "flight": self.flight.snapshot(),
+            "reads": {"ram_hits": meta_hits + data_hits, "latency": self.read_latency.snapshot()},
             "block_size": self.block_size,
             "prefetch": {
                 "tiers": {slot.name: slot.counters.prefetch_snapshot() for slot in self.slots},
                 "origin": self.origin.counters.prefetch_snapshot(),
                 "info": self.info_cache.counters.prefetch_snapshot(),
             },
+            "classes": classes,
+            "uptime_s": time.monotonic() - self._started,
+            "first_minute": self.first_minute,
         }
+
+    def _tier_counts(
+        self,
+        slot: TierSlot,
+        purpose: str,
+        kind: str | None,
+        fast: Mapping[str, tuple[int, int]],
+    ) -> dict[str, Any]:
+        """A tier's counters; the front tier's include the hot path's hits (demand only)."""
+        entry: dict[str, Any] = slot.counters.snapshot(purpose, kind)
+        if slot is self._front and purpose == "demand":
+            for name in KINDS if kind is None else (kind,):
+                entry["hits"] += fast[name][0]
+                entry["bytes_read"] += fast[name][1]
+        return entry
+
+    def _freeze_first_minute(self) -> None:
+        with self._freeze_lock:
+            if self.first_minute is None:
+                frozen = self._snapshot()
+                frozen["window_s"] = self._first_window_s
+                self.first_minute = frozen
 
     def close(self) -> None:
         """Stop the fill workers, the guards and the run pool; close every tier."""
         if self._closed.is_set():
             return
         self._closed.set()
+        LIVE_CHAINS.discard(self)
         self.fills.close()
         self._runs.shutdown(wait=False, cancel_futures=True)
         for slot in self.slots:

@@ -229,6 +229,9 @@ _TABLE: Final[Mapping[str, tuple[str, _Parser]]] = {
     "TIERCACHE_WARM_MAX_BYTES": ("warm_max_bytes", parse_size),
     "TIERCACHE_WARM_CONCURRENCY": ("warm_concurrency", _parse_count),
     "TIERCACHE_WARM_TIME_LIMIT": ("warm_time_limit_s", parse_duration),
+    "TIERCACHE_METRICS_PORT": ("metrics_port", _parse_count),
+    "TIERCACHE_STATS_FILE": ("stats_file", _parse_text),
+    "TIERCACHE_STATS_INTERVAL": ("stats_interval_s", parse_duration),
 }
 #: Every variable, mapped to the ``Settings`` field it sets: the one list of names, used by
 #: ``from_env``; ``docs/configuration.md`` documents exactly these (tested).
@@ -273,6 +276,9 @@ class Settings:
     warm_max_bytes: int = 64 * _MIB  # TIERCACHE_WARM_MAX_BYTES
     warm_concurrency: int = 8  # TIERCACHE_WARM_CONCURRENCY
     warm_time_limit_s: float = 10.0  # TIERCACHE_WARM_TIME_LIMIT
+    metrics_port: int | None = None  # TIERCACHE_METRICS_PORT
+    stats_file: str | None = None  # TIERCACHE_STATS_FILE
+    stats_interval_s: float = 60.0  # TIERCACHE_STATS_INTERVAL
 
     def __post_init__(self) -> None:
         _check_int(
@@ -312,6 +318,10 @@ class Settings:
         _check_int(self, "warm_max_bytes", minimum=0)
         _check_int(self, "warm_concurrency", minimum=1)
         _check_seconds(self, "warm_time_limit_s", allow_zero=False)
+        if self.metrics_port is not None:
+            _check_int(self, "metrics_port", minimum=0, maximum=65535, note=" (0..65535)")
+        _check_text(self, "stats_file", optional=True)
+        _check_seconds(self, "stats_interval_s", allow_zero=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -82,7 +82,7 @@ def build_chain(target: AbstractFileSystem, settings: Settings, tiers: Sequence[
         timeout_s=settings.origin_timeout_s,
         concurrency=settings.origin_concurrency,
     )
-    return TierChain(
+    chain = TierChain(
         origin,
         tiers,
         block_size=settings.block_size_bytes,
@@ -93,6 +93,33 @@ def build_chain(target: AbstractFileSystem, settings: Settings, tiers: Sequence[
         fill_queue_size=settings.fill_queue_size,
         run_workers=min(settings.origin_concurrency, 16),
     )
+    chain.settings = settings
+    _observe(settings)
+    return chain
+
+
+def _observe(settings: Settings) -> None:
+    """Start the metrics endpoint and the stats file the settings ask for (once per process).
+
+    A missing prometheus-client is a configuration error; a port already taken is logged and
+    the filesystem works on without its endpoint (observability never stops reads).
+    """
+    if settings.metrics_port is not None:
+        from . import metrics
+
+        try:
+            metrics.serve(settings.metrics_port)
+        except ImportError as exc:
+            raise ConfigError(
+                f"TIERCACHE_METRICS_PORT={settings.metrics_port} needs prometheus-client: "
+                "pip install 'tiercache[metrics]'"
+            ) from exc
+        except OSError as exc:
+            logger.error("cannot serve metrics on port %d: %s", settings.metrics_port, exc)
+    if settings.stats_file is not None:
+        from . import statsfile
+
+        statsfile.start(settings.stats_file, settings.stats_interval_s)
 
 
 def close_shared_chains() -> None:

@@ -34,7 +34,7 @@ from .errors import (
     TierTimeoutError,
     TierUnavailableError,
 )
-from .stats import TierCounters
+from .stats import Histogram, TierCounters
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +74,19 @@ class CircuitBreaker:
         self._consecutive = 0
         self._opened_at = 0.0
         self._before_probe = BreakerState.OPEN
+        self._transitions: dict[str, int] = {}
+
+    def _move(self, state: BreakerState) -> None:
+        """Change state (the lock held), counting the transition."""
+        if state is not self._state:
+            name = f"{self._state.value}->{state.value}"
+            self._transitions[name] = self._transitions.get(name, 0) + 1
+            self._state = state
+
+    def transitions(self) -> dict[str, int]:
+        """Return how often each state change happened, e.g. ``{"closed->open": 2}``."""
+        with self._lock:
+            return dict(self._transitions)
 
     @property
     def cooldown_s(self) -> float:
@@ -94,7 +107,7 @@ class CircuitBreaker:
                 self._clock() - self._opened_at >= self._cooldown_s
             ):
                 self._before_probe = self._state
-                self._state = BreakerState.HALF_OPEN
+                self._move(BreakerState.HALF_OPEN)
                 return True
             return False
 
@@ -102,7 +115,7 @@ class CircuitBreaker:
         """Close the breaker and reset the failure count; return whether it was not closed."""
         with self._lock:
             recovered = self._state is not BreakerState.CLOSED
-            self._state = BreakerState.CLOSED
+            self._move(BreakerState.CLOSED)
             self._consecutive = 0
             return recovered
 
@@ -119,7 +132,7 @@ class CircuitBreaker:
                 or self._consecutive >= self._failures
             ):
                 opened = self._state is BreakerState.CLOSED
-                self._state = BreakerState.OPEN
+                self._move(BreakerState.OPEN)
                 self._opened_at = self._clock()
                 return opened
             return False
@@ -128,7 +141,7 @@ class CircuitBreaker:
         """Return an admitted probe that never ran (bulkhead full): back to ``open``, no wait."""
         with self._lock:
             if self._state is BreakerState.HALF_OPEN:
-                self._state = self._before_probe  # the cooldown stays served: probe again next
+                self._move(self._before_probe)  # the cooldown stays served: probe again next
 
     def disable(self) -> bool:
         """Mark the tier ``disabled`` (it cannot start); a probe is let through after cooldown.
@@ -138,7 +151,7 @@ class CircuitBreaker:
         """
         with self._lock:
             newly = self._state not in (BreakerState.DISABLED, BreakerState.HALF_OPEN)
-            self._state = BreakerState.DISABLED
+            self._move(BreakerState.DISABLED)
             self._opened_at = self._clock()
             return newly
 
@@ -226,6 +239,8 @@ class Guard:
         self.timeout_s = timeout_s
         self.breaker = breaker
         self.counters = counters
+        #: Latency of read calls as the reader saw it (thread hop and timeouts included).
+        self.latency = Histogram()
         self._slots = threading.BoundedSemaphore(bulkhead)
         self._pool = _DaemonPool(bulkhead, f"tiercache-tier-{name}", on_thread_exit)
         self._last_warning = -WARNING_INTERVAL_S
@@ -254,6 +269,7 @@ class Guard:
             self.breaker.release_probe()
             self.counters.add("rejected")
             raise TierRejectedError(f"tier {self.name!r}: bulkhead full")
+        began = time.perf_counter()
         try:
             future: Future[T] = self._pool.submit(fn, *args)
         except RuntimeError as exc:  # the pool was closed by close()
@@ -263,7 +279,11 @@ class Guard:
         future.add_done_callback(lambda _: self._slots.release())
         try:
             result = future.result(timeout=self.timeout_s)
+            if read:
+                self.latency.observe(time.perf_counter() - began)
         except FutureTimeoutError as exc:
+            if read:
+                self.latency.observe(time.perf_counter() - began)
             self.counters.add("timeouts")
             error: TierError = TierTimeoutError(
                 f"tier {self.name!r}: no answer within {self.timeout_s * 1000:.0f} ms"

@@ -32,7 +32,7 @@ from tenacity import (
 
 from .errors import ObjectChangedError, OriginError, ShortReadError
 from .protocol import ObjectInfo
-from .stats import OriginCounters
+from .stats import Histogram, OriginCounters
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -158,6 +158,8 @@ class FsspecOrigin:
         self.retries = retries
         self.timeout_s = timeout_s
         self.counters = OriginCounters()
+        #: Latency of each origin request (attempt), per purpose and block class.
+        self.latency = Histogram()
         self._slots = threading.BoundedSemaphore(concurrency)
         self._sleep = sleep
         self._degraded = False
@@ -283,6 +285,7 @@ class FsspecOrigin:
             remaining_s = deadline - time.monotonic()
             if not self._slots.acquire(timeout=max(0.0, remaining_s)):
                 raise TimeoutError(f"{what}: origin concurrency limit busy until the deadline")
+            began = time.perf_counter()
             try:
                 self.counters.add("requests")
                 result = fn(remaining_s) if deadline_arg else fn()
@@ -291,6 +294,7 @@ class FsspecOrigin:
                 raise
             finally:
                 self._slots.release()
+                self.latency.observe(time.perf_counter() - began)
             if isinstance(result, bytes):
                 self.counters.add("bytes", len(result))
             elif isinstance(result, tuple) and isinstance(result[0], bytes):

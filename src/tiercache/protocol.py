@@ -66,6 +66,15 @@ class ObjectInfo:
     version: str
     etag: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    #: Blocks ending after this offset are ``metadata`` (see :func:`tiercache.blocks.classify`);
+    #: computed once here so that the hot path classifies a block with one comparison.
+    metadata_from: int = field(default=-1, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.metadata_from < 0:
+            from .blocks import metadata_start  # blocks imports this module
+
+            object.__setattr__(self, "metadata_from", metadata_start(self.path, self.size))
 
 
 def info_document(info: ObjectInfo, fetched_at: float) -> bytes:

@@ -1,4 +1,4 @@
-"""Counters and their documented meaning.
+"""Counters, latency histograms and their documented meaning.
 
 Every counter only goes up. ``TieredFileSystem.stats()`` returns a snapshot::
 
@@ -8,109 +8,131 @@ Every counter only goes up. ``TieredFileSystem.stats()`` returns a snapshot::
          "errors":        calls that raised (the reader saw a miss),
          "timeouts":      calls that exceeded the tier's time budget,
          "rejected":      calls refused at once: breaker open or bulkhead full,
+         "corrupt":       values that failed their checks (dropped, counted as misses),
          "bytes_read":    bytes served from this tier,
          "bytes_written": bytes stored into this tier,
-         "state":         "closed" | "open" | "half_open" | "disabled"}},
+         "state":         "closed" | "open" | "half_open" | "disabled",
+         "transitions":   {"closed->open": n, ...}: breaker state changes,
+         "latency":       histogram of the tier's read calls (guarded tiers only)}},
      "origin": {
          "requests":      requests sent to the origin (info and data, retries included),
          "bytes":         bytes received from the origin,
          "retries":       attempts repeated after a transient error,
          "errors":        failed attempts (transient or not),
-         "changed":       reads restarted because the object changed under them (S3 412)},
+         "changed":       reads restarted because the object changed under them (S3 412),
+         "latency":       histogram of origin requests},
      "info":   {"hits", "misses", "shared_hits", "origin"}: object-info lookups answered in
                process / not; of the misses, answered by a shared tier (Redis) / by the origin,
      "fills":  {"queued", "dropped", "done", "failed"}: background fills of slower tiers,
+     "flight": {"block_waits", "info_waits"}: readers that waited on another reader's fetch,
+     "reads":  {"ram_hits", "latency"}: reads served from RAM by the hot path (not timed: a few
+               microseconds each) and a histogram of every other read,
      "block_size": the block size in bytes,
-     "prefetch": {"tiers": {...}, "origin": {...}, "info": {...}}}
+     "prefetch": {"tiers", "origin", "info"}: the same counters for prefetch work,
+     "classes":  {"demand" | "prefetch": {"metadata" | "data": {"tiers", "origin"}}}: the
+                 counters split by purpose and block class}
 
-Every counter above counts *demand* reads: what the application asked for. Reads made ahead of
-demand (warmup, :func:`tiercache.warm`) run under :func:`prefetching` and are counted apart, in
-``"prefetch"``, with the same names, so a warmed cache does not inflate the hit ratio and the
-origin traffic warmup causes stays visible.
+**Purpose.** Every top-level counter counts *demand* reads: what the application asked for. Reads
+made ahead of demand (warmup, :func:`tiercache.warm`) run under :func:`prefetching` and are counted
+apart, so a warmed cache does not inflate the hit ratio and warmup's origin traffic stays visible.
+
+**Class.** Each block is ``metadata`` (footers, Delta log files, small objects; object info too) or
+``data`` (:func:`tiercache.blocks.classify`). The chain sets the class of the block it is working
+on with :func:`set_kind`; every counter and histogram update made meanwhile, by whatever part of
+tiercache, lands in that class. An origin request for a run of blocks that mixes both classes is
+counted as ``data``.
+
+Histograms are ``{"bounds": [...], "counts": [...], "sum": seconds, "count": n}``: ``counts[i]``
+observations fell in ``(bounds[i-1], bounds[i]]``, the last one above every bound.
 
 A tier that is not configured is absent from ``"tiers"``.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, fields
-from typing import Any, Self, TypeVar
+from typing import Any, ClassVar, Final, TypeVar
 
 _T = TypeVar("_T")
 
-# The purpose of the work the current thread is doing: demand (the default) or prefetch.
-_purpose = threading.local()
+PURPOSES: Final = ("demand", "prefetch")
+KINDS: Final = ("metadata", "data")
+#: Upper bounds (seconds) of the latency histogram buckets: 100 µs to 30 s.
+LATENCY_BOUNDS_S: Final = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
+
+_Key = tuple[bool, str]  # (prefetch, kind)
+
+
+class _Context(threading.local):
+    """What the current thread is working on: prefetch or demand, and the block class."""
+
+    prefetch: bool = False
+    kind: str = "data"
+
+
+_context = _Context()
 
 
 def is_prefetch() -> bool:
     """Return whether the current thread is reading ahead of demand."""
-    return bool(getattr(_purpose, "prefetch", False))
+    return _context.prefetch
 
 
 @contextlib.contextmanager
 def prefetching() -> Iterator[None]:
     """Count everything the current thread does inside the block as prefetch, not demand."""
-    previous = is_prefetch()
-    _purpose.prefetch = True
+    previous = _context.prefetch
+    _context.prefetch = True
     try:
         yield
     finally:
-        _purpose.prefetch = previous
+        _context.prefetch = previous
+
+
+def set_kind(kind: str) -> str:
+    """Set the block class the current thread's updates count in; return the previous one.
+
+    Cheaper than a context manager (the chain calls it per block): restore in ``finally``.
+    """
+    previous = _context.kind
+    _context.kind = kind
+    return previous
 
 
 def carry(fn: Callable[..., _T]) -> Callable[..., _T]:
-    """Wrap ``fn`` to run, on whatever thread, with the purpose of the thread wrapping it.
+    """Wrap ``fn`` to run, on whatever thread, in the purpose and class of the caller.
 
-    For work handed to pools (extra origin runs, background fills): what a prefetch causes is
-    counted as prefetch.
+    For work handed to pools (extra origin runs, background fills).
     """
-    if not is_prefetch():
+    prefetch, kind = _context.prefetch, _context.kind
+    if not prefetch and kind == "data":
         return fn
 
     def run(*args: Any, **kwargs: Any) -> _T:
-        with prefetching():
+        context = _context
+        saved = context.prefetch, context.kind
+        context.prefetch, context.kind = prefetch, kind
+        try:
             return fn(*args, **kwargs)
+        finally:
+            context.prefetch, context.kind = saved
 
     return run
 
 
-@dataclass
-class Counters:
-    """A set of named integer counters behind one lock (cheap: one acquire per update)."""
+def _key() -> _Key:
+    context = _context
+    return context.prefetch, context.kind
 
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-    # The same counters for prefetch work (created on first use).
-    _twin: Self | None = field(default=None, repr=False, compare=False)
 
-    def add(self, name: str, amount: int = 1) -> None:
-        """Add ``amount`` to the counter ``name`` (of the prefetch twin under prefetching)."""
-        target = self.prefetch_counters() if is_prefetch() else self
-        with target._lock:
-            setattr(target, name, getattr(target, name) + amount)
-
-    def prefetch_counters(self) -> Self:
-        """Return the twin that counts prefetch work."""
-        twin = self._twin
-        if twin is None:
-            with self._lock:
-                if self._twin is None:
-                    self._twin = type(self)()
-                twin = self._twin
-        return twin
-
-    def prefetch_snapshot(self) -> dict[str, int]:
-        """Return the prefetch twin's counters (all zero when there was no prefetch)."""
-        return self.prefetch_counters().snapshot()
-
-    def snapshot(self) -> dict[str, int]:
-        """Return the counters as a plain dict."""
-        with self._lock:
-            return {
-                f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")
-            }
+def _wanted(key: _Key, purpose: str, kind: str | None) -> bool:
+    return key[0] == (purpose == "prefetch") and (kind is None or key[1] == kind)
 
 
 class _Cell:
@@ -151,68 +173,149 @@ class Tally:
         return sum(c.count for c in cells), sum(c.amount for c in cells)
 
 
-@dataclass
-class TierCounters(Counters):
+class Counters:
+    """Named integer counters (``NAMES``), kept apart per purpose and block class.
+
+    :meth:`add` counts in the current thread's purpose and class; :meth:`snapshot` sums what a
+    purpose (and optionally a class) holds. One lock acquire per update.
+    """
+
+    NAMES: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cells: dict[_Key, dict[str, int]] = {}
+
+    def add(self, name: str, amount: int = 1) -> None:
+        """Add ``amount`` to the counter ``name`` (KeyError for a name not in ``NAMES``)."""
+        key = _key()
+        with self._lock:
+            cell = self._cells.get(key)
+            if cell is None:
+                cell = self._cells[key] = dict.fromkeys(self.NAMES, 0)
+            cell[name] += amount
+
+    def snapshot(self, purpose: str = "demand", kind: str | None = None) -> dict[str, int]:
+        """Return the counters of ``purpose`` (all classes, or ``kind`` only) as a plain dict."""
+        totals = dict.fromkeys(self.NAMES, 0)
+        with self._lock:
+            cells = [cell for key, cell in self._cells.items() if _wanted(key, purpose, kind)]
+        for cell in cells:
+            for name, value in cell.items():
+                totals[name] += value
+        return totals
+
+    def prefetch_snapshot(self) -> dict[str, int]:
+        """Return the prefetch counters (all zero when there was no prefetch)."""
+        return self.snapshot("prefetch")
+
+
+class _TalliedCounters(Counters):
+    """Counters plus lock-free hits (a :class:`Tally` per purpose and class)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._hits: dict[_Key, Tally] = {}
+
+    def _tally(self) -> Tally:
+        key = _key()
+        tally = self._hits.get(key)
+        if tally is None:
+            with self._lock:
+                tally = self._hits.setdefault(key, Tally())
+        return tally
+
+    def _hit_totals(self, purpose: str, kind: str | None) -> tuple[int, int]:
+        with self._lock:
+            tallies = [t for key, t in self._hits.items() if _wanted(key, purpose, kind)]
+        hits = amount = 0
+        for tally in tallies:
+            count, total = tally.totals()
+            hits += count
+            amount += total
+        return hits, amount
+
+
+class TierCounters(_TalliedCounters):
     """Counters of one tier; see the module docstring for their meaning."""
 
-    misses: int = 0
-    errors: int = 0
-    timeouts: int = 0
-    rejected: int = 0
-    corrupt: int = 0
-    bytes_written: int = 0
-    _hits: Tally = field(default_factory=Tally, repr=False, compare=False)
+    NAMES = ("misses", "errors", "timeouts", "rejected", "corrupt", "bytes_written")
 
     def hit(self, nbytes: int, count: int = 1) -> None:
         """Count ``count`` hits of ``nbytes`` bytes in all (lock-free: this is the hot path)."""
-        if is_prefetch():
-            self.prefetch_counters()._hits.add(nbytes, count)
-        else:
-            self._hits.add(nbytes, count)
+        self._tally().add(nbytes, count)
 
-    def snapshot(self) -> dict[str, int]:
+    def snapshot(self, purpose: str = "demand", kind: str | None = None) -> dict[str, int]:
         """Return the counters as a plain dict, hits and bytes read included."""
-        hits, bytes_read = self._hits.totals()
-        return {"hits": hits, **super().snapshot(), "bytes_read": bytes_read}
+        hits, bytes_read = self._hit_totals(purpose, kind)
+        return {"hits": hits, **super().snapshot(purpose, kind), "bytes_read": bytes_read}
 
 
-@dataclass
 class OriginCounters(Counters):
     """Counters of the origin; see the module docstring for their meaning."""
 
-    requests: int = 0
-    bytes: int = 0
-    retries: int = 0
-    errors: int = 0
-    changed: int = 0
+    NAMES = ("requests", "bytes", "retries", "errors", "changed")
 
 
-@dataclass
-class InfoCounters(Counters):
+class InfoCounters(_TalliedCounters):
     """Object-info lookups answered from the in-process table (hits) or not (misses)."""
 
-    misses: int = 0
-    shared_hits: int = 0
-    origin: int = 0
-    _hits: Tally = field(default_factory=Tally, repr=False, compare=False)
+    NAMES = ("misses", "shared_hits", "origin")
 
     def hit(self) -> None:
         """Count one hit (lock-free)."""
-        if is_prefetch():
-            self.prefetch_counters()._hits.add()
-        else:
-            self._hits.add()
+        self._tally().add()
 
-    def snapshot(self) -> dict[str, int]:
+    def snapshot(self, purpose: str = "demand", kind: str | None = None) -> dict[str, int]:
         """Return hits and misses."""
-        return {"hits": self._hits.totals()[0], **super().snapshot()}
+        return {"hits": self._hit_totals(purpose, kind)[0], **super().snapshot(purpose, kind)}
 
 
-@dataclass
 class FillCounters(Counters):
     """Background fills: queued, dropped because the queue was full, done, failed."""
 
-    queued: int = 0
-    dropped: int = 0
-    done: int = 0
-    failed: int = 0
+    NAMES = ("queued", "dropped", "done", "failed")
+
+
+class FlightCounters(Counters):
+    """Readers that waited on another reader's origin fetch (blocks) or info request."""
+
+    NAMES = ("block_waits", "info_waits")
+
+
+class Histogram:
+    """A latency histogram with fixed bounds (:data:`LATENCY_BOUNDS_S`), per purpose and class.
+
+    :meth:`observe` takes a lock: it is called for tier calls and origin requests, which cost
+    tens of microseconds at least, never on the RAM hot path.
+    """
+
+    def __init__(self, bounds: tuple[float, ...] = LATENCY_BOUNDS_S) -> None:
+        self.bounds = bounds
+        self._lock = threading.Lock()
+        self._cells: dict[_Key, tuple[list[int], list[float]]] = {}
+
+    def observe(self, seconds: float) -> None:
+        """Count one observation of ``seconds`` in the current purpose and class."""
+        key = _key()
+        index = bisect.bisect_left(self.bounds, seconds)
+        with self._lock:
+            cell = self._cells.get(key)
+            if cell is None:
+                cell = self._cells[key] = ([0] * (len(self.bounds) + 1), [0.0])
+            cell[0][index] += 1
+            cell[1][0] += seconds
+
+    def snapshot(self, purpose: str | None = "demand", kind: str | None = None) -> dict[str, Any]:
+        """Return ``{"bounds", "counts", "sum", "count"}`` of ``purpose`` (None: both)."""
+        counts = [0] * (len(self.bounds) + 1)
+        total = 0.0
+        with self._lock:
+            for key, (cell, seconds) in self._cells.items():
+                if purpose is None or _wanted(key, purpose, kind):
+                    if purpose is None and kind is not None and key[1] != kind:
+                        continue
+                    for i, n in enumerate(cell):
+                        counts[i] += n
+                    total += seconds[0]
+        return {"bounds": list(self.bounds), "counts": counts, "sum": total, "count": sum(counts)}

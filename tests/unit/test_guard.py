@@ -126,14 +126,14 @@ def test_guard_passes_results_and_wraps_errors() -> None:
         with pytest.raises(TierError, match="disk on fire") as info:
             guard.call(boom)
         assert isinstance(info.value.__cause__, OSError)
-        assert guard.counters.errors == 1
+        assert guard.counters.snapshot()["errors"] == 1
         assert guard.breaker.state.value == "closed"
         with pytest.raises(TierError):
             guard.call(boom)
         assert guard.breaker.state.value == "open"
         with pytest.raises(TierRejectedError, match="open"):
             guard.call(lambda: None)
-        assert guard.counters.rejected == 1
+        assert guard.counters.snapshot()["rejected"] == 1
     finally:
         guard.close()
 
@@ -160,7 +160,7 @@ def test_guard_times_out_and_bulkhead_rejects_without_queueing() -> None:
         for _ in range(2):
             with pytest.raises(TierTimeoutError):
                 guard.call(release.wait)
-        assert guard.counters.timeouts == 2
+        assert guard.counters.snapshot()["timeouts"] == 2
         # Both workers are still stuck: the breaker is open and would reject anyway; force
         # it closed to see the bulkhead itself reject.
         guard.breaker.record_success()
