@@ -42,7 +42,7 @@ _ORIGIN_COUNTERS = {
 _STATES = ("closed", "open", "half_open", "disabled")
 
 _lock = threading.Lock()
-_served: dict[str, int] = {}  # "port": the port /metrics is served on, once started
+_served: dict[str, Any] = {}  # "port" and "server" of the /metrics endpoint, once started
 
 
 def _labels(chain: TierChain) -> list[str]:
@@ -231,7 +231,7 @@ def serve(port: int, addr: str = "0.0.0.0") -> int:  # scraped from other pods
     one was asked for.
     """
     with _lock:
-        served = _served.get("port")
+        served: int | None = _served.get("port")
         if served is not None:
             if port not in (0, served):
                 logger.warning("metrics already served on port %d; port %d ignored", served, port)
@@ -242,5 +242,16 @@ def serve(port: int, addr: str = "0.0.0.0") -> int:  # scraped from other pods
         register(registry)
         server, _thread = start_http_server(port, addr=addr, registry=registry)
         bound = _served["port"] = int(server.server_address[1])
+        _served["server"] = server
         logger.info("serving tiercache metrics on %s:%d/metrics", addr, bound)
         return bound
+
+
+def stop_serving() -> None:
+    """Stop the ``/metrics`` endpoint started by :func:`serve`, if any (tests, shutdown)."""
+    with _lock:
+        server = _served.pop("server", None)
+        _served.pop("port", None)
+    if server is not None:
+        server.shutdown()
+        server.server_close()

@@ -120,7 +120,9 @@ class _Writer:
     def final(self) -> None:
         """Stop the thread and write the last snapshot."""
         self._stop.set()
+        self._thread.join(timeout=5)
         self._write()
+        atexit.unregister(self.final)
 
 
 def start(path: str, interval_s: float) -> None:
@@ -134,3 +136,11 @@ def start(path: str, interval_s: float) -> None:
             return
         _writers.append(_Writer(path, interval_s))
         logger.info("writing tiercache stats to %s every %.0f s", path, interval_s)
+
+
+def stop() -> None:
+    """Write the last snapshot and stop the writer started by :func:`start`, if any."""
+    with _lock:
+        writer = _writers.pop() if _writers else None
+    if writer is not None:
+        writer.final()

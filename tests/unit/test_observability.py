@@ -1,0 +1,238 @@
+"""Counters per purpose and block class, histograms, single-flight waits, breaker transitions,
+the first-minute snapshot, the Prometheus collector and the stats file."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.helpers import CountingFS, letters
+from tiercache import Settings, TieredFileSystem, metrics, statsfile
+from tiercache.blocks import FOOTER_TAIL_BYTES
+from tiercache.guard import CircuitBreaker
+from tiercache.tiers.memory import MemoryTier
+
+BS = 64 * 1024
+SIZE = 1024 * 1024 + 123  # not small: head blocks are data, the tail blocks metadata
+
+
+@pytest.fixture
+def path() -> Iterator[str]:
+    p = f"/obs/{uuid.uuid4().hex}.parquet"
+    fs = CountingFS(skip_instance_cache=True)
+    fs.pipe_file(p, letters(SIZE))
+    yield p
+    fs.rm(p)
+
+
+def make_fs(**settings: Any) -> TieredFileSystem:
+    options: dict[str, Any] = {"block_size_bytes": BS, **settings}
+    return TieredFileSystem(
+        fs=CountingFS(skip_instance_cache=True),
+        settings=Settings(**options),
+        tiers=[MemoryTier(64 << 20)],
+    )
+
+
+def test_counters_split_by_block_class(path: str) -> None:
+    fs = make_fs()
+    data = letters(SIZE)
+    assert fs.read_range(path, -FOOTER_TAIL_BYTES, None) == data[-FOOTER_TAIL_BYTES:]
+    assert fs.read_range(path, 0, 100) == data[:100]
+    for _ in range(3):  # hot path hits: tail (metadata) and head (data)
+        fs.read_range(path, SIZE - 10, SIZE)
+        fs.read_range(path, 10, 20)
+    stats = fs.stats()
+    meta = stats["classes"]["demand"]["metadata"]
+    dat = stats["classes"]["demand"]["data"]
+    # The footer tail spans two blocks (the last is 123 bytes), fetched in one run.
+    assert meta["origin"]["requests"] == 2  # info + the tail run
+    assert dat["origin"]["requests"] == 1
+    assert meta["tiers"]["memory"]["misses"] == 2
+    assert dat["tiers"]["memory"]["misses"] == 1
+    assert meta["tiers"]["memory"]["hits"] == 3
+    assert dat["tiers"]["memory"]["hits"] == 3
+    memory = stats["tiers"]["memory"]
+    assert memory["hits"] == 6
+    assert memory["misses"] == 3
+    assert stats["reads"]["ram_hits"] == 6
+    assert stats["reads"]["latency"]["count"] == 2  # the two reads that left the hot path
+    assert stats["origin"]["latency"]["count"] == stats["origin"]["requests"] == 3
+    assert stats["classes"]["prefetch"]["data"]["origin"]["requests"] == 0
+
+
+def test_a_multi_block_hot_hit_is_split_by_class(path: str) -> None:
+    fs = make_fs()
+    fs.read_range(path, 0, SIZE)  # everything in RAM
+    before = fs.stats()["classes"]["demand"]
+    fs.read_range(path, SIZE - FOOTER_TAIL_BYTES - 2 * BS, SIZE)  # data blocks and the tail
+    after = fs.stats()["classes"]["demand"]
+    gained = {
+        kind: after[kind]["tiers"]["memory"]["hits"] - before[kind]["tiers"]["memory"]["hits"]
+        for kind in ("metadata", "data")
+    }
+    assert gained == {"data": 2, "metadata": 2}
+
+
+def test_readers_of_one_missing_block_wait_on_one_fetch(path: str) -> None:
+    fs = make_fs()
+    fs.info(path)
+    target = fs.target
+    assert isinstance(target, CountingFS)
+    target.delay_s = 0.3
+    barrier = threading.Barrier(4)
+
+    def read() -> None:
+        barrier.wait()
+        fs.read_range(path, 0, 10)
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(target.reads) == 1
+    assert fs.stats()["flight"]["block_waits"] == 3
+
+
+def test_breaker_transitions_are_counted() -> None:
+    now = [0.0]
+    breaker = CircuitBreaker(2, 1.0, clock=lambda: now[0])
+    breaker.record_failure()
+    breaker.record_failure()  # closed -> open
+    now[0] = 2.0
+    assert breaker.allow()  # open -> half_open
+    breaker.record_failure()  # half_open -> open
+    now[0] = 4.0
+    assert breaker.allow()
+    breaker.record_success()  # half_open -> closed
+    assert breaker.transitions() == {
+        "closed->open": 1,
+        "open->half_open": 2,
+        "half_open->open": 1,
+        "half_open->closed": 1,
+    }
+
+
+def test_the_first_minute_is_frozen_when_it_ends(path: str) -> None:
+    fs = make_fs()
+    fs.chain._first_window_s = 0.2  # a short window for the test
+    fs.read_range(path, 0, 10)
+    assert fs.stats()["first_minute"] is None
+    time.sleep(0.25)
+    fs.read_range(path, -10, None)  # leaves the hot path after the window: freezes first
+    frozen = fs.stats()["first_minute"]
+    assert frozen is not None
+    assert frozen["window_s"] == 0.2
+    assert frozen["origin"]["requests"] == 2  # info and block 0, not the later tail read
+    assert fs.stats()["origin"]["requests"] == 3
+    fs.read_range(path, BS * 5, BS * 5 + 1)
+    assert fs.stats()["first_minute"] == frozen
+
+
+def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return found
+
+
+def _value(samples: dict[Any, float], name: str, **labels: str) -> float:
+    matches = [v for (n, ls), v in samples.items() if n == name and set(labels.items()) <= set(ls)]
+    assert matches, (name, labels)
+    return sum(matches)
+
+
+def test_collector_exports_what_stats_reports(path: str) -> None:
+    fs = make_fs()
+    fs.read_range(path, -FOOTER_TAIL_BYTES, None)
+    fs.read_range(path, 0, 10)
+    fs.read_range(path, 0, 10)
+    registry = CollectorRegistry()
+    metrics.register(registry)
+    samples = _samples(generate_latest(registry).decode())
+    chain = str(fs.chain.serial)
+    stats = fs.stats()
+    assert (
+        _value(samples, "tiercache_tier_hits_total", chain=chain, tier="memory", purpose="demand")
+        == stats["tiers"]["memory"]["hits"]
+    )
+    assert (
+        _value(samples, "tiercache_origin_requests_total", chain=chain, **{"class": "metadata"})
+        == stats["classes"]["demand"]["metadata"]["origin"]["requests"]
+    )
+    assert _value(samples, "tiercache_origin_latency_seconds_count", chain=chain) == 3
+    assert _value(samples, "tiercache_tier_state", chain=chain, state="closed") == 1
+    assert _value(samples, "tiercache_ram_hit_reads_total", chain=chain) == 1
+
+
+def test_metrics_endpoint_is_scraped_over_http(path: str) -> None:
+    fs = make_fs()
+    fs.read_range(path, 0, 10)
+    port = metrics.serve(0)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            text = answer.read().decode()
+        samples = _samples(text)
+        chain = str(fs.chain.serial)
+        assert _value(samples, "tiercache_origin_requests_total", chain=chain) == 2
+        assert _value(samples, "tiercache_tier_misses_total", chain=chain, tier="memory") == 1
+    finally:
+        metrics.stop_serving()
+
+
+def test_the_settings_start_the_endpoint(path: str) -> None:
+    fs = make_fs(metrics_port=0)
+    try:
+        assert metrics.serve(0) > 0  # already started by the filesystem: the same port
+        fs.read_range(path, 0, 10)
+    finally:
+        metrics.stop_serving()
+
+
+def test_stats_file_is_written_periodically_and_on_stop(path: str, tmp_path: Path) -> None:
+    target = tmp_path / "run" / "stats.json"
+    fs = make_fs(
+        stats_file=str(target),
+        stats_interval_s=0.05,
+        redis_url="redis://user:hunter2@127.0.0.1:1/0",
+        redis_hmac_key="k" * 20,
+    )
+    try:
+        fs.read_range(path, 0, 10)
+        deadline = time.monotonic() + 10
+        while not target.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert target.exists()
+    finally:
+        statsfile.stop()
+    document = statsfile.read(target)
+    mine = [c for c in document["chains"] if c["chain"] == fs.chain.serial]
+    assert len(mine) == 1
+    assert mine[0]["stats"]["origin"]["requests"] == 2
+    assert mine[0]["settings"]["TIERCACHE_BLOCK_SIZE"] == BS
+    text = target.read_text()
+    assert "hunter2" not in text
+    assert "k" * 20 not in text
+    assert [p.name for p in target.parent.iterdir()] == ["stats.json"]  # no temporary left
+
+
+def test_a_bad_stats_file_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    with pytest.raises(ValueError, match="not JSON"):
+        statsfile.read(bad)
+    bad.write_text(json.dumps({"schema": 99}))
+    with pytest.raises(ValueError, match="not a tiercache stats file"):
+        statsfile.read(bad)
