@@ -64,6 +64,13 @@ def test_redis_footers_benchmark_runs() -> None:
     assert "| tiercache, warm Redis |" in out
 
 
+def test_delta_datafusion_benchmark_runs() -> None:
+    out = run("benchmarks/delta_datafusion.py", "--quick")
+    assert "| (a) selective, tiercache warm (RAM) |" in out
+    assert "| aggregation: tiercache cold |" in out
+    assert "| new process, warm Redis |" in out
+
+
 def test_console_script_is_installed() -> None:
     script = Path(sys.executable).with_name("tiercache")
     assert script.exists(), f"{script} missing: is the package installed (pip install -e .)?"
