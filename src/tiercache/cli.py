@@ -11,13 +11,52 @@ from . import __version__
 from .errors import ConfigError
 
 
-def _config(_: argparse.Namespace) -> int:
+def _assignments(pairs: Sequence[str]) -> dict[str, str]:
+    """``--set VARIABLE=VALUE`` pairs as a dict (the last one wins); the value may be empty."""
+    given = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ConfigError(
+                f"--set takes VARIABLE=VALUE, e.g. TIERCACHE_MEMORY_BYTES=1GiB, got {pair!r}"
+            )
+        given[name] = value
+    return given
+
+
+def _config(args: argparse.Namespace) -> int:
     from .config import Settings
 
-    settings = Settings.from_env()
-    for variable, value in settings.describe().items():
-        print(f"{variable}={value}")
+    settings, sources = Settings.from_env_with_sources(arguments=_assignments(args.set))
+    shown = settings.describe()  # secrets redacted
+    if args.json:
+        table = {name: {"value": shown[name], "source": sources[name]} for name in shown}
+        print(json.dumps(table, indent=2))
+        return 0
+    rows = [("VARIABLE", "VALUE", "SOURCE")]
+    rows += [(name, _text(value), sources[name]) for name, value in shown.items()]
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    for name, value, source in rows:
+        print(f"{name:<{widths[0]}}  {value:<{widths[1]}}  {source}")
     return 0
+
+
+def _text(value: object) -> str:
+    """A setting as text an environment variable could hold (unset: ``-``)."""
+    return "-" if value is None else str(value)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from .config import Settings
+    from .doctor import format_report, run_doctor
+
+    settings, _ = Settings.from_env_with_sources(arguments=_assignments(args.set))
+    report = run_doctor(settings, args.url, storage_options=_storage_options(args.storage_option))
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(format_report(report))
+    return report.exit_status
 
 
 def _read(args: argparse.Namespace) -> int:
@@ -86,10 +125,50 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"tiercache {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    config = commands.add_parser(
-        "config", help="print the effective settings (from TIERCACHE_* variables), secrets redacted"
+    set_help = (
+        "set a TIERCACHE_* variable for this run (repeatable), parsed like the environment and "
+        "winning over it; an empty VALUE unsets the variable"
     )
+    config = commands.add_parser(
+        "config",
+        help="print the effective settings and where each came from, secrets redacted",
+        description="Print every TIERCACHE_* setting the process would use, and its source: "
+        "argument (--set), environment or default. The Redis URL's password and the HMAC key "
+        "are never printed. Exit status 0, or 2 on a configuration error.",
+    )
+    config.add_argument(
+        "--set", action="append", default=[], metavar="VARIABLE=VALUE", help=set_help
+    )
+    config.add_argument("--json", action="store_true", help="print {variable: {value, source}}")
     config.set_defaults(run=_config)
+    doctor = commands.add_parser(
+        "doctor",
+        help="check that every configured tier (and optionally the origin) is usable",
+        description="Start each configured tier as reads would (memory; disk with "
+        "TIERCACHE_DISK_DIR; Redis with TIERCACHE_REDIS_URL), check it is ready, and probe it: "
+        "write a small framed block under a unique key, read it back and compare, delete it, "
+        "check it is gone, each step timed and bounded by the tier's time budget. Exit status "
+        "0 when everything checked is usable, 1 when something is not, 2 on a configuration "
+        "error.",
+    )
+    doctor.add_argument(
+        "--set", action="append", default=[], metavar="VARIABLE=VALUE", help=set_help
+    )
+    doctor.add_argument(
+        "--url",
+        default=None,
+        help="also check the origin: info() of this object, e.g. tiercache::s3://bucket/key, "
+        "within TIERCACHE_ORIGIN_TIMEOUT",
+    )
+    doctor.add_argument(
+        "--storage-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the origin's filesystem (repeatable), e.g. endpoint_url=http://...",
+    )
+    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
+    doctor.set_defaults(run=_doctor)
     read = commands.add_parser(
         "read", help="read a range through the cache and print the byte count and stats()"
     )

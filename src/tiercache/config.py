@@ -365,6 +365,56 @@ class Settings:
         values.update(overrides)
         return cls(**values)
 
+    @classmethod
+    def from_env_with_sources(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        arguments: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> tuple[Settings, dict[str, str]]:
+        """Build settings like :meth:`from_env`, and say where each variable's value came from.
+
+        Precedence: ``overrides`` and ``arguments`` > ``environ`` > defaults. ``arguments`` are
+        ``TIERCACHE_*`` variables given as text (the command line's ``--set VARIABLE=VALUE``),
+        parsed exactly like the environment, with the same errors; an empty value there unsets
+        the variable (its default applies, whatever the environment says). A variable set to
+        the empty string in ``environ`` counts as unset, as in :meth:`from_env`.
+
+        Args:
+            environ: The environment to read; ``os.environ`` when None.
+            arguments: ``{variable: text}`` given explicitly; they win over the environment.
+            **overrides: Field values, already typed, as for :meth:`from_env`; they win over
+                ``arguments`` for the same setting.
+
+        Returns:
+            The settings, and ``{variable: source}`` for every variable in :data:`VARIABLES`
+            order, the source being ``"argument"``, ``"environment"`` or ``"default"``.
+
+        Raises:
+            ConfigError: an unknown variable (in ``environ`` or ``arguments``) or override, or a
+                malformed or out-of-range value.
+        """
+        env = os.environ if environ is None else environ
+        given = dict(arguments or {})
+        unknown = sorted(name for name in given if name not in VARIABLES)
+        if unknown:
+            raise ConfigError(
+                f"unknown variable{'s' if len(unknown) > 1 else ''} in arguments: "
+                + ", ".join(_with_hint(name, VARIABLES) for name in unknown)
+                + f"; the variables are those documented in {_DOCS}: "
+                + ", ".join(VARIABLES)
+            )
+        settings = cls.from_env({**env, **given}, **overrides)
+        sources: dict[str, str] = {}
+        for variable, field in VARIABLES.items():
+            if field in overrides or variable in given:
+                sources[variable] = "argument"
+            elif env.get(variable, ""):
+                sources[variable] = "environment"
+            else:
+                sources[variable] = "default"
+        return settings, sources
+
     def describe(self) -> dict[str, object]:
         """Return ``{variable: value}`` for every setting, the Redis URL redacted (for the CLI)."""
         return {variable: _shown(self, field) for variable, field in VARIABLES.items()}

@@ -2,23 +2,95 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import fsspec
 import pytest
 
 from tiercache.cli import main
+from tiercache.config import VARIABLES
+
+PASSWORD = "hunter2-redis-password"
+HMAC_KEY = "hmac-key-0123456789abcdef"
 
 
-def test_config_prints_settings_redacted(
+def config_rows(out: str) -> dict[str, tuple[str, str]]:
+    """``{variable: (value, source)}`` from the table ``tiercache config`` prints."""
+    lines = out.splitlines()
+    assert lines[0].split() == ["VARIABLE", "VALUE", "SOURCE"]
+    rows = {}
+    for line in lines[1:]:
+        name, value, source = line.split()
+        assert line.index(value) == lines[0].index("VALUE"), "columns are aligned"
+        assert line.index(source, len(name) + len(value)) == lines[0].index("SOURCE")
+        rows[name] = (value, source)
+    return rows
+
+
+def test_config_table_lists_every_variable_with_its_source(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("TIERCACHE_REDIS_URL", "redis://:hunter2@cache:6379/0")
-    assert main(["config"]) == 0
-    out = capsys.readouterr().out
-    assert "TIERCACHE_BLOCK_SIZE=" in out
-    assert "hunter2" not in out
-    assert "TIERCACHE_REDIS_URL=redis://" in out
+    monkeypatch.setenv("TIERCACHE_ORIGIN_RETRIES", "7")
+    monkeypatch.setenv("TIERCACHE_MEMORY_BYTES", "64MiB")
+    monkeypatch.setenv("TIERCACHE_INFO_TTL", "")  # empty: unset
+    args = ["config", "--set", "TIERCACHE_MEMORY_BYTES=1GiB", "--set", "TIERCACHE_DISK_DIR=/c"]
+    assert main(args) == 0
+    rows = config_rows(capsys.readouterr().out)
+    assert list(rows) == list(VARIABLES)
+    assert rows["TIERCACHE_MEMORY_BYTES"] == (str(1 << 30), "argument")  # --set beats env
+    assert rows["TIERCACHE_DISK_DIR"] == ("/c", "argument")
+    assert rows["TIERCACHE_ORIGIN_RETRIES"] == ("7", "environment")
+    assert rows["TIERCACHE_INFO_TTL"] == ("60.0", "default")
+    assert rows["TIERCACHE_BLOCK_SIZE"] == (str(1 << 20), "default")
+    assert rows["TIERCACHE_REDIS_URL"] == ("-", "default")
+
+
+def test_config_json(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("TIERCACHE_ORIGIN_RETRIES", "7")
+    assert main(["config", "--json", "--set", "TIERCACHE_DISK_TIMEOUT=250ms"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert list(table) == list(VARIABLES)
+    assert table["TIERCACHE_DISK_TIMEOUT"] == {"value": 0.25, "source": "argument"}
+    assert table["TIERCACHE_ORIGIN_RETRIES"] == {"value": 7, "source": "environment"}
+    assert table["TIERCACHE_REDIS_URL"] == {"value": None, "source": "default"}
+    assert table["TIERCACHE_DISK_CLEAR_ON_START"] == {"value": False, "source": "default"}
+
+
+@pytest.mark.parametrize("how", ["environment", "argument"])
+@pytest.mark.parametrize("json_output", [False, True])
+def test_config_never_prints_secrets(
+    how: str,
+    json_output: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    secrets = {
+        "TIERCACHE_REDIS_URL": f"redis://app:{PASSWORD}@cache:6379/0",
+        "TIERCACHE_REDIS_HMAC_KEY": HMAC_KEY,
+    }
+    args = ["config"] + (["--json"] if json_output else [])
+    for name, value in secrets.items():
+        if how == "environment":
+            monkeypatch.setenv(name, value)
+        else:
+            args += ["--set", f"{name}={value}"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    for text in (captured.out, captured.err):
+        assert PASSWORD not in text
+        assert HMAC_KEY not in text
+    if json_output:
+        table = json.loads(captured.out)
+        assert table["TIERCACHE_REDIS_URL"] == {
+            "value": "redis://app:***@cache:6379/0",
+            "source": how,
+        }
+        assert table["TIERCACHE_REDIS_HMAC_KEY"] == {"value": "***", "source": how}
+    else:
+        rows = config_rows(captured.out)
+        assert rows["TIERCACHE_REDIS_URL"] == ("redis://app:***@cache:6379/0", how)
+        assert rows["TIERCACHE_REDIS_HMAC_KEY"] == ("***", how)
 
 
 def test_config_error_is_a_clean_exit(
@@ -27,6 +99,65 @@ def test_config_error_is_a_clean_exit(
     monkeypatch.setenv("TIERCACHE_MEMORY_BYTES", "lots")
     assert main(["config"]) == 2
     assert "TIERCACHE_MEMORY_BYTES" in capsys.readouterr().err
+
+
+def test_config_bad_set_value_is_exit_2_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TIERCACHE_DISK_TIMEOUT", "2s")  # a good environment value loses
+    assert main(["config", "--set", "TIERCACHE_DISK_TIMEOUT=soon"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "TIERCACHE_DISK_TIMEOUT='soon' is not a duration" in captured.err
+
+
+def test_config_set_wins_over_a_bad_environment_value(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TIERCACHE_MEMORY_BYTES", "lots")
+    assert main(["config", "--set", "TIERCACHE_MEMORY_BYTES=1MiB"]) == 0
+    assert config_rows(capsys.readouterr().out)["TIERCACHE_MEMORY_BYTES"] == (
+        str(1 << 20),
+        "argument",
+    )
+
+
+def test_config_empty_set_unsets(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TIERCACHE_REDIS_URL", "redis://cache:6379/0")
+    assert main(["config", "--set", "TIERCACHE_REDIS_URL="]) == 0
+    assert config_rows(capsys.readouterr().out)["TIERCACHE_REDIS_URL"] == ("-", "argument")
+
+
+@pytest.mark.parametrize(
+    ("pair", "message"),
+    [
+        ("TIERCACHE_MEMORY_BYTE=1", "did you mean TIERCACHE_MEMORY_BYTES?"),
+        ("PATH=/bin", "unknown variable in arguments: PATH"),
+        ("TIERCACHE_MEMORY_BYTES", "--set takes VARIABLE=VALUE"),
+        ("=1", "--set takes VARIABLE=VALUE"),
+    ],
+)
+def test_config_bad_set_is_exit_2(
+    pair: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["config", "--set", pair]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_doctor_memory_only(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:2] == ["memory", "OK"]
+    for step in ("write", "read", "delete", "gone"):
+        assert f"{step} " in lines[0]
+    assert lines[-1].startswith("1 of 1 usable")
+
+
+def test_doctor_bad_set_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor", "--set", "TIERCACHE_REDIS_TIMEOUT=-1"]) == 2
+    assert "TIERCACHE_REDIS_TIMEOUT" in capsys.readouterr().err
 
 
 def test_read_prints_bytes_and_stats(capsys: pytest.CaptureFixture[str]) -> None:

@@ -482,3 +482,86 @@ def test_hmac_key_is_never_shown() -> None:
     with pytest.raises(ConfigError, match="at least 16") as exc:
         Settings.from_env({"TIERCACHE_REDIS_HMAC_KEY": "short"})
     assert "short" not in str(exc.value)
+
+
+# --- sources ----------------------------------------------------------------------------------
+
+
+def test_sources_argument_over_environment_over_default() -> None:
+    env = {"TIERCACHE_MEMORY_BYTES": "64MiB", "TIERCACHE_ORIGIN_RETRIES": "7"}
+    arguments = {"TIERCACHE_MEMORY_BYTES": "1GiB", "TIERCACHE_INFO_TTL": "5s"}
+    settings, sources = Settings.from_env_with_sources(env, arguments)
+    assert settings.memory_bytes == GIB  # the argument beats the environment
+    assert settings.info_ttl_s == 5.0
+    assert settings.origin_retries == 7  # the environment beats the default
+    assert settings.origin_concurrency == 32
+    assert list(sources) == list(VARIABLES)
+    assert sources["TIERCACHE_MEMORY_BYTES"] == "argument"
+    assert sources["TIERCACHE_INFO_TTL"] == "argument"
+    assert sources["TIERCACHE_ORIGIN_RETRIES"] == "environment"
+    assert sources["TIERCACHE_ORIGIN_CONCURRENCY"] == "default"
+    assert set(sources.values()) == {"argument", "environment", "default"}
+
+
+def test_sources_agree_with_from_env() -> None:
+    env = {"TIERCACHE_DISK_DIR": "/cache", "TIERCACHE_REDIS_TTL": "2h", "PATH": "/bin"}
+    settings, sources = Settings.from_env_with_sources(env)
+    assert settings == Settings.from_env(env)
+    assert {v for v, s in sources.items() if s != "default"} == {
+        "TIERCACHE_DISK_DIR",
+        "TIERCACHE_REDIS_TTL",
+    }
+
+
+def test_sources_empty_environment_value_is_default() -> None:
+    settings, sources = Settings.from_env_with_sources({"TIERCACHE_MEMORY_BYTES": ""})
+    assert settings.memory_bytes == 256 * MIB
+    assert sources["TIERCACHE_MEMORY_BYTES"] == "default"
+
+
+def test_sources_empty_argument_unsets_the_environment() -> None:
+    env = {"TIERCACHE_REDIS_URL": "redis://cache:6379/0", "TIERCACHE_MEMORY_BYTES": "lots"}
+    arguments = {"TIERCACHE_REDIS_URL": "", "TIERCACHE_MEMORY_BYTES": ""}
+    settings, sources = Settings.from_env_with_sources(env, arguments)
+    assert settings.redis_url is None
+    assert settings.memory_bytes == 256 * MIB  # the malformed environment value is not read
+    assert sources["TIERCACHE_REDIS_URL"] == "argument"
+
+
+def test_sources_keyword_overrides_are_arguments() -> None:
+    settings, sources = Settings.from_env_with_sources(
+        {"TIERCACHE_MEMORY_BYTES": "1MiB"}, {"TIERCACHE_MEMORY_BYTES": "2MiB"}, memory_bytes=0
+    )
+    assert settings.memory_bytes == 0  # a typed override beats a text argument
+    assert sources["TIERCACHE_MEMORY_BYTES"] == "argument"
+
+
+def test_sources_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIERCACHE_ORIGIN_CONCURRENCY", "4")
+    settings, sources = Settings.from_env_with_sources()
+    assert settings.origin_concurrency == 4
+    assert sources["TIERCACHE_ORIGIN_CONCURRENCY"] == "environment"
+
+
+def test_sources_argument_parsed_like_the_environment() -> None:
+    arguments = {"TIERCACHE_MEMORY_BYTES": "lots"}
+    with pytest.raises(ConfigError) as from_argument:
+        Settings.from_env_with_sources({}, arguments)
+    with pytest.raises(ConfigError) as from_environment:
+        Settings.from_env(arguments)
+    assert str(from_argument.value) == str(from_environment.value)
+    assert "TIERCACHE_MEMORY_BYTES='lots'" in str(from_argument.value)
+
+
+@pytest.mark.parametrize("name", ["TIERCACHE_MEMORY_BYTE", "tiercache_memory_bytes", "MEMORY"])
+def test_sources_unknown_argument_is_reported(name: str) -> None:
+    with pytest.raises(ConfigError, match="unknown variable in arguments") as info:
+        Settings.from_env_with_sources({}, {name: "1"})
+    assert name in str(info.value)
+    if name.upper().startswith("TIERCACHE_"):
+        assert "did you mean TIERCACHE_MEMORY_BYTES?" in str(info.value)
+
+
+def test_sources_unknown_environment_variable_is_still_reported() -> None:
+    with pytest.raises(ConfigError, match="TIERCACHE_BLOK_SIZE"):
+        Settings.from_env_with_sources({"TIERCACHE_BLOK_SIZE": "1MiB"})
