@@ -9,16 +9,30 @@ the seven invariants:
 6. no leaked threads or file descriptors (sockets included) once the pods are closed;
 7. a filesystem can be constructed while the tier is down.
 
-Rows covered elsewhere, on their own fixtures: a directory read-only, unwritable or not a
-directory at start, and a slow disk (tests/chaos/test_disk_faults.py; the kernel refuses to remount
-a tmpfs read-only while the database is open for writing, so "read-only" is a start-up fault).
+The rows (DESIGN section 6), one test each:
+
+- Redis killed (SIGKILL), hung (SIGSTOP), slow (latency proxy), reset and truncated replies
+  (proxy), OOM and READONLY (server config: writes refused, reads go on), LOADING (restarted
+  with its data and loading it slowly: every command refused at once), wrong values (garbage
+  written under the keys);
+- disk full and out of inodes (a tmpfs remounted to what it uses), corrupt files, the directory
+  deleted, read-only / unwritable (EACCES) / not a directory at start, hung (every call blocks);
+- origin 503 burst, truncated body, object overwritten mid-read; everything down at once.
+
+Start-up faults (read-only, EACCES, not a directory) are injected before the pods exist: the
+kernel refuses to remount a tmpfs read-only while the database is open for writing, and a
+directory that cannot be opened is a fault of the start. As root, permission bits do not apply,
+so EACCES is injected as the PermissionError an unprivileged process gets, and the test says so
+on the terminal. A row that needs a tmpfs mount fails, saying so, where mounting is impossible.
+
 The world of each test: the S3 server behind an HTTP fault proxy (the origin), a redis-server
-behind a TCP fault proxy, a disk tier on a tmpfs where mounting works. Pods share one s3fs client
-(its connection pool belongs to the world, not to a pod).
+behind a TCP fault proxy, a disk tier in a directory of its own (a tmpfs for the rows that need
+one). Pods share one s3fs client (its connection pool belongs to the world, not to a pod).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -211,8 +225,11 @@ def tier(fs: TieredFileSystem, name: str) -> dict[str, Any]:
     return entry
 
 
-def recovers(world: World, settings: Settings, name: str) -> None:
-    """Invariant 5: within one cooldown of the fault clearing, the tier serves hits again."""
+def recovers(
+    world: World, settings: Settings, name: str, running: TieredFileSystem | None = None
+) -> None:
+    """Invariant 5: within one cooldown of the fault clearing, the tier serves hits again, to a
+    new process and to ``running``, the process that lived through the fault."""
     time.sleep(COOLDOWN_S * 1.2)
     filler = world.pod(settings)
     world.read_all(filler, bound_s=30)
@@ -220,6 +237,12 @@ def recovers(world: World, settings: Settings, name: str) -> None:
     reader = world.pod(settings)
     world.read_all(reader, bound_s=30)
     assert tier(reader, name)["hits"] > 0, tier(reader, name)
+    if running is not None:
+        before = tier(running, name)["hits"]
+        world.read_all(running, bound_s=30)
+        after = tier(running, name)
+        assert after["hits"] > before, after
+        assert after["state"] == "closed", after
 
 
 def run_row(
@@ -233,20 +256,28 @@ def run_row(
     bound_s: float,
     settings: Settings | None = None,
     warm: bool = True,
+    at_start: bool = False,
 ) -> TieredFileSystem:
-    """One row: warm the tiers, inject, read, check the invariants, clear, recover, no leaks."""
+    """One row: warm the tiers, inject, read, check the invariants, clear, recover, no leaks.
+
+    ``at_start``: a start-up fault, injected before the running process starts (and nothing is
+    warmed: the tier could not be written).
+    """
     if settings is None:  # only the tier under test below RAM, so every miss reaches it
         other = {"redis": {"disk_dir": None}, "disk": {"redis_url": None}}[tier_name]
         settings = world.settings(**other)
-    if warm:
+    if warm and not at_start:
         warmer = world.pod(settings)
         world.read_all(warmer, bound_s=30)
         warmer.chain.fills.join()
         warmer.close()
         world.pods.remove(warmer)
     episode = Episode(caplog, world)
+    if at_start:
+        inject()
     running = world.pod(settings)  # a process that was running when the fault struck
-    inject()
+    if not at_start:
+        inject()
     try:
         for _ in range(3):
             world.read_all(running, bound_s=bound_s)
@@ -258,7 +289,7 @@ def run_row(
         world.read_all(during, bound_s=bound_s)
     finally:
         clear()
-    recovers(world, settings, tier_name)
+    recovers(world, settings, tier_name, running)
     episode.no_leaks(world)
     return running
 
@@ -592,3 +623,186 @@ def test_disk_full(
             counter=lambda s: s["full_skips"] > 0,
             bound_s=SLACK_S,
         )
+
+
+def say(capsys: pytest.CaptureFixture[str], message: str) -> None:
+    """Tell the terminal how a fault is injected when it cannot be the real thing."""
+    with capsys.disabled():
+        print(f"\n[chaos] {message}")
+
+
+def needs_mount(mounted: Path | None, capsys: pytest.CaptureFixture[str], row: str) -> None:
+    """A tmpfs row cannot run without a mount: fail, saying so (never a silent skip)."""
+    if mounted is None:
+        say(capsys, f"cannot mount tmpfs here: the {row} row needs root")
+        pytest.fail(f"the {row} row needs a tmpfs mount (run as root)")
+
+
+def open_failure(reason: str) -> Callable[[dict[str, Any]], bool]:
+    """The counter of a disk tier that cannot open its directory, and why."""
+
+    def counted(stats: dict[str, Any]) -> bool:
+        return bool(
+            stats["open_failures"] > 0
+            and stats["state"] == "disabled"
+            and reason in str(stats["last_error"])
+        )
+
+    return counted
+
+
+def test_disk_no_inodes(
+    world: World, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tiercache.testing.tmpfs import remount, tmpfs
+
+    with tmpfs(world.disk_dir, size_bytes=64 << 20, inodes=100_000) as mounted:
+        needs_mount(mounted, capsys, "no-inodes")
+
+        def inject() -> None:
+            fs = os.statvfs(world.disk_dir)
+            # tmpfs refuses fewer inodes than are used: leave one free, the next fills take it.
+            remount(world.disk_dir, inodes=fs.f_files - fs.f_ffree + 1)
+            world.objects.update(_more_objects(world))
+
+        def clear() -> None:
+            remount(world.disk_dir, inodes=100_000)
+
+        run_row(
+            world,
+            caplog,
+            inject=inject,
+            clear=clear,
+            tier_name="disk",
+            counter=lambda s: s["full_skips"] > 0 and "full" in str(s["last_error"]),
+            bound_s=SLACK_S,
+        )
+
+
+def test_disk_read_only_at_start(
+    world: World, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A read-only directory at start. A start-up fault: the kernel refuses to remount a tmpfs
+    read-only while the tier's database is open for writing, so the mount is read-only before
+    any pod exists, and made writable again to clear the fault."""
+    from tiercache.testing.tmpfs import remount, tmpfs
+
+    with tmpfs(world.disk_dir, size_bytes=16 << 20, read_only=True) as mounted:
+        needs_mount(mounted, capsys, "read-only")
+        run_row(
+            world,
+            caplog,
+            inject=lambda: None,  # mounted read-only above, before any pod
+            clear=lambda: remount(world.disk_dir, read_only=False),
+            tier_name="disk",
+            counter=open_failure("Read-only file system"),
+            bound_s=SLACK_S,
+            at_start=True,
+        )
+
+
+def test_disk_unwritable_at_start(
+    world: World,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A directory the process may not write to (EACCES) at start."""
+    denied = {"on": False}
+    if os.geteuid() == 0:
+        # Root ignores permission bits: inject the EACCES an unprivileged process gets.
+        say(capsys, "running as root: injecting PermissionError(EACCES) instead of chmod 0555")
+        import diskcache
+
+        real_init = diskcache.Cache.__init__
+
+        def init(self: Any, directory: str, *args: Any, **kwargs: Any) -> None:
+            if denied["on"]:
+                raise PermissionError(errno.EACCES, "Permission denied (injected)", directory)
+            real_init(self, directory, *args, **kwargs)
+
+        monkeypatch.setattr(diskcache.Cache, "__init__", init)
+
+        def inject() -> None:
+            denied["on"] = True
+
+        def clear() -> None:
+            denied["on"] = False
+
+    else:
+
+        def inject() -> None:
+            world.disk_dir.mkdir(parents=True, exist_ok=True)
+            world.disk_dir.chmod(0o555)
+
+        def clear() -> None:
+            world.disk_dir.chmod(0o755)
+
+    run_row(
+        world,
+        caplog,
+        inject=inject,
+        clear=clear,
+        tier_name="disk",
+        counter=open_failure("Permission denied"),
+        bound_s=SLACK_S,
+        at_start=True,
+    )
+
+
+def test_disk_not_a_directory_at_start(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    def inject() -> None:
+        world.disk_dir.write_bytes(b"not a directory")
+
+    def clear() -> None:
+        world.disk_dir.unlink()  # the operator fixes it: the tier opens at its next probe
+
+    run_row(
+        world,
+        caplog,
+        inject=inject,
+        clear=clear,
+        tier_name="disk",
+        counter=open_failure("NotADirectoryError"),
+        bound_s=SLACK_S,
+        at_start=True,
+    )
+
+
+def test_disk_hung(
+    world: World, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hung or very slow device: every disk-tier call blocks (up to 5 s) until it clears."""
+    from tiercache import DiskTier
+
+    hung = threading.Event()
+    release = threading.Event()
+    real_get, real_put = DiskTier.get, DiskTier.put
+
+    def slow_get(self: DiskTier, key: Any, /) -> bytes | None:
+        if hung.is_set():
+            release.wait(5)
+        return real_get(self, key)
+
+    def slow_put(self: DiskTier, key: Any, data: bytes, /) -> None:
+        if hung.is_set():
+            release.wait(5)
+        real_put(self, key, data)
+
+    monkeypatch.setattr(DiskTier, "get", slow_get)
+    monkeypatch.setattr(DiskTier, "put", slow_put)
+
+    def clear() -> None:
+        hung.clear()
+        release.set()  # the calls still blocked return, and their threads end
+
+    run_row(
+        world,
+        caplog,
+        inject=hung.set,
+        clear=clear,
+        tier_name="disk",
+        # one budget per read until the breaker opens, then refused at once
+        counter=lambda s: s["timeouts"] > 0 and s["rejected"] > 0,
+        bound_s=BUDGET_S * 2 + SLACK_S,
+    )

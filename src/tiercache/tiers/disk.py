@@ -155,11 +155,16 @@ class DiskTier:
         try:
             with self._lock_timeouts():
                 value = cache.get(digest, default=None, read=True, retry=False)
-        except sqlite3.OperationalError:
-            if not self._root_moved():
-                raise
-            self._reopen_later()  # the directory went away under us: a miss, not a failure
-            return None
+        except sqlite3.OperationalError as exc:
+            if self._root_moved():
+                self._reopen_later()  # the directory went away under us: a miss, not a failure
+                return None
+            if _out_of_space(self.root):
+                # No inode left for this thread's connection (SQLite creates the WAL and shared
+                # memory files again once every connection closed): the disk is full, a miss.
+                self._disk_full(exc)
+                return None
+            raise
         if value is None:
             return None
         try:
