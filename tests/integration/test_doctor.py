@@ -222,7 +222,7 @@ def test_disk_dir_that_is_a_file_fails_json(tmp_path: Path) -> None:
     assert disk["status"] == "FAIL"
     assert disk["ready"] is False
     assert "NotADirectoryError" in str(disk["last_error"])
-    assert disk["latency_ms"] == {"start": pytest.approx(disk["latency_ms"]["start"])}  # type: ignore[index]
+    assert list(disk["latency_ms"]) == ["start"]  # type: ignore[call-overload]  # no probe
 
 
 def test_killed_redis_fails_quickly() -> None:
@@ -331,7 +331,8 @@ def test_a_hung_step_is_abandoned() -> None:
     assert not check.ok
     assert check.reason is not None
     assert check.reason.startswith("write hung")
-    assert elapsed < 0.1 + HANG_GRACE_S + 1.0
+    assert check.latency_ms["write"] > 100 + HANG_GRACE_S * 500  # it waited past the budget
+    assert elapsed < HANG_BOUND_S
     assert tier.closed  # closed from another thread than the stuck one
 
 
