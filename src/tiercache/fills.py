@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 from .stats import FillCounters, carry
@@ -48,9 +49,23 @@ class FillQueue:
         self.counters.add("queued")
         return True
 
-    def join(self) -> None:
-        """Wait until every queued job has run (for tests and orderly shutdown)."""
-        self._queue.join()
+    def join(self, timeout_s: float | None = None) -> bool:
+        """Wait until every queued job has run, at most ``timeout_s`` (None: no limit).
+
+        Returns whether the queue drained.
+        """
+        if timeout_s is None:
+            self._queue.join()
+            return True
+        deadline = time.monotonic() + timeout_s
+        done = self._queue.all_tasks_done
+        with done:
+            while self._queue.unfinished_tasks:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                done.wait(remaining)
+        return True
 
     def close(self, timeout_s: float = 1.0) -> None:
         """Stop the workers after the jobs already queued; wait at most ``timeout_s`` each."""

@@ -27,7 +27,7 @@ from fsspec.utils import tokenize
 from .chain import TierChain
 from .config import Settings
 from .errors import ConfigError, ObjectChangedError
-from .origin import FsspecOrigin
+from .origin import FsspecOrigin, info_from_raw
 from .protocol import ObjectInfo, Tier
 from .tiers.disk import DiskTier
 from .tiers.memory import MemoryTier
@@ -330,8 +330,36 @@ class TieredFileSystem(ChainedFileSystem, metaclass=_NoCacheForObjects):  # type
     # -- listing: passed through ---------------------------------------------------------------
 
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> Any:
-        """List ``path`` on the target."""
-        return self.target.ls(self._tpath(path), detail=detail, **kwargs)
+        """List ``path`` on the target; file entries seed the object-info cache (see
+        :meth:`seed_listing`)."""
+        entries = self.target.ls(self._tpath(path), detail=detail, **kwargs)
+        if detail:
+            self.seed_listing(entries)
+        return entries
+
+    def seed_listing(self, entries: Any) -> int:
+        """Seed object info from a listing's file entries (a list or a name -> entry dict).
+
+        Only where reads are pinned to the version (S3: ``If-Match`` on the ETag): a listing may
+        come from the target's own listing cache, and a pinned read of a changed object fails,
+        invalidates and retries instead of serving the old bytes. Returns the entries seeded.
+        """
+        if not self._chain.origin.can_discover:
+            return 0
+        values = entries.values() if isinstance(entries, dict) else entries
+        seeded = 0
+        for entry in values:
+            if not isinstance(entry, dict) or entry.get("type", "file") != "file":
+                continue
+            try:
+                info = info_from_raw(str(self.target._strip_protocol(entry["name"])), entry)
+            except (KeyError, TypeError, ValueError):
+                continue
+            if info.etag is None:
+                continue
+            self._chain.seed_info(info)
+            seeded += 1
+        return seeded
 
     def find(
         self,
@@ -341,14 +369,21 @@ class TieredFileSystem(ChainedFileSystem, metaclass=_NoCacheForObjects):  # type
         detail: bool = False,
         **kwargs: Any,
     ) -> Any:
-        """Find files below ``path`` on the target."""
-        return self.target.find(
-            self._tpath(path), maxdepth=maxdepth, withdirs=withdirs, detail=detail, **kwargs
+        """Find files below ``path`` on the target; file entries seed the info cache."""
+        found = self.target.find(
+            self._tpath(path), maxdepth=maxdepth, withdirs=withdirs, detail=True, **kwargs
         )
+        self.seed_listing(found)
+        return found if detail else sorted(found)
 
     def glob(self, path: str, maxdepth: int | None = None, **kwargs: Any) -> Any:
-        """Glob on the target."""
-        return self.target.glob(self._tpath(path), maxdepth=maxdepth, **kwargs)
+        """Glob on the target; file entries seed the info cache."""
+        detail = kwargs.pop("detail", False)
+        found = self.target.glob(self._tpath(path), maxdepth=maxdepth, detail=True, **kwargs)
+        if isinstance(found, dict):
+            self.seed_listing(found)
+            return found if detail else sorted(found)
+        return found
 
     def exists(self, path: str, **kwargs: Any) -> bool:
         """Return whether ``path`` exists on the target (never answered from cache)."""

@@ -19,10 +19,11 @@ import logging
 import struct
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from fsspec import AbstractFileSystem
 
@@ -30,9 +31,11 @@ from .blocks import FOOTER_TAIL_BYTES
 from .config import Settings
 from .errors import ConfigError
 from .guard import _DaemonPool
+from .stats import prefetching
 
 logger = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
 _MAGIC = b"PAR1"
 _TRAILER = 8  # footer length (4 bytes, little endian) + magic
 
@@ -149,8 +152,12 @@ def warm(
         filesystem = TieredFileSystem(target_protocol=protocol, target_options=options)
     deadline = began + time_limit_s
     try:
-        candidates = _candidates(filesystem, target, storage_options, version)
+        candidates = _within(
+            deadline, _prefetching(_candidates), filesystem, target, storage_options, version
+        )
     except Exception as exc:  # warmup never fails startup: a listing error is reported
+        if isinstance(exc, TimeoutError):
+            report.stopped_by = "time_limit"
         report.errors.append(f"{target}: {type(exc).__name__}: {exc}")
         report.duration_s = time.monotonic() - began
         logger.warning("warmup of %s could not list its files: %s", target, exc)
@@ -165,6 +172,11 @@ def warm(
         concurrency=concurrency,
         deadline=deadline,
     )
+    # What was read is on its way to the disk and Redis tiers: let it land (within the limit),
+    # so that a warmup run as an init step leaves them filled when its process exits.
+    chain = getattr(filesystem, "chain", None)
+    if chain is not None:
+        chain.fills.join(max(0.0, deadline - time.monotonic()))
     report.duration_s = time.monotonic() - began
     logger.info(
         "warmed %d of %d files of %s (%d bytes) in %.2f s%s",
@@ -176,6 +188,32 @@ def warm(
         f", stopped by {report.stopped_by}" if report.stopped_by else "",
     )
     return report
+
+
+def _prefetching(fn: Callable[..., _T]) -> Callable[..., _T]:
+    """``fn``, with what it reads (the Delta log) counted as prefetch."""
+
+    def run(*args: Any) -> _T:
+        with prefetching():
+            return fn(*args)
+
+    return run
+
+
+def _within(deadline: float, fn: Callable[..., _T], *args: Any) -> _T:
+    """Run ``fn(*args)`` on a daemon thread; raise TimeoutError if it is not done by ``deadline``.
+
+    The thread is left to finish in the background (a listing cannot be interrupted).
+    """
+    pool = _DaemonPool(1, "tiercache-warm-list")
+    try:
+        future: Future[_T] = pool.submit(fn, *args)
+        try:
+            return future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except FutureTimeout as exc:
+            raise TimeoutError("listing the files took longer than the time limit") from exc
+    finally:
+        pool.close()
 
 
 def _limits(
@@ -232,15 +270,15 @@ def _delta_candidates(
     storage_options: Mapping[str, str] | None,
     version: int | None,
 ) -> list[_Candidate]:
-    import pyarrow as pa
-    from deltalake import DeltaTable
-
-    from .delta import seed_data_files
-
-    table = DeltaTable(target, storage_options=dict(storage_options or {}), version=version)
-    seed_data_files(fs, table, root)
-    actions = pa.table(table.get_add_actions(flatten=True))
     from urllib.parse import unquote
+
+    import pyarrow as pa
+
+    from .delta import open_table, seed_data_files
+
+    with open_table(target, filesystem=fs, storage_options=storage_options, version=version) as t:
+        seed_data_files(fs, t, root)
+        actions = pa.table(t.get_add_actions(flatten=True))
 
     return [
         _Candidate(f"{root}/{unquote(path)}", int(size), mtime / 1000)

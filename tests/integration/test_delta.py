@@ -13,11 +13,12 @@ import deltalake
 import pyarrow as pa
 import pytest
 import s3fs
+from deltalake.exceptions import DeltaError
 
 from tiercache import Settings, TieredFileSystem, warm
 from tiercache.cli import main
 from tiercache.datafusion import register_delta
-from tiercache.delta import delta_dataset, storage_options_for
+from tiercache.delta import delta_dataset, open_table, storage_options_for
 from tiercache.fs import default_tiers
 from tiercache.testing import HttpFaultProxy, S3Server
 
@@ -95,6 +96,12 @@ def query(fs: TieredFileSystem, table: Table, sql: str, **kwargs: Any) -> list[d
     return ctx.sql(sql).to_pylist()
 
 
+def added(table: deltalake.DeltaTable) -> list[tuple[str, int]]:
+    actions = pa.table(table.get_add_actions(flatten=True))
+    paths = actions.column("path").to_pylist()
+    return sorted(zip(paths, actions.column("size_bytes").to_pylist(), strict=True))
+
+
 def origin_requests(fs: TieredFileSystem) -> int:
     requests: int = fs.stats()["origin"]["requests"]
     return requests
@@ -115,7 +122,9 @@ def test_same_rows_as_the_direct_path_and_no_origin_request_the_second_time(
     for sql in (lookup, AGGREGATE):
         assert query(fs, table, sql) == table.direct(sql)
     assert origin_requests(fs) == before
-    assert table.proxy.requests() == 0  # nothing reached the object store through the tiers
+    # Each registration lists _delta_log once (the latest version comes from the store); no
+    # log file, footer or data range is read again.
+    assert table.proxy.requests() == 2
 
 
 def test_opening_data_files_costs_no_head_request(table: Table) -> None:
@@ -220,3 +229,66 @@ def test_warm_command_on_a_missing_table_reports_and_exits_zero(
     assert "warmed 0 of 0 files attempted (0 found)" in capsys.readouterr().out
     assert main([*arguments, "--fail-on-error", "--max-bytes", "12XB"]) == 2
     assert "--max-bytes" in capsys.readouterr().err
+
+
+def test_the_log_is_read_through_the_tiers(table: Table) -> None:
+    fs = table.tiered()
+    opener = open_table(table.uri, filesystem=fs, storage_options=table.storage_options)
+    with opener as opened:
+        assert opener.through_tiers
+        native = deltalake.DeltaTable(table.uri, storage_options=table.storage_options)
+        assert opened.version() == native.version() == COMMITS - 1
+        assert added(opened) == added(native)
+    log_reads = origin_requests(fs)
+    assert log_reads == COMMITS  # the commit files, read once each, no HEAD
+    table.proxy.reset_counters()
+    with open_table(table.uri, filesystem=fs, version=1) as opened:
+        assert opened.version() == 1
+    assert origin_requests(fs) == log_reads  # commits 0 and 1 are cached: immutable
+    assert table.proxy.requests() == 1  # the listing
+
+
+def test_a_log_that_cannot_come_through_the_tiers_is_read_by_deltalake(
+    table: Table, caplog: pytest.LogCaptureFixture
+) -> None:
+    fs = table.tiered()
+    caplog.set_level("INFO", logger="tiercache.delta")
+    opener = open_table(table.uri, filesystem=fs, storage_options=table.storage_options, version=99)
+    with pytest.raises(DeltaError), opener:  # deltalake's own answer to a missing version
+        pass
+    assert "read by deltalake itself (_Unsupported: version 99 not in the log" in caplog.text
+    plain = s3fs.S3FileSystem(**table.server.storage_options(), skip_instance_cache=True)
+    opener = open_table(table.uri, filesystem=plain, storage_options=table.storage_options)
+    with opener as opened:
+        assert not opener.through_tiers
+        assert opened.version() == COMMITS - 1
+
+
+def test_a_new_pod_with_a_warm_redis_reads_no_log_file(table: Table, redis_server: Any) -> None:
+    prefix = f"t{uuid.uuid4().hex[:8]}:"
+    first = table.tiered(redis_url=redis_server.url, redis_prefix=prefix)
+    assert query(first, table, AGGREGATE) == table.direct(AGGREGATE)
+    first.chain.fills.join()
+    table.proxy.reset_counters()
+    second = table.tiered(redis_url=redis_server.url, redis_prefix=prefix, memory_bytes=1 << 20)
+    assert query(second, table, AGGREGATE) == table.direct(AGGREGATE)
+    redis = second.stats()["tiers"]["redis"]
+    assert redis["hits"] > 0
+    # Log files and footers came from Redis; only data blocks (not shared) and the listing
+    # reached the store.
+    meta = second.stats()["classes"]["demand"]["metadata"]["origin"]["requests"]
+    assert meta == 0
+    first.close()
+    second.close()
+
+
+def test_listings_seed_object_info(table: Table) -> None:
+    fs = table.tiered()
+    found = fs.glob(f"{table.root}/day=*/*.parquet")
+    assert len(found) == COMMITS * len(DAYS)
+    table.proxy.reset_counters()
+    for path in found:
+        assert fs.info(path)["size"] > 0
+        assert fs.read_range(path, -4, None) == b"PAR1"
+    assert table.proxy.requests("HEAD") == 0
+    assert table.proxy.requests("GET") == len(found)  # one ranged GET each, pinned to the ETag

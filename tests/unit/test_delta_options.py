@@ -92,3 +92,58 @@ def test_pyarrow_filesystem_reads_through_fsspec() -> None:
         assert f.read() == b"hello"
     with pytest.raises(TypeError, match="fsspec filesystem"):
         pyarrow_filesystem(object())
+
+
+def c(version: int) -> str:
+    return f"{version:020d}.json"
+
+
+def test_the_log_files_needed_start_at_the_newest_complete_checkpoint() -> None:
+    from tiercache.delta import _needed_log_files
+
+    names = [c(v) for v in range(13)] + [
+        f"{10:020d}.checkpoint.parquet",
+        f"{5:020d}.checkpoint.parquet",
+        "_last_checkpoint",
+        f"{3:020d}.crc",
+    ]
+    assert _needed_log_files(names, None) == (
+        12,
+        [f"{10:020d}.checkpoint.parquet", c(11), c(12)],
+    )
+    # Time travel before the newest checkpoint: the one before it.
+    assert _needed_log_files(names, 7) == (7, [f"{5:020d}.checkpoint.parquet", c(6), c(7)])
+    assert _needed_log_files(names, 2) == (2, [c(0), c(1), c(2)])
+
+
+def test_an_incomplete_multi_part_checkpoint_is_skipped() -> None:
+    from tiercache.delta import _needed_log_files
+
+    parts = [f"{10:020d}.checkpoint.{i:010d}.{3:010d}.parquet" for i in (1, 2)]  # 3 of 3 missing
+    names = [c(v) for v in range(12)] + parts
+    version, needed = _needed_log_files(names, None)
+    assert version == 11
+    assert needed == [c(v) for v in range(12)]
+    complete = [*parts, f"{10:020d}.checkpoint.{3:010d}.{3:010d}.parquet"]
+    assert _needed_log_files([c(v) for v in range(12)] + complete, None) == (
+        11,
+        [*complete, c(11)],
+    )
+
+
+@pytest.mark.parametrize(
+    ("names", "version", "reason"),
+    [
+        ([c(0), c(2)], None, "commits missing"),
+        ([c(0), c(1)], 5, "not in the log"),
+        ([], None, "no commits"),
+        ([c(0), c(1), f"{1:020d}.checkpoint.{'0' * 8}-0000-0000-0000-{'0' * 12}.json"], None, "V2"),
+    ],
+)
+def test_logs_the_tiers_cannot_read_are_refused(
+    names: list[str], version: int | None, reason: str
+) -> None:
+    from tiercache.delta import _needed_log_files, _Unsupported
+
+    with pytest.raises(_Unsupported, match=reason):
+        _needed_log_files(names, version)
