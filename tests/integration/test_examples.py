@@ -33,8 +33,8 @@ def test_pandas_pyarrow_example_reads_through_the_tiers() -> None:
     assert "pyarrow, warm: 1,000 rows; origin requests +0; RAM tier " in out
 
 
-def test_delta_datafusion_example_runs_sql_through_the_tiers() -> None:
-    out = run("examples/delta_datafusion.py")
+def test_delta_sql_example_runs_sql_through_the_tiers() -> None:
+    out = run("examples/delta_sql.py")
     assert "pod 1, cold: 3 rows; origin requests +0" not in out  # the cold run reads S3
     assert "pod 1, warm: 3 rows; origin requests +0" in out
     assert "{'region': 'eu', 'orders': 15999, 'revenue': 471990.0}" in out
