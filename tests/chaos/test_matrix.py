@@ -19,6 +19,10 @@ The rows (DESIGN section 6), one test each:
   deleted, read-only / unwritable (EACCES) / not a directory at start, hung (every call blocks);
 - origin 503 burst, truncated body, object overwritten mid-read; everything down at once.
 
+For the origin rows the "tier" is the origin: invariant 5 is that the tiers serve hits again once
+the origin answers, invariant 7 that a pod is constructed while it fails, and the overwrite row
+logs no WARNING at all (a new version is not a degradation) but counts ``changed``.
+
 Start-up faults (read-only, EACCES, not a directory) are injected before the pods exist: the
 kernel refuses to remount a tmpfs read-only while the database is open for writing, and a
 directory that cannot be opened is a fault of the start. As root, permission bits do not apply,
@@ -421,6 +425,8 @@ def test_origin_503_burst(world: World, caplog: pytest.LogCaptureFixture) -> Non
     assert origin["retries"] >= 3
     assert world.http.injected() == 3
     episode.one_warning()
+    assert_tiers_hold_exact_bytes(world, settings)
+    recovers(world, settings, "disk", running=fs)
     episode.no_leaks(world)
 
 
@@ -432,20 +438,37 @@ def test_origin_truncated_body(world: World, caplog: pytest.LogCaptureFixture) -
     world.read_all(fs, bound_s=settings.origin_timeout_s)
     assert fs.stats()["origin"]["retries"] >= 1
     episode.one_warning()
+    assert_tiers_hold_exact_bytes(world, settings)
+    recovers(world, settings, "disk", running=fs)
     episode.no_leaks(world)
+
+
+def assert_tiers_hold_exact_bytes(world: World, settings: Settings) -> None:
+    """Invariant 3: nothing partial was cached: a new pod reads what the fault left in the tiers
+    (disk blocks, Redis footers), and gets exactly the origin's bytes."""
+    reader = world.pod(settings)
+    world.read_all(reader, bound_s=30)
 
 
 def test_origin_object_overwritten_mid_read(world: World, caplog: pytest.LogCaptureFixture) -> None:
     settings = world.settings(memory_bytes=64 << 20, disk_dir=None, redis_url=None)
+    episode = Episode(caplog, world)
     path = next(iter(world.objects))
     old = world.objects[path]
     fs = world.pod(settings)
     assert fs.read_range(path, 0, 1) == old[:1]  # info and block 0 of the old version
     new = os.urandom(len(old))
     world.s3.put_object(world.bucket, path.split("/", 1)[1], new)
+    began = time.monotonic()
     got = fs.read_range(path, 0, len(old))
+    assert time.monotonic() - began <= settings.origin_timeout_s
     assert sha(got) == sha(new)  # one version only: all new, never old + new
     assert fs.stats()["origin"]["changed"] == 1
+    assert episode.warnings() == []  # a new version is not a degradation: nothing to warn of
+    world.objects[path] = new
+    assert fs.read_range(path, 0, len(new)) == new  # the new version is what is cached now
+    assert fs.stats()["origin"]["changed"] == 1
+    episode.no_leaks(world)
 
 
 def test_everything_down_at_once(world: World, caplog: pytest.LogCaptureFixture) -> None:
