@@ -21,8 +21,8 @@ Three measurements, each a ratio against a reference measured in the same run:
 - **(b) cold**: a fresh ``TieredFileSystem`` (fresh RAM-only tiers, a fresh s3fs client) and a
   fresh registration every round, against the direct path: deltalake's ``to_pyarrow_dataset``
   over ``PyFileSystem(FSSpecHandler(s3fs))`` with a fresh s3fs client every round. The query is
-  timed; the registration (deltalake reading the Delta log, which tiercache does not serve) is
-  timed apart. Target: <= 1.1x. Origin requests of both are counted.
+  timed; the registration (reading the Delta log: deltalake's own reader on the direct path,
+  through the tiers on tiercache's) is timed apart. Target: <= 1.1x. Origin requests of both are counted.
 - **(c) new process**: a child Python process registers the table and runs the selective query
   once, with ``TIERCACHE_REDIS_URL`` pointing at a Redis (a ``redis-server`` this program starts)
   that an earlier child warmed, against the same child without Redis. Timed inside the child:
