@@ -37,6 +37,9 @@ from .protocol import (
     info_document,
     parse_info_document,
 )
+from .shadow import FACTORS as SHADOW_FACTORS
+from .shadow import MASK as SHADOW_MASK
+from .shadow import ShadowCache, sizes_around
 from .stats import (
     KINDS,
     PURPOSES,
@@ -133,6 +136,8 @@ class TierChain:
         run_workers: Threads fetching extra runs of one read concurrently.
         first_window_s: Length of the start-up window whose stats are kept apart
             (:attr:`first_minute`).
+        shadow_rate: Sampling rate of the shadow cache that watches the front tier's lookups
+            (:mod:`tiercache.shadow`); None: no shadow cache.
     """
 
     def __init__(
@@ -149,6 +154,7 @@ class TierChain:
         fill_queue_size: int = 1024,
         run_workers: int = 8,
         first_window_s: float = 60.0,
+        shadow_rate: float | None = None,
     ) -> None:
         self.origin = origin
         self.target = origin.target
@@ -205,6 +211,12 @@ class TierChain:
         self.settings: Settings | None = None
         #: A number telling this process's chains apart (the ``chain`` label of the metrics).
         self.serial = next(_SERIALS)
+        #: Watches the front tier's lookups: the miss-ratio curve (None: off, or no RAM tier).
+        self.shadow: ShadowCache | None = None
+        if shadow_rate is not None and self._front is not None:
+            self.shadow = ShadowCache(
+                block_size, rate=shadow_rate, references=self._shadow_references
+            )
         LIVE_CHAINS.add(self)
 
     # -- object info ---------------------------------------------------------------------------
@@ -344,8 +356,12 @@ class TierChain:
             first, last = start // bs, (end - 1) // bs
             get, target, version = front.tier.get, self.target, info.version
             if first == last:
-                block = get(_new_key(BlockKey, (target, path, version, bs, first)))
+                key = _new_key(BlockKey, (target, path, version, bs, first))
+                block = get(key)
                 if block is not None:
+                    shadow = self.shadow
+                    if shadow is not None and (hash(key) & SHADOW_MASK) < shadow.threshold:
+                        shadow.access(hash(key), len(block))
                     if (first + 1) * bs > info.metadata_from:
                         self._fast_meta.add(len(block))
                     else:
@@ -361,6 +377,9 @@ class TierChain:
                     blocks.append(block)
                 else:
                     self._count_fast_run(blocks, first, info.metadata_from // bs)
+                    if self.shadow is not None:
+                        for index, block in enumerate(blocks, first):
+                            self._observe(BlockKey(target, path, version, bs, index), len(block))
                     return _join(blocks, start - first * bs, end - last * bs)
         return self._read_general(path, start, end, info)
 
@@ -383,6 +402,50 @@ class TierChain:
             return self._read_range(path, start, end, info)
         finally:
             self.read_latency.observe(time.perf_counter() - began)
+
+    def _observe(self, key: BlockKey, size: int) -> None:
+        """Show one lookup of the front tier to the shadow cache."""
+        shadow = self.shadow
+        if shadow is not None:
+            h = hash(key)
+            if (h & SHADOW_MASK) < shadow.threshold:
+                shadow.access(h, size)
+
+    def _shadow_references(self) -> int:
+        """Lookups of the front tier so far, every purpose (the shadow cache's stream)."""
+        front = self._front
+        if front is None:
+            return 0
+        total = self._fast_meta.totals()[0] + self._fast_data.totals()[0]
+        for purpose in PURPOSES:
+            counts = front.counters.snapshot(purpose)
+            total += counts["hits"] + counts["misses"]
+        return total
+
+    def shadow_curves(self) -> dict[str, Any]:
+        """The shadow cache's estimates at 0.25x to 16x of each sized tier (empty: no shadow)."""
+        shadow = self.shadow
+        if shadow is None:
+            return {}
+        mrc = shadow.mrc()
+        tiers = {}
+        for slot in self.slots:
+            capacity = getattr(slot.tier, "capacity_bytes", None)
+            if not isinstance(capacity, int) or capacity <= 0:
+                continue
+            tiers[slot.name] = {
+                "capacity_bytes": capacity,
+                "curve": [
+                    {"scale": factor, "size_bytes": size, "hit_ratio": mrc.hit_ratio(size)}
+                    for factor, size in zip(SHADOW_FACTORS, sizes_around(capacity), strict=True)
+                ],
+            }
+        return {
+            "rate": shadow.rate,
+            "keys": len(shadow),
+            "references": mrc.references,
+            "tiers": tiers,
+        }
 
     def _count_fast_run(self, blocks: list[bytes], first: int, first_meta: int) -> None:
         """Count a multi-block hot-path hit: an info hit, and memory hits per block class."""
@@ -553,6 +616,10 @@ class TierChain:
         front = self._front
         if front is not None:
             block = front.tier.get(key)
+            if self.shadow is not None:
+                self._observe(
+                    key, len(block) if block is not None else self._block_length(key, info)
+                )
             if block is not None:
                 front.counters.hit(len(block))
                 return block
@@ -774,6 +841,7 @@ class TierChain:
             "classes": classes,
             "uptime_s": time.monotonic() - self._started,
             "first_minute": self.first_minute,
+            "shadow": self.shadow_curves(),
         }
 
     def _tier_counts(

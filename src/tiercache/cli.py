@@ -112,6 +112,79 @@ def _warm(args: argparse.Namespace) -> int:
     return 1 if args.fail_on_error and report.errors else 0
 
 
+def _load_stats(path: str) -> dict[str, object] | None:
+    from .statsfile import read
+
+    try:
+        return read(path)
+    except (OSError, ValueError) as exc:
+        print(f"tiercache: cannot read the stats file: {exc}", file=sys.stderr)
+        return None
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from .report import format_document
+
+    document = _load_stats(args.file)
+    if document is None:
+        return 2
+    if args.json:
+        print(json.dumps(document, indent=2))
+    else:
+        print(format_document(document))
+    return 0
+
+
+def _advise(args: argparse.Namespace) -> int:
+    from .advise import advise
+    from .report import table
+
+    document = _load_stats(args.file)
+    if document is None:
+        return 2
+    chains = document["chains"]
+    assert isinstance(chains, list)
+    results = []
+    for chain in chains:
+        verdicts, suggested = advise(chain["stats"])
+        results.append((chain, verdicts, suggested))
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "chain": chain["chain"],
+                        "target": chain["target"],
+                        "verdicts": [v.to_dict() for v in verdicts],
+                        "suggested_memory_bytes": suggested,
+                    }
+                    for chain, verdicts, suggested in results
+                ],
+                indent=2,
+            )
+        )
+    else:
+        for chain, verdicts, suggested in results:
+            print(f"chain {chain['chain']}  target {chain['target']}")
+            rows = [[v.layer, v.verdict, v.measured, v.threshold] for v in verdicts]
+            print(table(rows, ["layer", "verdict", "measured", "threshold"]))
+            if suggested is not None:
+                print(f"RAM the curve suggests: TIERCACHE_MEMORY_BYTES={suggested // 2**20}MiB")
+            for v in verdicts:
+                print(f"- {v.layer}: {v.detail}. Degrades to: {v.failure_mode}")
+            print()
+    if args.plot:
+        from .advise import plot
+
+        try:
+            plot([chain["stats"] for chain, _, _ in results], args.plot)
+        except (ImportError, ValueError) as exc:
+            print(f"tiercache: cannot plot: {exc}", file=sys.stderr)
+            return 1
+        print(f"miss-ratio curves written to {args.plot}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -215,6 +288,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--json", action="store_true", help="print the result table as JSON")
     demo.set_defaults(run=_demo)
+    stats = commands.add_parser(
+        "stats", help="print a stats file (TIERCACHE_STATS_FILE): tiers, origin, latency"
+    )
+    stats.add_argument("file", help="the stats file")
+    stats.add_argument("--json", action="store_true", help="print the file as JSON")
+    stats.set_defaults(run=_stats)
+    advise = commands.add_parser(
+        "advise",
+        help="evaluate the triggers of docs/triggers.md on a stats file: which layer pays",
+        description="For each optional layer (more RAM, the disk tier, the Redis tier, warmup): "
+        "the measured value, the threshold and the verdict; and the RAM size the miss-ratio "
+        "curve suggests. Exit 0, or 2 when the file cannot be read.",
+    )
+    advise.add_argument("file", help="the stats file")
+    advise.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    advise.add_argument("--plot", metavar="FILE.png", help="draw the miss-ratio curves")
+    advise.set_defaults(run=_advise)
     return parser
 
 

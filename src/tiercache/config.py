@@ -195,6 +195,19 @@ def _parse_word(text: str, *, variable: str) -> str:
     return text.strip().lower()  # a choice among fixed words; checked in __post_init__
 
 
+_FRACTION_RE: Final = re.compile(rf"{_NUMBER}", _FLAGS)
+
+
+def _parse_fraction(text: str, *, variable: str) -> float:
+    forms = "use a fraction between 0 and 1, like 0.25 (0 turns it off)"
+    if _FRACTION_RE.fullmatch(text.strip()) is None:
+        raise ConfigError(f"{variable}={text!r} is not a fraction; {forms}")
+    value = float(text)
+    if value > 1:
+        raise ConfigError(f"{variable}={text!r} is more than 1; {forms}")
+    return value
+
+
 def _parse_secret(text: str, *, variable: str) -> str:
     return text.strip()  # mounted secret files often end in a newline
 
@@ -232,6 +245,7 @@ _TABLE: Final[Mapping[str, tuple[str, _Parser]]] = {
     "TIERCACHE_METRICS_PORT": ("metrics_port", _parse_count),
     "TIERCACHE_STATS_FILE": ("stats_file", _parse_text),
     "TIERCACHE_STATS_INTERVAL": ("stats_interval_s", parse_duration),
+    "TIERCACHE_SHADOW_RATE": ("shadow_rate", _parse_fraction),
 }
 #: Every variable, mapped to the ``Settings`` field it sets: the one list of names, used by
 #: ``from_env``; ``docs/configuration.md`` documents exactly these (tested).
@@ -279,6 +293,7 @@ class Settings:
     metrics_port: int | None = None  # TIERCACHE_METRICS_PORT
     stats_file: str | None = None  # TIERCACHE_STATS_FILE
     stats_interval_s: float = 60.0  # TIERCACHE_STATS_INTERVAL
+    shadow_rate: float | None = None  # TIERCACHE_SHADOW_RATE (None: chosen from the RAM size)
 
     def __post_init__(self) -> None:
         _check_int(
@@ -322,6 +337,12 @@ class Settings:
             _check_int(self, "metrics_port", minimum=0, maximum=65535, note=" (0..65535)")
         _check_text(self, "stats_file", optional=True)
         _check_seconds(self, "stats_interval_s", allow_zero=False)
+        if self.shadow_rate is not None and (
+            isinstance(self.shadow_rate, bool)
+            or not isinstance(self.shadow_rate, int | float)
+            or not 0 <= self.shadow_rate <= 1
+        ):
+            raise _invalid("shadow_rate", "a number between 0 and 1, or None", self.shadow_rate)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

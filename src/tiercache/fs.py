@@ -92,10 +92,26 @@ def build_chain(target: AbstractFileSystem, settings: Settings, tiers: Sequence[
         breaker_cooldown_s=settings.breaker_cooldown_s,
         fill_queue_size=settings.fill_queue_size,
         run_workers=min(settings.origin_concurrency, 16),
+        shadow_rate=shadow_rate(settings),
     )
     chain.settings = settings
     _observe(settings)
     return chain
+
+
+#: The shadow cache's automatic rate aims at this many sampled blocks within 16x the RAM tier.
+SHADOW_TARGET_KEYS = 1024
+
+
+def shadow_rate(settings: Settings) -> float | None:
+    """The shadow cache's sampling rate: ``TIERCACHE_SHADOW_RATE``, else chosen from the RAM size
+    (about :data:`SHADOW_TARGET_KEYS` sampled blocks within 16x the RAM tier); None: off."""
+    if settings.shadow_rate is not None:
+        return settings.shadow_rate or None
+    if settings.memory_bytes <= 0:
+        return None
+    blocks = max(1, settings.memory_bytes // settings.block_size_bytes)
+    return min(1.0, SHADOW_TARGET_KEYS / (16 * blocks))
 
 
 def _observe(settings: Settings) -> None:

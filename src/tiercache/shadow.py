@@ -292,7 +292,7 @@ class ShadowCache:
         if (h & MASK) < self.threshold:
             self.access(h, size)
 
-    def access(self, h: int, size: int | None = None) -> None:  # noqa: PLR0915  # flat: hot
+    def access(self, h: int, size: int | None = None) -> None:  # noqa: PLR0912, PLR0915  # flat: hot
         """Record a reference to a sampled key (the caller checked ``(h & MASK) < threshold``).
 
         Args:
@@ -306,10 +306,17 @@ class ShadowCache:
             if (h & MASK) >= threshold:
                 return  # the threshold dropped since the caller's check
             self._sampled += 1
-            if self._next == self._capacity:
-                self._renumber()
             slot_of = self._slot_of
             slot = slot_of.get(h)
+            if slot is not None and slot == self._next - 1 and self._slot_size[slot] == size:
+                # The key referenced last, again (a reader walking through one block): nothing
+                # in between, the distance is the block itself, and the order does not change.
+                index = _bin(-(-size // self.unit_bytes))
+                self._hist[index] = self._hist.get(index, 0.0) + self._weight
+                return
+            if self._next == self._capacity:
+                self._renumber()
+                slot = slot_of.get(h)
             now = self._next
             self._next = now + 1
             tree = self._tree

@@ -236,3 +236,55 @@ def test_a_bad_stats_file_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"schema": 99}))
     with pytest.raises(ValueError, match="not a tiercache stats file"):
         statsfile.read(bad)
+
+
+def test_the_shadow_curve_through_the_chain_matches_the_ram_tier_at_three_sizes() -> None:
+    """On a Zipf workload read through the chain, the shadow cache's estimates at 0.25x, 1x and
+    4x the RAM tier are within 5 points of the hit ratios RAM tiers of those sizes really had
+    (the same reads through three filesystems)."""
+    import bisect
+    import random
+
+    block = 4096
+    blocks = 20_000
+    p = f"/obs/zipf-{uuid.uuid4().hex}.bin"
+    origin = CountingFS(skip_instance_cache=True)
+    origin.pipe_file(p, bytes(blocks * block))
+    capacity = 600 * block
+    scales = (0.25, 1.0, 4.0)
+    pods = {}
+    for scale in scales:
+        size = int(capacity * scale)
+        pods[scale] = TieredFileSystem(
+            fs=CountingFS(skip_instance_cache=True),
+            settings=Settings(block_size_bytes=block, memory_bytes=capacity),
+            tiers=[MemoryTier(size)],
+        )
+    try:
+        shadow = pods[1.0].chain.shadow
+        assert shadow is not None
+        assert shadow.rate < 0.2  # sampling is really on (1024 / (16 x 600 blocks))
+        cdf = []
+        total = 0.0
+        for k in range(blocks):
+            total += 1 / (k + 1) ** 0.9
+            cdf.append(total)
+        rng = random.Random(7)
+        order = list(range(blocks))
+        rng.shuffle(order)  # popular blocks spread over the object
+        for _ in range(60_000):
+            index = order[bisect.bisect_left(cdf, rng.random() * total)]
+            offset = index * block
+            for fs in pods.values():
+                fs.read_range(p, offset, offset + 100)
+        curve = pods[1.0].stats()["shadow"]["tiers"]["memory"]["curve"]
+        assert [point["scale"] for point in curve] == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0]
+        for scale, fs in pods.items():
+            memory = fs.stats()["tiers"]["memory"]
+            measured = memory["hits"] / (memory["hits"] + memory["misses"])
+            estimated = next(pt["hit_ratio"] for pt in curve if pt["scale"] == scale)
+            assert abs(estimated - measured) <= 0.05, (scale, estimated, measured, shadow.rate)
+    finally:
+        for fs in pods.values():
+            fs.close()
+        origin.rm(p)
