@@ -100,7 +100,7 @@ def build_chain(target: AbstractFileSystem, settings: Settings, tiers: Sequence[
 
 
 #: The shadow cache's automatic rate aims at this many sampled blocks within 16x the RAM tier.
-SHADOW_TARGET_KEYS = 1024
+SHADOW_TARGET_KEYS = 2048
 
 
 def shadow_rate(settings: Settings) -> float | None:

@@ -289,6 +289,11 @@ class FsspecOrigin:
             try:
                 self.counters.add("requests")
                 result = fn(remaining_s) if deadline_arg else fn()
+            except FileNotFoundError:
+                # An answer, not a failure: pyarrow and pandas probe for optional files
+                # (_common_metadata, _metadata) on every dataset, and operators watch "errors".
+                self.counters.add("not_found")
+                raise
             except BaseException:
                 self.counters.add("errors")
                 raise

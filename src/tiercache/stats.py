@@ -19,6 +19,7 @@ Every counter only goes up. ``TieredFileSystem.stats()`` returns a snapshot::
          "bytes":         bytes received from the origin,
          "retries":       attempts repeated after a transient error,
          "errors":        failed attempts (transient or not),
+         "not_found":     requests answered "no such object" (not errors: readers probe),
          "changed":       reads restarted because the object changed under them (S3 412),
          "latency":       histogram of origin requests},
      "info":   {"hits", "misses", "shared_hits", "origin"}: object-info lookups answered in
@@ -254,7 +255,7 @@ class TierCounters(_TalliedCounters):
 class OriginCounters(Counters):
     """Counters of the origin; see the module docstring for their meaning."""
 
-    NAMES = ("requests", "bytes", "retries", "errors", "changed")
+    NAMES = ("requests", "bytes", "retries", "errors", "changed", "not_found")
 
 
 class InfoCounters(_TalliedCounters):

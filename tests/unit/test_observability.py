@@ -241,7 +241,9 @@ def test_a_bad_stats_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_the_shadow_curve_through_the_chain_matches_the_ram_tier_at_three_sizes() -> None:
     """On a Zipf workload read through the chain, the shadow cache's estimates at 0.25x, 1x and
     4x the RAM tier are within 5 points of the hit ratios RAM tiers of those sizes really had
-    (the same reads through three filesystems)."""
+    (the same reads through three filesystems). The rate is set (0.5): Python's hashes differ
+    per process, and at the automatic rate only ~16 sampled keys fall within 0.25x the RAM tier,
+    which is estimated within ~5 points, not always within it (docs/shadow-cache.md)."""
     import bisect
     import random
 
@@ -257,13 +259,13 @@ def test_the_shadow_curve_through_the_chain_matches_the_ram_tier_at_three_sizes(
         size = int(capacity * scale)
         pods[scale] = TieredFileSystem(
             fs=CountingFS(skip_instance_cache=True),
-            settings=Settings(block_size_bytes=block, memory_bytes=capacity),
+            settings=Settings(block_size_bytes=block, memory_bytes=capacity, shadow_rate=0.5),
             tiers=[MemoryTier(size)],
         )
     try:
         shadow = pods[1.0].chain.shadow
         assert shadow is not None
-        assert shadow.rate < 0.2  # sampling is really on (1024 / (16 x 600 blocks))
+        assert shadow.rate == 0.5  # sampling is really on
         cdf = []
         total = 0.0
         for k in range(blocks):

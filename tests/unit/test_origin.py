@@ -72,6 +72,8 @@ def test_missing_object_raises_file_not_found() -> None:
     origin, _, _ = make()
     with pytest.raises(FileNotFoundError):
         origin.info("/origin/does-not-exist")
+    counts = origin.counters.snapshot()
+    assert (counts["not_found"], counts["errors"]) == (1, 0)  # an answer, not an error
 
 
 def test_deadline_stops_retrying() -> None:
