@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from fsspec.implementations.memory import MemoryFileSystem
@@ -48,3 +51,20 @@ class CountingFS(MemoryFileSystem):  # type: ignore[misc]
             self.info_calls += 1
         result: dict[str, Any] = super().info(path, **kwargs)
         return result
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_program(*args: str, timeout_s: float = 300) -> str:
+    """Run ``python ARGS`` from the repository root; assert it exits 0; return its stdout."""
+    result = subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    return result.stdout

@@ -11,17 +11,20 @@ from . import __version__
 from .errors import ConfigError
 
 
-def _assignments(pairs: Sequence[str]) -> dict[str, str]:
-    """``--set VARIABLE=VALUE`` pairs as a dict (the last one wins); the value may be empty."""
+def _pairs(pairs: Sequence[str], usage: str) -> dict[str, str]:
+    """``NAME=VALUE`` arguments as a dict (the last one wins); a value may be empty."""
     given = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
-            raise ConfigError(
-                f"--set takes VARIABLE=VALUE, e.g. TIERCACHE_MEMORY_BYTES=1GiB, got {pair!r}"
-            )
+            raise ConfigError(f"{usage}, got {pair!r}")
         given[name] = value
     return given
+
+
+def _assignments(pairs: Sequence[str]) -> dict[str, str]:
+    """``--set VARIABLE=VALUE`` pairs."""
+    return _pairs(pairs, "--set takes VARIABLE=VALUE, e.g. TIERCACHE_MEMORY_BYTES=1GiB")
 
 
 def _config(args: argparse.Namespace) -> int:
@@ -72,13 +75,8 @@ def _read(args: argparse.Namespace) -> int:
 
 
 def _storage_options(pairs: Sequence[str]) -> dict[str, str]:
-    options = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise ConfigError(f"--storage-option takes KEY=VALUE, got {pair!r}")
-        options[name] = value
-    return options
+    """``--storage-option KEY=VALUE`` pairs."""
+    return _pairs(pairs, "--storage-option takes KEY=VALUE, e.g. AWS_REGION=eu-west-1")
 
 
 def _warm(args: argparse.Namespace) -> int:

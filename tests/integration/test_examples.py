@@ -3,27 +3,15 @@ each starts its own S3 server and shows, from stats(), that the second read asks
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import run_program
+
 pytestmark = pytest.mark.integration
 
 
-def run(*args: str, timeout_s: float = 120) -> str:
-    result = subprocess.run(
-        [sys.executable, *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    return result.stdout
+def run(*args: str) -> str:
+    return run_program(*args, timeout_s=120)
 
 
 def test_pandas_pyarrow_example_reads_through_the_tiers() -> None:
