@@ -193,7 +193,12 @@ class Episode:
 
     def one_warning(self) -> None:
         """Invariant 4: exactly one WARNING for the episode."""
-        assert len(self.warnings()) == 1, self.warnings()
+        records = [
+            f"{r.relativeCreated / 1000:.3f}s {r.threadName} {r.name}: {r.getMessage()}"
+            for r in self.caplog.records
+            if r.name.startswith("tiercache")
+        ]
+        assert len(self.warnings()) == 1, records
 
     def no_leaks(self, world: World) -> None:
         """Invariant 6: after the pods are closed, threads and descriptors are back."""
