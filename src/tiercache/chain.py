@@ -379,7 +379,8 @@ class TierChain:
                     self._count_fast_run(blocks, first, info.metadata_from // bs)
                     if self.shadow is not None:
                         for index, block in enumerate(blocks, first):
-                            self._observe(BlockKey(target, path, version, bs, index), len(block))
+                            key = _new_key(BlockKey, (target, path, version, bs, index))
+                            self._observe(key, len(block))
                     return _join(blocks, start - first * bs, end - last * bs)
         return self._read_general(path, start, end, info)
 
