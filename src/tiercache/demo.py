@@ -76,10 +76,10 @@ _SERVICES = {  # service -> (median duration in ms, operations)
 _REGIONS = ("eu-west-1", "us-east-1", "ap-south-1")
 LEGEND = (
     "direct: deltalake's own reader, no tiercache; cold: a new TieredFileSystem, every tier empty;",
-    "warm: the same query on it again. latency: the SQL alone (the table is opened and the S3",
-    "clients are built before). origin req: requests for data files (direct: counted at the",
-    "proxy); the Delta log is read by deltalake itself when the table is opened, not through",
-    "the tiers. hit/miss: blocks found / not found in the tier.",
+    "warm: the same query on it again. open ms: opening the table (reading the Delta log: by",
+    "deltalake itself on the direct path, through the tiers on the others; warm reuses it).",
+    "latency: the SQL alone. origin req: requests for data files (direct: counted at the",
+    "proxy). hit/miss: blocks found / not found in the tier.",
 )
 
 
@@ -443,7 +443,7 @@ def _tier_cell(phase: dict[str, Any], tier: str) -> str:
 def format_table(report: dict[str, Any]) -> str:
     """Return the human-readable result table."""
     tiers = list(report["tiers"])
-    header = ["query", "phase", "latency ms", "rows", "origin req", "origin KiB"] + [
+    header = ["query", "phase", "open ms", "latency ms", "rows", "origin req", "origin KiB"] + [
         f"{tier} hit/miss" for tier in tiers
     ]
     lines: list[list[str]] = []
@@ -453,6 +453,7 @@ def format_table(report: dict[str, Any]) -> str:
                 [
                     query["name"],
                     phase["phase"],
+                    f"{phase['open_ms']:.1f}" if phase["open_ms"] else "-",
                     f"{phase['latency_ms']:.1f}",
                     f"{phase['rows']:,}",
                     str(phase["origin_requests"]),
