@@ -88,10 +88,12 @@ def test_demo_prints_the_table() -> None:
     result = run_demo()
     assert result.returncode == 0, result.stderr[-4000:]
     out = result.stdout
-    header = "query         phase   latency ms  rows  origin req  origin KiB  memory hit/miss"
-    assert header in out
-    assert re.search(r"^trace lookup  cold\s+\d+\.\d\s+\d+\s+[1-9]\d*\s", out, re.MULTILINE)
-    assert re.search(r"^window p95    warm\s+\d+\.\d\s+\d+\s+0\s+0\s+[1-9]\d*/0\s", out, re.M)
+    header = "query         phase   open ms  latency ms  rows  origin req  origin KiB"
+    assert f"{header}  memory hit/miss" in out
+    cold = r"^trace lookup  cold\s+\d+\.\d\s+\d+\.\d\s+\d+\s+[1-9]\d*\s"
+    assert re.search(cold, out, re.MULTILINE)
+    warm = r"^window p95    warm\s+-\s+\d+\.\d\s+\d+\s+0\s+0\s+[1-9]\d*/0\s"
+    assert re.search(warm, out, re.MULTILINE)
     assert "trace lookup: direct, cold and warm results equal" in out
     assert "window p95: direct, cold and warm results equal" in out
     assert "DIFFERENT" not in out
