@@ -21,12 +21,14 @@ import argparse
 import statistics
 import sys
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import s3fs
 
+from _proxy import CountingProxy
 from tiercache import MemoryTier, Settings, TieredFileSystem
 from tiercache.testing import HttpFaultProxy, S3Server
 
@@ -44,7 +46,7 @@ def make_table(rows: int) -> pa.Table:
 
 
 def run(
-    reader: Any, path: str, proxy: HttpFaultProxy, table: pa.Table
+    reader: Any, path: str, proxy: CountingProxy, table: pa.Table
 ) -> dict[str, tuple[float, int]]:
     """Run the three queries; return seconds and proxy requests of each."""
     out: dict[str, tuple[float, int]] = {}
@@ -58,6 +60,83 @@ def run(
     return out
 
 
+@dataclass
+class Sweep:
+    """What :func:`sweep` measured: per reader and query, (seconds, proxy requests) per round."""
+
+    rows: int
+    size: int
+    rounds: int
+    results: dict[str, dict[str, list[tuple[float, int]]]] = field(default_factory=dict)
+    origin_bytes: dict[str, list[int]] = field(default_factory=dict)
+
+
+def sweep(
+    server: S3Server,
+    proxy: CountingProxy,
+    *,
+    rows: int,
+    rounds: int,
+    block_sizes: tuple[int, ...] = BLOCK_SIZES,
+    key: str = "sweep.parquet",
+) -> Sweep:
+    """Write the Parquet file (bucket ``bench`` must exist), then run every reader ``rounds`` times.
+
+    Readers: direct s3fs, then tiercache with each of ``block_sizes`` (a new RAM-only chain per
+    round over one shared s3fs client), all through ``proxy``.
+    """
+    table = make_table(rows)
+    client = s3fs.S3FileSystem(**server.storage_options(proxy.url), skip_instance_cache=True)
+    path = f"bench/{key}"
+    with client.open(path, "wb") as f:
+        pq.write_table(table, f, row_group_size=rows // 5)
+    out = Sweep(rows=rows, size=client.info(path)["size"], rounds=rounds)
+    for _ in range(rounds):
+        cases: list[tuple[str, Any]] = [("direct s3fs", None)]
+        cases += [(label(bs), bs) for bs in block_sizes]
+        for name, block_size in cases:
+            if block_size is None:
+                reader: Any = s3fs.S3FileSystem(
+                    **server.storage_options(proxy.url), skip_instance_cache=True
+                )
+            else:
+                settings = Settings(block_size_bytes=block_size)
+                reader = TieredFileSystem(
+                    fs=client,
+                    settings=settings,
+                    tiers=[MemoryTier(settings.memory_bytes)],
+                    skip_instance_cache=True,
+                )
+            figures = run(reader, path, proxy, table)
+            for query, value in figures.items():
+                out.results.setdefault(name, {}).setdefault(query, []).append(value)
+            if block_size is not None:
+                out.origin_bytes.setdefault(name, []).append(reader.stats()["origin"]["bytes"])
+                reader.close()
+    return out
+
+
+def label(block_size: int) -> str:
+    """The row label of a block size."""
+    return f"tiercache {block_size // KIB:,} KiB blocks"
+
+
+def table_lines(result: Sweep) -> list[str]:
+    """The Markdown table of a sweep (medians)."""
+    lines = [
+        "| reader | cold | overlap | hot | requests (cold/overlap/hot) | origin MiB |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, queries in result.results.items():
+        times = [statistics.median(t for t, _ in queries[q]) for q in QUERIES]
+        requests = "/".join(str(max(r for _, r in queries[q])) for q in QUERIES)
+        fetched = result.origin_bytes.get(name)
+        mib = f"{statistics.median(fetched) / MIB:.1f}" if fetched else "—"
+        cells = " | ".join(f"{t * 1000:,.1f} ms" for t in times)
+        lines.append(f"| {name} | {cells} | {requests} | {mib} |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="one round, a smaller file")
@@ -65,55 +144,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rounds = 1 if args.quick else args.rounds
     rows = 100_000 if args.quick else 500_000
-    table = make_table(rows)
-    results: dict[str, dict[str, list[tuple[float, int]]]] = {}
-    origin_bytes: dict[str, list[int]] = {}
     with (
         S3Server() as server,
         HttpFaultProxy(server.endpoint_url, delay_s=0.02, bandwidth_bytes_per_s=100e6) as proxy,
     ):
         server.create_bucket("bench")
-        client = s3fs.S3FileSystem(**server.storage_options(proxy.url), skip_instance_cache=True)
-        path = "bench/sweep.parquet"
-        with client.open(path, "wb") as f:
-            pq.write_table(table, f, row_group_size=rows // 5)
-        size = client.info(path)["size"]
-        for _ in range(rounds):
-            cases: list[tuple[str, Any]] = [("direct s3fs", None)]
-            cases += [(f"tiercache {bs // KIB:,} KiB blocks", bs) for bs in BLOCK_SIZES]
-            for label, block_size in cases:
-                if block_size is None:
-                    reader: Any = s3fs.S3FileSystem(
-                        **server.storage_options(proxy.url), skip_instance_cache=True
-                    )
-                else:
-                    settings = Settings(block_size_bytes=block_size)
-                    reader = TieredFileSystem(
-                        fs=client,
-                        settings=settings,
-                        tiers=[MemoryTier(settings.memory_bytes)],
-                        skip_instance_cache=True,
-                    )
-                figures = run(reader, path, proxy, table)
-                for query, value in figures.items():
-                    results.setdefault(label, {}).setdefault(query, []).append(value)
-                if block_size is not None:
-                    origin_bytes.setdefault(label, []).append(reader.stats()["origin"]["bytes"])
-                    reader.close()
+        result = sweep(server, proxy, rows=rows, rounds=rounds)
 
     print(
-        f"Parquet file: {size / MIB:.1f} MiB, {rows:,} rows, 8 columns, 5 row groups; "
+        f"Parquet file: {result.size / MIB:.1f} MiB, {rows:,} rows, 8 columns, 5 row groups; "
         f"proxy 20 ms + 100 MB/s; {rounds} round(s); medians.\n"
     )
-    print("| reader | cold | overlap | hot | requests (cold/overlap/hot) | origin MiB |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for label, queries in results.items():
-        times = [statistics.median(t for t, _ in queries[q]) for q in QUERIES]
-        requests = "/".join(str(max(r for _, r in queries[q])) for q in QUERIES)
-        fetched = origin_bytes.get(label)
-        mib = f"{statistics.median(fetched) / MIB:.1f}" if fetched else "—"
-        cells = " | ".join(f"{t * 1000:,.1f} ms" for t in times)
-        print(f"| {label} | {cells} | {requests} | {mib} |")
+    print("\n".join(table_lines(result)))
     return 0
 
 

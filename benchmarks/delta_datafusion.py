@@ -22,7 +22,8 @@ Three measurements, each a ratio against a reference measured in the same run:
   fresh registration every round, against the direct path: deltalake's ``to_pyarrow_dataset``
   over ``PyFileSystem(FSSpecHandler(s3fs))`` with a fresh s3fs client every round. The query is
   timed; the registration (reading the Delta log: deltalake's own reader on the direct path,
-  through the tiers on tiercache's) is timed apart. Target: <= 1.1x. Origin requests of both are counted.
+  through the tiers on tiercache's) is timed apart. Target: <= 1.1x. Origin requests of both are
+  counted.
 - **(c) new process**: a child Python process registers the table and runs the selective query
   once, with ``TIERCACHE_REDIS_URL`` pointing at a Redis (a ``redis-server`` this program starts)
   that an earlier child warmed, against the same child without Redis. Timed inside the child:
@@ -64,6 +65,7 @@ from datafusion import SessionContext
 from deltalake import DeltaTable, WriterProperties, write_deltalake
 
 import tiercache
+from _proxy import CountingProxy
 from _timing import Sample, measure
 from tiercache import Settings, TieredFileSystem
 from tiercache.datafusion import register_delta
@@ -132,6 +134,10 @@ class Shape:
     slices_per_day: int  # one commit (one file) per slice of a day
     traces_per_slice: int
     row_group_rows: int
+
+
+FULL_SHAPE = Shape(days=4, slices_per_day=8, traces_per_slice=1_100, row_group_rows=2_048)
+QUICK_SHAPE = Shape(days=2, slices_per_day=4, traces_per_slice=600, row_group_rows=2_048)
 
 
 @dataclass
@@ -349,7 +355,7 @@ class WarmResult:
 
 
 def warm(
-    proxy: HttpFaultProxy,
+    proxy: CountingProxy,
     server: S3Server,
     settings: Settings,
     *,
@@ -409,7 +415,7 @@ class ColdRound:
 
 
 def cold_round(
-    proxy: HttpFaultProxy, server: S3Server, settings: Settings, path: str, text: str
+    proxy: CountingProxy, server: S3Server, settings: Settings, path: str, text: str
 ) -> tuple[ColdRound, list[tuple[Any, ...]]]:
     """One cold registration + query, by the direct path or through a new tiercache pod."""
     options = server.storage_options(proxy.url)
@@ -449,7 +455,7 @@ def cold_round(
 
 
 def cold(
-    proxy: HttpFaultProxy,
+    proxy: CountingProxy,
     server: S3Server,
     settings: Settings,
     queries: dict[str, str],
@@ -530,7 +536,7 @@ def child_main(config: dict[str, Any]) -> int:
 
 
 def spawn_child(
-    proxy: HttpFaultProxy,
+    proxy: CountingProxy,
     server: S3Server,
     text: str,
     redis_url: str | None,
@@ -563,7 +569,7 @@ def spawn_child(
 
 
 def processes(
-    proxy: HttpFaultProxy,
+    proxy: CountingProxy,
     server: S3Server,
     redis_server: RedisServer,
     text: str,
@@ -803,6 +809,99 @@ def report(
     return "\n".join(lines)
 
 
+@dataclass
+class DeltaRun:
+    """Everything one run of the three measurements produced."""
+
+    table: Table
+    prune: dict[str, tuple[int, int]]
+    queries: dict[str, str]
+    warm_result: WarmResult
+    cold_results: dict[str, list[ColdRound]]
+    child_results: dict[str, list[ChildRound]]
+    verdicts: list[Verdict]
+
+    def report(self) -> str:
+        return report(
+            table=self.table,
+            prune=self.prune,
+            queries=self.queries,
+            warm_result=self.warm_result,
+            cold_results=self.cold_results,
+            child_results=self.child_results,
+            results=self.verdicts,
+        )
+
+    def raw(self) -> dict[str, Any]:
+        """The raw figures, as ``--json`` writes them (without the run's settings)."""
+        return {
+            "table": {**asdict(self.table), "window": [t.isoformat() for t in self.table.window]},
+            "queries": self.queries,
+            "pruning": self.prune,
+            "verdicts": [asdict(v) for v in self.verdicts],
+            "warm": {
+                "samples": {k: s.rounds for k, s in self.warm_result.samples.items()},
+                "origin_requests_timed": self.warm_result.origin_requests_timed,
+            },
+            "cold": {
+                k: [{**asdict(r), "requests": r.requests} for r in rs]
+                for k, rs in self.cold_results.items()
+            },
+            "processes": {k: [asdict(r) for r in rs] for k, rs in self.child_results.items()},
+        }
+
+
+def measure_all(
+    server: S3Server,
+    proxy: CountingProxy,
+    redis_server: RedisServer,
+    settings: Settings,
+    shape: Shape,
+    *,
+    workdir: str,
+    rounds: int,
+    reps: int,
+    cold_rounds: int,
+    process_rounds: int,
+) -> DeltaRun:
+    """Write the table (bucket ``bench`` must exist; the local copy goes under ``workdir``), then
+    measure (a), (b) and (c)."""
+    local_dir = os.path.join(workdir, TABLE_KEY)
+    table = write_table(server, shape, local_dir)
+    queries = sql(table)
+    prune = pruning(local_dir, table)
+    local = local_context(local_dir)
+    expected = {name: canonical(query(local, text)) for name, text in queries.items()}
+    warm_result = warm(
+        proxy,
+        server,
+        settings,
+        local_dir=local_dir,
+        queries=queries,
+        expected=expected,
+        rounds=rounds,
+        reps=reps,
+    )
+    cold_results = cold(proxy, server, settings, queries, expected, rounds=cold_rounds)
+    child_results = processes(
+        proxy,
+        server,
+        redis_server,
+        queries[SELECTIVE],
+        expected[SELECTIVE],
+        rounds=process_rounds,
+    )
+    return DeltaRun(
+        table=table,
+        prune=prune,
+        queries=queries,
+        warm_result=warm_result,
+        cold_results=cold_results,
+        child_results=child_results,
+        verdicts=verdicts(warm_result, cold_results, child_results),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smaller table, few rounds")
@@ -817,7 +916,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.child is not None:
         return child_main(json.loads(args.child))
-    shape = Shape(days=4, slices_per_day=8, traces_per_slice=1_100, row_group_rows=2_048)
+    shape = FULL_SHAPE
     rounds, reps, cold_rounds, process_rounds = (
         args.rounds,
         5,
@@ -825,7 +924,7 @@ def main(argv: list[str] | None = None) -> int:
         args.process_rounds,
     )
     if args.quick:
-        shape = Shape(days=2, slices_per_day=4, traces_per_slice=600, row_group_rows=2_048)
+        shape = QUICK_SHAPE
         rounds, reps, cold_rounds, process_rounds = 5, 3, 3, 2
     settings = Settings.from_env(disk_dir=None, redis_url=None)
     started = time.perf_counter()
@@ -841,34 +940,20 @@ def main(argv: list[str] | None = None) -> int:
             RedisServer() as redis_server,
         ):
             server.create_bucket(BUCKET)
-            local_dir = os.path.join(workdir, TABLE_KEY)
-            table = write_table(server, shape, local_dir)
-            queries = sql(table)
-            prune = pruning(local_dir, table)
-            local = local_context(local_dir)
-            expected = {name: canonical(query(local, text)) for name, text in queries.items()}
-            warm_result = warm(
-                proxy,
+            run = measure_all(
                 server,
+                proxy,
+                redis_server,
                 settings,
-                local_dir=local_dir,
-                queries=queries,
-                expected=expected,
+                shape,
+                workdir=workdir,
                 rounds=rounds,
                 reps=reps,
-            )
-            cold_results = cold(proxy, server, settings, queries, expected, rounds=cold_rounds)
-            child_results = processes(
-                proxy,
-                server,
-                redis_server,
-                queries[SELECTIVE],
-                expected[SELECTIVE],
-                rounds=process_rounds,
+                cold_rounds=cold_rounds,
+                process_rounds=process_rounds,
             )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    results = verdicts(warm_result, cold_results, child_results)
     print(
         f"python {sys.version.split()[0]}, tiercache {tiercache.__version__}, "
         f"fsspec {fsspec.__version__}, s3fs {s3fs.__version__}, pyarrow {pa.__version__}, "
@@ -879,18 +964,8 @@ def main(argv: list[str] | None = None) -> int:
         f"rounds: warm {rounds} x {reps}, cold {cold_rounds}, processes {process_rounds}; "
         f"took {time.perf_counter() - started:.0f} s\n"
     )
-    print(
-        report(
-            table=table,
-            prune=prune,
-            queries=queries,
-            warm_result=warm_result,
-            cold_results=cold_results,
-            child_results=child_results,
-            results=results,
-        )
-    )
-    misses = [v for v in results if not v.met]
+    print(run.report())
+    misses = [v for v in run.verdicts if not v.met]
     for v in misses:
         print(f"TARGET MISSED: {v.scenario}: {v.ratio:.2f}x {v.reference} (target {v.target})")
     if not misses:
@@ -906,19 +981,7 @@ def main(argv: list[str] | None = None) -> int:
                 "rounds": {"warm": rounds, "reps": reps, "cold": cold_rounds},
                 "process_rounds": process_rounds,
             },
-            "table": {**asdict(table), "window": [t.isoformat() for t in table.window]},
-            "queries": queries,
-            "pruning": prune,
-            "verdicts": [asdict(v) for v in results],
-            "warm": {
-                "samples": {k: s.rounds for k, s in warm_result.samples.items()},
-                "origin_requests_timed": warm_result.origin_requests_timed,
-            },
-            "cold": {
-                k: [{**asdict(r), "requests": r.requests} for r in rs]
-                for k, rs in cold_results.items()
-            },
-            "processes": {k: [asdict(r) for r in rs] for k, rs in child_results.items()},
+            **run.raw(),
         }
         with open(args.json, "w") as f:
             json.dump(raw, f, indent=1)

@@ -55,6 +55,7 @@ import redis
 import s3fs
 
 import tiercache
+from _proxy import CountingProxy
 from tiercache import Settings, TieredFileSystem
 from tiercache.fs import default_tiers
 from tiercache.testing import HttpFaultProxy, RedisServer, S3Server
@@ -173,7 +174,7 @@ def _delta(after: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
 
 def _measure(
     fs: TieredFileSystem,
-    proxy: HttpFaultProxy,
+    proxy: CountingProxy,
     files: list[Written],
     case: str,
     *,
@@ -210,7 +211,7 @@ def _measure(
 
 
 def tiercache_round(
-    proxy: HttpFaultProxy,
+    proxy: CountingProxy,
     client: s3fs.S3FileSystem,
     settings: Settings,
     files: list[Written],
@@ -233,7 +234,7 @@ def tiercache_round(
         fs.close()
 
 
-def direct_round(proxy: HttpFaultProxy, client: s3fs.S3FileSystem, files: list[Written]) -> Round:
+def direct_round(proxy: CountingProxy, client: s3fs.S3FileSystem, files: list[Written]) -> Round:
     """pyarrow with the s3fs filesystem itself (its listing cache cleared first)."""
     client.invalidate_cache()
     proxy.reset_counters()
@@ -245,7 +246,7 @@ def direct_round(proxy: HttpFaultProxy, client: s3fs.S3FileSystem, files: list[W
 
 def run(
     server: S3Server,
-    proxy: HttpFaultProxy,
+    proxy: CountingProxy,
     redis_server: RedisServer,
     base: Settings,
     *,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -69,6 +70,37 @@ def test_delta_datafusion_benchmark_runs() -> None:
     assert "| (a) selective, tiercache warm (RAM) |" in out
     assert "| aggregation: tiercache cold |" in out
     assert "| new process, warm Redis |" in out
+
+
+SCENARIOS = {"hot", "cold", "disk", "redis", "delta", "degraded", "concurrency", "scaling"}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.timeout(300)
+def test_run_all_benchmarks_smoke(tmp_path: Path) -> None:
+    """``benchmarks/run.py --smoke``: every scenario's code path, the report and the plots."""
+    out = tmp_path / "results"
+    printed = run("benchmarks/run.py", "--smoke", "--out", str(out), timeout_s=280)
+    results = json.loads((out / "results.json").read_text())
+    assert results["mode"] == "smoke"
+    assert set(results["scenarios"]) == SCENARIOS
+    failed = {name: s["error"] for name, s in results["scenarios"].items() if "error" in s}
+    assert not failed, failed
+    assert results["meta"]["cpus"] >= 1
+    keys = {t["key"] for s in results["scenarios"].values() for t in s["targets"]}
+    for key in ("hot-floor", "hot-blockcache", "cold-aligned", "disk-get", "redis-requests"):
+        assert key in keys, key
+    assert sum(key.startswith("delta-") for key in keys) == 5
+    report = (out / "report.md").read_text()
+    for heading in ("## Machine and run", "## Targets", "## Degraded modes", "## Concurrency"):
+        assert heading in report, heading
+    assert "targets met" in report
+    assert "targets met" in printed
+    pngs = sorted(out.glob("*.png"))
+    assert len(pngs) >= 4, pngs
+    for png in pngs:
+        assert png.read_bytes()[:8] == PNG_MAGIC, png
+        assert f"]({png.name})" in report, png.name
 
 
 def test_console_script_is_installed() -> None:
