@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -113,11 +113,21 @@ def ok(results: dict[str, Any], name: str) -> dict[str, Any] | None:
 
 
 def hbars(
-    ax: Axes, names: list[str], values: list[float], *, log: bool = False, ref: float | None = None
+    ax: Axes,
+    names: list[str],
+    values: list[float],
+    *,
+    log: bool = False,
+    ref: float | None = None,
+    by_reader: bool = False,
 ) -> None:
-    """Horizontal bars, first name on top, each labelled with its value (and ÷ ``ref``)."""
+    """Horizontal bars, first name on top, each labelled with its value (and ÷ ``ref``).
+
+    ``by_reader``: one colour per reader even when it appears several times (several queries).
+    """
     ys = list(range(len(names)))[::-1]
-    ax.barh(ys, values, color=colors(names))
+    ax.barh(ys, values, color=[color(n) for n in names] if by_reader else colors(names))
+    ax.xaxis.set_major_locator(MaxNLocator(4))
     ax.set_yticks(ys, names, fontsize=8)
     if log:
         ax.set_xscale("log")
@@ -150,18 +160,21 @@ def targets(results: dict[str, Any], out: Path) -> str | None:
         return None
     finite = [m for _, m in rows if m != float("inf")] or [1.0]
     cap = max(max(finite) * 2, 4.0)
-    fig, ax = plt.subplots(figsize=(9, 0.42 * len(rows) + 1.2))
+    fig, ax = plt.subplots(figsize=(10, 0.42 * len(rows) + 1.4))
     names = [_short(t) for t, _ in rows]
     margins = [min(m, cap) for _, m in rows]
     ys = list(range(len(rows)))[::-1]
     ax.barh(ys, margins, color=["#2ca02c" if m >= 1 else "#d62728" for m in margins])
     ax.axvline(1.0, color="black", linewidth=1)
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}x"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_yticks(ys, names, fontsize=8)
     for y, (_, m) in zip(ys, rows, strict=True):
         label = "none left" if m == float("inf") else f"{m:.2f}x"
         ax.text(min(m, cap), y, f" {label}", va="center", fontsize=7)
-    ax.set_xlabel("margin: bound ÷ measured (at most) or measured ÷ bound (at least); > 1 is met")
+    ax.set_xlabel("margin: bound ÷ measured, or measured ÷ bound for an 'at least' (> 1: met)")
     ax.set_title("Targets of the earlier issues")
     ax.margins(x=0.2)
     return save(fig, out, "targets.png")
@@ -238,7 +251,7 @@ def delta(results: dict[str, Any], out: Path) -> str | None:
         return None
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     warm = data["warm"]
-    hbars(axes[0], list(warm), [warm[n]["median"] for n in warm])
+    hbars(axes[0], list(warm), [warm[n]["median"] for n in warm], by_reader=True)
     axes[0].set_title("(a) warm query (median)")
     cold_cases = data["cold"]
     names = list(cold_cases)
@@ -246,7 +259,8 @@ def delta(results: dict[str, Any], out: Path) -> str | None:
     query = [cold_cases[n]["median"] for n in names]
     register = [cold_cases[n]["register"]["median"] for n in names]
     axes[1].barh(ys, register, color="#bbbbbb", label="registration (Delta log)")
-    axes[1].barh(ys, query, left=register, color=colors(names), label="query")
+    axes[1].barh(ys, query, left=register, color=[color(n) for n in names], label="query")
+    axes[1].xaxis.set_major_locator(MaxNLocator(4))
     axes[1].set_yticks(ys, names, fontsize=8)
     axes[1].xaxis.set_major_formatter(SECONDS)
     axes[1].legend(fontsize=7)
@@ -258,6 +272,7 @@ def delta(results: dict[str, Any], out: Path) -> str | None:
     query = [procs[n]["query"]["median"] for n in names]
     axes[2].barh(ys, register, color="#bbbbbb", label="registration")
     axes[2].barh(ys, query, left=register, color=TIERCACHE, label="selective query")
+    axes[2].xaxis.set_major_locator(MaxNLocator(4))
     axes[2].set_yticks(ys, names, fontsize=8)
     axes[2].xaxis.set_major_formatter(SECONDS)
     axes[2].legend(fontsize=7)
@@ -497,6 +512,10 @@ def scaling(results: dict[str, Any], out: Path) -> list[str]:
         log_axes(ax, list(sizes), "block size", SIZES, plain_y=ax is not axes[0])
         ax.set_ylabel(label)
         ax.legend(fontsize=7)
+    axes[1].set_yscale("linear")  # hot and overlap queries send no request at all: 0 on the axis
+    axes[1].yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[1].set_ylim(bottom=-0.3)
+    axes[1].set_ylabel("requests the store saw (linear)")
     fig.suptitle(
         f"pyarrow read_table of a {parquet['size'] / MIB:.0f} MiB Parquet file, three "
         "projections, by block size (log-log)",
