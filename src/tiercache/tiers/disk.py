@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import logging
 import os
 import shutil
@@ -191,7 +192,19 @@ class DiskTier:
         cache = self._usable(check_root=True)
         try:
             with self._lock_timeouts():
-                cache.set(key.digest(), frame(key, data), tag=_object_tag(key.target, key.path))
+                framed = frame(key, data)
+                value: bytes | io.BytesIO = framed
+                if len(framed) >= cache.disk.min_file_size:
+                    # As a file object: diskcache writes bytes values by iterating a BytesIO,
+                    # i.e. line by line (thousands of small writes per MiB of binary data);
+                    # a reader is copied in 4 MiB chunks. Small values stay in SQLite.
+                    value = io.BytesIO(framed)
+                cache.set(
+                    key.digest(),
+                    value,
+                    read=value is not framed,
+                    tag=_object_tag(key.target, key.path),
+                )
                 self._volume = int(cache.volume())
             if self._full:
                 self._full = False
