@@ -132,8 +132,11 @@ def _key() -> _Key:
     return context.prefetch, context.kind
 
 
-def _wanted(key: _Key, purpose: str, kind: str | None) -> bool:
-    return key[0] == (purpose == "prefetch") and (kind is None or key[1] == kind)
+def _wanted(key: _Key, purpose: str | None, kind: str | None) -> bool:
+    """Whether a cell of ``key`` belongs to ``purpose`` (None: both) and ``kind`` (None: all)."""
+    return (purpose is None or key[0] == (purpose == "prefetch")) and (
+        kind is None or key[1] == kind
+    )
 
 
 class _Cell:
@@ -313,9 +316,7 @@ class Histogram:
         total = 0.0
         with self._lock:
             for key, (cell, seconds) in self._cells.items():
-                if purpose is None or _wanted(key, purpose, kind):
-                    if purpose is None and kind is not None and key[1] != kind:
-                        continue
+                if _wanted(key, purpose, kind):
                     for i, n in enumerate(cell):
                         counts[i] += n
                     total += seconds[0]

@@ -31,7 +31,7 @@ from .blocks import FOOTER_TAIL_BYTES
 from .config import Settings
 from .errors import ConfigError
 from .guard import _DaemonPool
-from .stats import prefetching
+from .stats import carry, prefetching
 
 logger = logging.getLogger(__name__)
 
@@ -152,9 +152,9 @@ def warm(
         filesystem = TieredFileSystem(target_protocol=protocol, target_options=options)
     deadline = began + time_limit_s
     try:
-        candidates = _within(
-            deadline, _prefetching(_candidates), filesystem, target, storage_options, version
-        )
+        with prefetching():  # what the listing reads (the Delta log) is prefetch, not demand
+            listing = carry(_candidates)
+        candidates = _within(deadline, listing, filesystem, target, storage_options, version)
     except Exception as exc:  # warmup never fails startup: a listing error is reported
         if isinstance(exc, TimeoutError):
             report.stopped_by = "time_limit"
@@ -188,16 +188,6 @@ def warm(
         f", stopped by {report.stopped_by}" if report.stopped_by else "",
     )
     return report
-
-
-def _prefetching(fn: Callable[..., _T]) -> Callable[..., _T]:
-    """``fn``, with what it reads (the Delta log) counted as prefetch."""
-
-    def run(*args: Any) -> _T:
-        with prefetching():
-            return fn(*args)
-
-    return run
 
 
 def _within(deadline: float, fn: Callable[..., _T], *args: Any) -> _T:
