@@ -26,8 +26,10 @@ The origin stays up throughout: a 503 burst is at most 4 GETs, the next one come
 2 s later, and a read gets 9 attempts (``TIERCACHE_ORIGIN_RETRIES=8``). So the test demands
 what the design promises: no wrong bytes, no failed reads, a bounded latency (see
 ``docs/reliability.md``, "Soak run"), every fault kind injected; and once the faults are
-cleared, every tier of every pod closed and serving hits again, with no file of a removed
-cache directory still held open (DESIGN section 6, invariant 6).
+cleared, every tier of every pod serving hits again and, within a few breaker cooldowns of the
+load's end, closed (a tier call that misses its budget on this loaded machine is a timeout like
+any other; recovery is what is promised), with no file of a removed cache directory still held
+open (DESIGN section 6, invariant 6).
 
 It prints one summary line. The full report (the summary, the first problems, the slowest
 reads, the fault log, every pod's ``stats()``) is the failure message, and is also written to
@@ -72,6 +74,7 @@ from tests.chaos.soak_worker import (
     make_objects,
     make_pod,
     object_bytes,
+    settle,
 )
 from tiercache.testing import HttpFaultProxy, RedisServer, S3Server, TcpFaultProxy
 from tiercache.testing.tmpfs import remount, tmpfs
@@ -484,6 +487,7 @@ class Outcome:
     worker_stats: list[dict[str, Any]]
     disk_used_bytes: int  # what the disk directory's filesystem holds at the end
     held_deleted: dict[str, list[str]]  # per pod: deleted files under the disk directory held open
+    settle_s: dict[str, float]  # per pod: time from the end of the load to every tier closed
 
 
 def soak(base: Path, objects: list[tuple[ObjectSpec, bytes]]) -> Outcome:
@@ -527,6 +531,7 @@ def soak(base: Path, objects: list[tuple[ObjectSpec, bytes]]) -> Outcome:
         join_all(threads, MAX_BOUND_S + 10)
         hung = [thread for thread in threads if thread.is_alive()]
         assert not hung, f"reads hung past {MAX_BOUND_S + 10:.0f} s:\n{thread_stacks(hung)}"
+        settle_s = {"test process": settle(readers[0])}
         tally = Tally()
         for reader in readers:
             tally.merge(reader.tally)
@@ -537,11 +542,21 @@ def soak(base: Path, objects: list[tuple[ObjectSpec, bytes]]) -> Outcome:
             tally.merge(Tally.from_json(report["tally"]))
             worker_stats.append(report["stats"])
             held[worker.name] = report["held_deleted_files"]
+            settle_s[worker.name] = float(report["settle_s"])
             assert worker.process.wait(timeout=30) == 0, worker.stderr_tail()
         st = os.statvfs(rig.disk_dir)
         used = (st.f_blocks - st.f_bfree) * st.f_frsize
         return Outcome(
-            elapsed, tally, schedule, rig.on_tmpfs, recovering, fs.stats(), worker_stats, used, held
+            elapsed,
+            tally,
+            schedule,
+            rig.on_tmpfs,
+            recovering,
+            fs.stats(),
+            worker_stats,
+            used,
+            held,
+            settle_s,
         )
 
 
@@ -587,6 +602,8 @@ def test_soak(
         + f"\n\ndisk directory's filesystem: {outcome.disk_used_bytes >> 10} KiB used at the end"
         + "\n\ndeleted files under the disk directory still open at the end:\n"
         + json.dumps(outcome.held_deleted, indent=1)
+        + "\n\nseconds from the end of the load to every tier closed, per pod: "
+        + json.dumps(outcome.settle_s)
         + "\n\nslowest reads:\n"
         + "\n".join(f"{ms(t)}: {what}" for t, what in reversed(tally.slowest))
         + "\n\nfaults:\n"
@@ -608,8 +625,9 @@ def test_soak(
     assert not missing, f"fault kinds never injected: {missing}\n{report}"
     assert p99 <= P99_BOUND_S, f"p99 latency {ms(p99)} > {ms(P99_BOUND_S)}\n{report}"
     assert worst < MAX_BOUND_S, f"max latency {ms(worst)} >= {ms(MAX_BOUND_S)}\n{report}"
-    # Recovery: every tier of every pod ends closed, and the lower tiers served hits again once
-    # the faults were cleared.
+    # Recovery: every tier of every pod ends closed (within a few cooldowns of the load's end:
+    # see soak_worker.settle), and the lower tiers served hits again once the faults were
+    # cleared.
     for pod, stats in [("test process", outcome.stats)] + [
         (f"process-{i}", s) for i, s in enumerate(outcome.worker_stats)
     ]:
