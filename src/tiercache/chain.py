@@ -35,7 +35,10 @@ from .protocol import (
     ObjectInfo,
     Tier,
     info_document,
+    listing_document,
+    listing_key,
     parse_info_document,
+    parse_listing_document,
 )
 from .shadow import FACTORS as SHADOW_FACTORS
 from .shadow import MASK as SHADOW_MASK
@@ -75,6 +78,8 @@ VERSION_RETRIES = 3
 #: Every chain not yet closed (for the metrics exporter and the stats file).
 LIVE_CHAINS: weakref.WeakSet[TierChain] = weakref.WeakSet()
 _SERIALS = itertools.count()
+#: Directory listings a chain keeps for reuse (Delta logs: one per table read).
+_MAX_LISTINGS = 256
 
 
 @dataclass(eq=False)
@@ -160,6 +165,9 @@ class TierChain:
         self.target = origin.target
         self.block_size = block_size
         self.info_cache = InfoCache(info_ttl_s)
+        # Directory listings kept for reuse (see cached_listing): path -> (entries, fetched at).
+        self._listings: dict[str, tuple[list[dict[str, Any]], float]] = {}
+        self._listings_lock = threading.Lock()
         self.fills = FillQueue(fill_queue_size)
         timeouts = dict(tier_timeouts_s or {})
         names = [tier.name for tier in tiers]
@@ -314,8 +322,14 @@ class TierChain:
             self.fills.submit(job)
 
     def invalidate(self, path: str) -> None:
-        """Forget what every reachable tier holds for ``path`` (info and blocks, all versions)."""
+        """Forget what every reachable tier holds for ``path`` (info and blocks, all versions).
+
+        A listing of its directory kept by this process is dropped too (a write of a Delta
+        commit through this filesystem is seen by the next open here at once).
+        """
         self.info_cache.discard(path)
+        with self._listings_lock:
+            self._listings.pop(path.rsplit("/", 1)[0], None)
         for slot in self.slots:
             try:
                 slot.call(slot.tier.delete_object, self.target, path, read=False)
@@ -490,6 +504,81 @@ class TierChain:
         """
         if self.info_cache.peek(info.path) is None:
             self.info_cache.put(info)
+
+    # -- directory listings (Delta logs) ------------------------------------------------------
+
+    def cached_listing(self, path: str, max_age_s: float) -> list[dict[str, Any]] | None:
+        """Return a listing of ``path`` made at most ``max_age_s`` ago, or ``None``.
+
+        From this process first, else from the tiers that share object info (Redis), where
+        another process put it with :meth:`share_listing`. Only callers that accept a listing
+        that old ask (``TIERCACHE_DELTA_LOG_TTL``); a listing is never reused otherwise.
+        """
+        if max_age_s <= 0:
+            return None
+        with self._listings_lock:
+            held = self._listings.get(path)
+        if held is not None and time.time() - held[1] <= max_age_s:
+            self.info_cache.counters.add("listings_reused")
+            return held[0]
+        previous = set_kind("metadata")
+        try:
+            return self._shared_listing(path, max_age_s)
+        finally:
+            set_kind(previous)
+
+    def _shared_listing(self, path: str, max_age_s: float) -> list[dict[str, Any]] | None:
+        failed = self._failed_in_this_read()
+        for slot, tier in self._info_slots:
+            if slot in failed:
+                continue
+            try:
+                document = slot.call(tier.get_info, self.target, listing_key(path))
+            except IntegrityError as exc:
+                slot.corrupt(exc)
+                continue
+            except TierError:
+                failed.add(slot)
+                continue
+            if document is None:
+                continue
+            try:
+                listed, entries, fetched_at = parse_listing_document(document)
+            except ValueError as exc:
+                slot.corrupt(exc)
+                continue
+            # A clock ahead of ours makes a listing look younger, never older than it is.
+            if listed != path or time.time() - fetched_at > max_age_s:
+                continue
+            self._keep_listing(path, entries, fetched_at)
+            self.info_cache.counters.add("listings_reused")
+            return entries
+        return None
+
+    def share_listing(self, path: str, entries: Sequence[Mapping[str, Any]]) -> None:
+        """Keep a fresh listing of ``path`` for :meth:`cached_listing`, in this process and,
+        behind the read, in the tiers that share object info."""
+        fetched_at = time.time()
+        document = listing_document(path, entries, fetched_at)
+        self._keep_listing(path, [dict(entry) for entry in entries], fetched_at)
+        previous = set_kind("metadata")
+        try:
+            for slot, tier in self._info_slots:
+
+                def job(slot: TierSlot = slot, tier: InfoTier = tier) -> None:
+                    key = listing_key(path)
+                    with contextlib.suppress(TierError):
+                        slot.call(tier.put_info, self.target, key, document, read=False)
+
+                self.fills.submit(job)
+        finally:
+            set_kind(previous)
+
+    def _keep_listing(self, path: str, entries: list[dict[str, Any]], fetched_at: float) -> None:
+        with self._listings_lock:
+            if len(self._listings) >= _MAX_LISTINGS and path not in self._listings:
+                self._listings.clear()  # a handful of Delta tables is the use: no LRU needed
+            self._listings[path] = (entries, fetched_at)
 
     @contextlib.contextmanager
     def _one_read(self) -> Iterator[None]:

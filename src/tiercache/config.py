@@ -232,6 +232,7 @@ _TABLE: Final[Mapping[str, tuple[str, _Parser]]] = {
     "TIERCACHE_REDIS_PREFIX": ("redis_prefix", _parse_text),
     "TIERCACHE_REDIS_HMAC_KEY": ("redis_hmac_key", _parse_secret),
     "TIERCACHE_INFO_TTL": ("info_ttl_s", parse_duration),
+    "TIERCACHE_DELTA_LOG_TTL": ("delta_log_ttl_s", parse_duration),
     "TIERCACHE_ORIGIN_RETRIES": ("origin_retries", _parse_count),
     "TIERCACHE_ORIGIN_TIMEOUT": ("origin_timeout_s", parse_duration),
     "TIERCACHE_ORIGIN_CONCURRENCY": ("origin_concurrency", _parse_count),
@@ -280,6 +281,7 @@ class Settings:
     redis_prefix: str = "tiercache:"  # TIERCACHE_REDIS_PREFIX
     redis_hmac_key: str | None = None  # TIERCACHE_REDIS_HMAC_KEY (a secret: never shown)
     info_ttl_s: float = 60.0  # TIERCACHE_INFO_TTL
+    delta_log_ttl_s: float = 0.0  # TIERCACHE_DELTA_LOG_TTL (0: list the log on every open)
     origin_retries: int = 3  # TIERCACHE_ORIGIN_RETRIES
     origin_timeout_s: float = 30.0  # TIERCACHE_ORIGIN_TIMEOUT
     origin_concurrency: int = 32  # TIERCACHE_ORIGIN_CONCURRENCY
@@ -323,6 +325,7 @@ class Settings:
         if self.redis_hmac_key is not None and len(self.redis_hmac_key) < _MIN_HMAC_KEY:
             raise _invalid("redis_hmac_key", f"at least {_MIN_HMAC_KEY} characters", "<secret>")
         _check_seconds(self, "info_ttl_s", allow_zero=True)  # 0: never reuse mutable info
+        _check_seconds(self, "delta_log_ttl_s", allow_zero=True)  # 0: always a fresh listing
         _check_int(self, "origin_retries", minimum=0)
         _check_seconds(self, "origin_timeout_s", allow_zero=False)
         _check_int(self, "origin_concurrency", minimum=1)

@@ -234,10 +234,7 @@ def _open_through(fs: Any, root: str, version: int | None, workdir: str) -> Any:
     from deltalake import DeltaTable
 
     log = f"{root}/_delta_log"
-    fs.target.invalidate_cache(log)  # a fresh listing: the latest version comes from the store
-    entries = fs.ls(log, detail=True)  # seeds the info of every log file: no HEAD
-    names = [str(entry["name"]).rsplit("/", 1)[-1] for entry in entries]
-    target, needed = _needed_log_files(names, version)
+    target, needed = _log_files(fs, log, version)
     local = Path(workdir) / "_delta_log"
     local.mkdir()
     paths = [f"{log}/{name}" for name in needed]
@@ -252,6 +249,36 @@ def _open_through(fs: Any, root: str, version: int | None, workdir: str) -> Any:
     if outside:  # absolute paths (a shallow clone): only deltalake knows how to reach them
         raise _Unsupported(f"data files outside the table, e.g. {outside[0]}")
     return table
+
+
+def _log_files(fs: Any, log: str, version: int | None) -> tuple[int, list[str]]:
+    """The version to open and the log files it needs, from a listing of ``log``.
+
+    A fresh listing (the latest version comes from the store), unless
+    ``TIERCACHE_DELTA_LOG_TTL`` allows a listing that old, kept by this process or shared
+    through Redis by another: then no LIST is sent, and the snapshot is at most that old. A
+    kept listing that lacks the version asked for is not used. Either way every log file's info
+    is seeded from the listing: reading it costs no HEAD.
+    """
+    ttl_s = float(getattr(getattr(fs, "settings", None), "delta_log_ttl_s", 0.0))
+    kept = fs.chain.cached_listing(log, ttl_s) if ttl_s > 0 else None
+    if kept is not None:
+        try:
+            found = _needed_log_files(_names(kept), version)
+        except _Unsupported:
+            pass  # e.g. a version newer than the kept listing: list again
+        else:
+            fs.seed_listing(kept)
+            return found
+    fs.target.invalidate_cache(log)
+    entries = fs.ls(log, detail=True)  # seeds the info of every log file: no HEAD
+    if ttl_s > 0:
+        fs.chain.share_listing(log, entries)
+    return _needed_log_files(_names(entries), version)
+
+
+def _names(entries: Sequence[Mapping[str, Any]]) -> list[str]:
+    return [str(entry["name"]).rsplit("/", 1)[-1] for entry in entries]
 
 
 def _needed_log_files(names: Sequence[str], version: int | None) -> tuple[int, list[str]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
@@ -110,6 +110,40 @@ def parse_info_document(data: bytes) -> tuple[ObjectInfo, float]:
         return info, float(doc["fetched_at"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"not an object-info document: {exc}") from exc
+
+
+def listing_key(path: str) -> str:
+    """The path a directory listing is shared under: ``path`` with a trailing ``/``, a name no
+    object of an object store has (so a listing never collides with an object's info)."""
+    return path.rstrip("/") + "/"
+
+
+def listing_document(path: str, entries: Sequence[Mapping[str, Any]], fetched_at: float) -> bytes:
+    """Serialise a directory listing (fsspec ``ls(detail=True)`` entries) for a shared tier.
+
+    Values that JSON cannot carry (an S3 ``LastModified`` datetime) are kept as strings.
+    """
+    plain = [{k: _plain(v) for k, v in entry.items()} for entry in entries]
+    doc = {"path": path, "entries": plain, "fetched_at": fetched_at}
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, str | int | float | bool) or value is None else str(value)
+
+
+def parse_listing_document(data: bytes) -> tuple[str, list[dict[str, Any]], float]:
+    """Inverse of :func:`listing_document`: the path, the entries and the time of the listing.
+
+    Raises:
+        ValueError: Not a document :func:`listing_document` wrote.
+    """
+    try:
+        doc = json.loads(data)
+        entries = [dict(entry) for entry in doc["entries"]]
+        return str(doc["path"]), entries, float(doc["fetched_at"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"not a listing document: {exc}") from exc
 
 
 @runtime_checkable

@@ -23,7 +23,9 @@ Every counter only goes up. ``TieredFileSystem.stats()`` returns a snapshot::
          "changed":       reads restarted because the object changed under them (S3 412),
          "latency":       histogram of origin requests},
      "info":   {"hits", "misses", "shared_hits", "origin"}: object-info lookups answered in
-               process / not; of the misses, answered by a shared tier (Redis) / by the origin,
+               process / not; of the misses, answered by a shared tier (Redis) / by the origin;
+               "listings_reused": Delta log listings reused instead of listed (in process or
+               from Redis; only with TIERCACHE_DELTA_LOG_TTL),
      "fills":  {"queued", "dropped", "done", "failed"}: background fills of slower tiers,
      "flight": {"block_waits", "info_waits"}: readers that waited on another reader's fetch,
      "reads":  {"ram_hits", "latency"}: reads served from RAM by the hot path (not timed: a few
@@ -264,7 +266,7 @@ class OriginCounters(Counters):
 class InfoCounters(_TalliedCounters):
     """Object-info lookups answered from the in-process table (hits) or not (misses)."""
 
-    NAMES = ("misses", "shared_hits", "origin")
+    NAMES = ("misses", "shared_hits", "origin", "listings_reused")
 
     def hit(self) -> None:
         """Count one hit (lock-free)."""

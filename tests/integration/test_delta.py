@@ -4,6 +4,7 @@ direct path for comparison, partitions, time travel, warmup, and the ``warm`` co
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -292,3 +293,65 @@ def test_listings_seed_object_info(table: Table) -> None:
         assert fs.read_range(path, -4, None) == b"PAR1"
     assert table.proxy.requests("HEAD") == 0
     assert table.proxy.requests("GET") == len(found)  # one ranged GET each, pinned to the ETag
+
+
+COUNT = "SELECT count(*) AS n FROM spans"
+
+
+def test_a_delta_log_listing_is_reused_only_within_its_ttl(
+    table: Table, redis_server: Any
+) -> None:
+    """``TIERCACHE_DELTA_LOG_TTL``: a new pod reuses the listing another pod shared through
+    Redis (no LIST: the snapshot is at most that old), a listing past its TTL is not reused,
+    and the default lists on every open."""
+    prefix = f"t{uuid.uuid4().hex[:8]}:"
+    shared = {"redis_url": redis_server.url, "redis_prefix": prefix}
+    first = table.tiered(delta_log_ttl_s=60.0, **shared)
+    assert query(first, table, COUNT) == table.direct(COUNT)
+    first.chain.fills.join()
+    deltalake.write_deltalake(
+        table.uri, spans(COMMITS), partition_by=["day"], mode="append",
+        storage_options=table.storage_options,
+    )  # fmt: skip
+    old = table.direct(COUNT, version=COMMITS - 1)
+    new = table.direct(COUNT)
+    assert old != new
+
+    # Within the TTL: the listing from Redis, no request for the log at all; the older version.
+    table.proxy.reset_counters()
+    second = table.tiered(delta_log_ttl_s=60.0, **shared)
+    with open_table(table.uri, filesystem=second) as opened:
+        assert opened.version() == COMMITS - 1
+    assert table.proxy.requests() == 0
+    assert second.stats()["info"]["listings_reused"] == 1
+    assert query(second, table, COUNT) == old
+
+    # A version the kept listing does not have: listed again.
+    with open_table(table.uri, filesystem=second, version=COMMITS) as opened:
+        assert opened.version() == COMMITS
+
+    # The default (0): a fresh listing on every open, so the new commit is seen at once.
+    third = table.tiered(**shared)
+    assert query(third, table, COUNT) == new
+    assert third.stats()["info"]["listings_reused"] == 0
+
+    # Past its TTL, a shared listing is not reused either.
+    time.sleep(0.3)
+    fourth = table.tiered(delta_log_ttl_s=0.2, **shared)
+    table.proxy.reset_counters()
+    assert query(fourth, table, COUNT) == new
+    assert fourth.stats()["info"]["listings_reused"] == 0
+    for fs in (first, second, third, fourth):
+        fs.close()
+
+
+def test_a_commit_written_through_the_filesystem_drops_its_kept_listing(table: Table) -> None:
+    fs = table.tiered(delta_log_ttl_s=60.0)
+    with open_table(table.uri, filesystem=fs) as opened:
+        assert opened.version() == COMMITS - 1
+    log = f"{table.root}/_delta_log"
+    newest = fs.cat_file(f"{log}/{COMMITS - 1:020d}.json")
+    fs.pipe_file(f"{log}/{COMMITS:020d}.json", newest)  # a copy of the last commit: valid
+    with open_table(table.uri, filesystem=fs) as opened:
+        assert opened.version() == COMMITS
+    assert fs.stats()["info"]["listings_reused"] == 0

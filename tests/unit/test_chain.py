@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -12,7 +14,7 @@ from tests.helpers import CountingFS, letters
 from tiercache.chain import TierChain
 from tiercache.errors import ObjectChangedError, OriginError
 from tiercache.origin import FsspecOrigin
-from tiercache.protocol import BlockKey, BlockKind, Tier
+from tiercache.protocol import BlockKey, BlockKind, Tier, listing_key
 from tiercache.tiers.memory import MemoryTier
 
 BS = 4096
@@ -332,3 +334,61 @@ def test_seeded_info_saves_the_info_request(origin_fs: CountingFS, path: str) ->
     chain.seed_info(ObjectInfo(path=path, size=5, version="other"))
     assert chain.info(path).version == "seeded"
     chain.close()
+
+
+class SharedInfo:
+    """A tier that keeps nothing but shared documents (object info, listings), in a dict."""
+
+    name = "shared"
+
+    def __init__(self) -> None:
+        self.documents: dict[str, bytes] = {}
+
+    def accepts(self, kind: BlockKind, /) -> bool:
+        return False
+
+    def get(self, key: BlockKey, /) -> bytes | None:
+        return None
+
+    def put(self, key: BlockKey, data: bytes, /) -> None:
+        pass
+
+    def delete_object(self, target: str, path: str, /) -> None:
+        self.documents.pop(path, None)
+
+    def get_info(self, target: str, path: str, /) -> bytes | None:
+        return self.documents.get(path)
+
+    def put_info(self, target: str, path: str, document: bytes, /) -> None:
+        self.documents[path] = document
+
+    def close(self) -> None:
+        pass
+
+
+def test_listings_are_reused_within_their_age_only(origin_fs: CountingFS) -> None:
+    shared = SharedInfo()
+    entries = [{"name": "b/t/_delta_log/0.json", "size": 3, "LastModified": dt.datetime.now()}]
+    writer = make_chain(origin_fs, [MemoryTier(1 << 20), shared])
+    assert writer.cached_listing("b/t/_delta_log", 60.0) is None
+    writer.share_listing("b/t/_delta_log", entries)
+    writer.fills.join()
+    assert writer.cached_listing("b/t/_delta_log", 60.0) == entries  # kept in process
+    assert writer.cached_listing("b/t/_delta_log", 0.0) is None  # 0: never reused
+
+    reader = make_chain(origin_fs, [MemoryTier(1 << 20), shared])  # another process
+    found = reader.cached_listing("b/t/_delta_log", 60.0)
+    assert found is not None
+    assert found[0]["size"] == 3
+    assert found[0]["LastModified"] == str(entries[0]["LastModified"])  # JSON keeps a string
+    time.sleep(0.05)
+    assert make_chain(origin_fs, [shared]).cached_listing("b/t/_delta_log", 0.01) is None
+    assert reader.stats()["info"]["listings_reused"] == 1
+
+    # A document that is not a listing is a corrupt entry of that tier, not a listing.
+    shared.documents[listing_key("b/t/_delta_log")] = b"{not json"
+    third = make_chain(origin_fs, [shared])
+    assert third.cached_listing("b/t/_delta_log", 60.0) is None
+    assert third.stats()["tiers"]["shared"]["corrupt"] == 1
+    for chain in (writer, reader, third):
+        chain.close()
