@@ -298,9 +298,7 @@ def test_listings_seed_object_info(table: Table) -> None:
 COUNT = "SELECT count(*) AS n FROM spans"
 
 
-def test_a_delta_log_listing_is_reused_only_within_its_ttl(
-    table: Table, redis_server: Any
-) -> None:
+def test_a_delta_log_listing_is_reused_only_within_its_ttl(table: Table, redis_server: Any) -> None:
     """``TIERCACHE_DELTA_LOG_TTL``: a new pod reuses the listing another pod shared through
     Redis (no LIST: the snapshot is at most that old), a listing past its TTL is not reused,
     and the default lists on every open."""

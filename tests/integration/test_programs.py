@@ -70,6 +70,7 @@ def test_delta_datafusion_benchmark_runs() -> None:
     assert "| (a) selective, tiercache warm (RAM) |" in out
     assert "| aggregation: tiercache cold |" in out
     assert "| new process, warm Redis |" in out
+    assert "| new process, warm Redis, log listing shared |" in out
 
 
 SCENARIOS = {"hot", "cold", "disk", "redis", "delta", "degraded", "concurrency", "scaling"}
@@ -90,7 +91,9 @@ def test_run_all_benchmarks_smoke(tmp_path: Path) -> None:
     keys = {t["key"] for s in results["scenarios"].values() for t in s["targets"]}
     for key in ("hot-floor", "hot-blockcache", "cold-aligned", "disk-get", "redis-requests"):
         assert key in keys, key
-    assert sum(key.startswith("delta-") for key in keys) == 5
+    # (a) and (b) for both queries, (c) with the log listing shared, and (c) by default.
+    assert sum(key.startswith("delta-") for key in keys) == 6
+    assert "delta-c-selective-default" in keys
     report = (out / "report.md").read_text()
     for heading in ("## Machine and run", "## Targets", "## Degraded modes", "## Concurrency"):
         assert heading in report, heading
