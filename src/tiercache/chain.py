@@ -272,20 +272,7 @@ class TierChain:
             set_kind(previous)
 
     def _shared_info_metadata(self, path: str) -> ObjectInfo | None:
-        failed = self._failed_in_this_read()
-        for slot, tier in self._info_slots:
-            if path in slot.untrusted or slot in failed:
-                continue
-            try:
-                document = slot.call(tier.get_info, self.target, path)
-            except IntegrityError as exc:
-                slot.corrupt(exc)
-                continue
-            except TierError:
-                failed.add(slot)
-                continue
-            if document is None:
-                continue
+        for slot, document in self._shared_documents(path):
             try:
                 info, fetched_at = parse_info_document(document)
             except ValueError as exc:
@@ -298,6 +285,27 @@ class TierChain:
             self.info_cache.counters.add("shared_hits")
             return info
         return None
+
+    def _shared_documents(self, path: str) -> Iterator[tuple[TierSlot, bytes]]:
+        """Ask each tier that shares documents (Redis) for the one stored under ``path``.
+
+        A tier that fails is skipped, and not asked again during this read; a document that
+        fails its integrity check is counted as corrupt in its tier.
+        """
+        failed = self._failed_in_this_read()
+        for slot, tier in self._info_slots:
+            if path in slot.untrusted or slot in failed:
+                continue
+            try:
+                document = slot.call(tier.get_info, self.target, path)
+            except IntegrityError as exc:
+                slot.corrupt(exc)
+                continue
+            except TierError:
+                failed.add(slot)
+                continue
+            if document is not None:
+                yield slot, document
 
     def _share_info(self, info: ObjectInfo) -> None:
         """Hand fresh object info to the tiers that share it, behind the read."""
@@ -528,20 +536,7 @@ class TierChain:
             set_kind(previous)
 
     def _shared_listing(self, path: str, max_age_s: float) -> list[dict[str, Any]] | None:
-        failed = self._failed_in_this_read()
-        for slot, tier in self._info_slots:
-            if slot in failed:
-                continue
-            try:
-                document = slot.call(tier.get_info, self.target, listing_key(path))
-            except IntegrityError as exc:
-                slot.corrupt(exc)
-                continue
-            except TierError:
-                failed.add(slot)
-                continue
-            if document is None:
-                continue
+        for slot, document in self._shared_documents(listing_key(path)):
             try:
                 listed, entries, fetched_at = parse_listing_document(document)
             except ValueError as exc:

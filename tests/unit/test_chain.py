@@ -308,7 +308,13 @@ def test_prefetch_is_counted_apart_from_demand(origin_fs: CountingFS, path: str)
     assert stats["origin"]["requests"] == 0
     assert stats["tiers"]["memory"]["hits"] == stats["tiers"]["memory"]["misses"] == 0
     assert stats["tiers"]["slow"]["bytes_written"] == 0
-    assert stats["info"] == {"hits": 0, "misses": 0, "shared_hits": 0, "origin": 0}
+    assert stats["info"] == {
+        "hits": 0,
+        "misses": 0,
+        "shared_hits": 0,
+        "origin": 0,
+        "listings_reused": 0,
+    }
     prefetch = stats["prefetch"]
     assert prefetch["origin"]["requests"] == 1 + 1 + 1 + 2  # info, a read, a read, two runs
     assert prefetch["tiers"]["memory"]["hits"] == 3
