@@ -542,7 +542,8 @@ class TierChain:
             except ValueError as exc:
                 slot.corrupt(exc)
                 continue
-            # A clock ahead of ours makes a listing look younger, never older than it is.
+            # Ages come from wall clocks: a writer whose clock runs ahead of ours makes its
+            # listing look younger by the skew (as with shared object info).
             if listed != path or time.time() - fetched_at > max_age_s:
                 continue
             self._keep_listing(path, entries, fetched_at)
