@@ -311,23 +311,23 @@ class TierChain:
         """Hand fresh object info to the tiers that share it, behind the read."""
         if not self._info_slots:
             return
-        document = info_document(info, time.time())
+        self._share_document(info.path, info_document(info, time.time()))
+
+    def _share_document(self, path: str, document: bytes) -> None:
+        """Store ``document`` under ``path`` in each tier that shares documents, behind the read."""
         previous = set_kind("metadata")  # carried into the fill jobs
         try:
-            self._share_info_document(info, document)
+            for slot, tier in self._info_slots:
+                if path in slot.untrusted:
+                    continue
+
+                def job(slot: TierSlot = slot, tier: InfoTier = tier) -> None:
+                    with contextlib.suppress(TierError):
+                        slot.call(tier.put_info, self.target, path, document, read=False)
+
+                self.fills.submit(job)
         finally:
             set_kind(previous)
-
-    def _share_info_document(self, info: ObjectInfo, document: bytes) -> None:
-        for slot, tier in self._info_slots:
-            if info.path in slot.untrusted:
-                continue
-
-            def job(slot: TierSlot = slot, tier: InfoTier = tier) -> None:
-                with contextlib.suppress(TierError):
-                    slot.call(tier.put_info, self.target, info.path, document, read=False)
-
-            self.fills.submit(job)
 
     def invalidate(self, path: str) -> None:
         """Forget what every reachable tier holds for ``path`` (info and blocks, all versions).
@@ -555,20 +555,8 @@ class TierChain:
         """Keep a fresh listing of ``path`` for :meth:`cached_listing`, in this process and,
         behind the read, in the tiers that share object info."""
         fetched_at = time.time()
-        document = listing_document(path, entries, fetched_at)
         self._keep_listing(path, [dict(entry) for entry in entries], fetched_at)
-        previous = set_kind("metadata")
-        try:
-            for slot, tier in self._info_slots:
-
-                def job(slot: TierSlot = slot, tier: InfoTier = tier) -> None:
-                    key = listing_key(path)
-                    with contextlib.suppress(TierError):
-                        slot.call(tier.put_info, self.target, key, document, read=False)
-
-                self.fills.submit(job)
-        finally:
-            set_kind(previous)
+        self._share_document(listing_key(path), listing_document(path, entries, fetched_at))
 
     def _keep_listing(self, path: str, entries: list[dict[str, Any]], fetched_at: float) -> None:
         with self._listings_lock:

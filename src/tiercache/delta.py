@@ -260,8 +260,8 @@ def _log_files(fs: Any, log: str, version: int | None) -> tuple[int, list[str]]:
     kept listing that lacks the version asked for is not used. Either way every log file's info
     is seeded from the listing: reading it costs no HEAD.
     """
-    ttl_s = float(getattr(getattr(fs, "settings", None), "delta_log_ttl_s", 0.0))
-    kept = fs.chain.cached_listing(log, ttl_s) if ttl_s > 0 else None
+    ttl_s = fs.settings.delta_log_ttl_s
+    kept = fs.chain.cached_listing(log, ttl_s)
     if kept is not None:
         try:
             found = _needed_log_files(_names(kept), version)

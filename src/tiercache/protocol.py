@@ -79,14 +79,12 @@ class ObjectInfo:
 
 def info_document(info: ObjectInfo, fetched_at: float) -> bytes:
     """Serialise object info (with the wall-clock time it was fetched) for a shared tier."""
-    raw = {k: v if isinstance(v, str | int | float | bool) or v is None else str(v)
-           for k, v in info.raw.items()}  # fmt: skip
     document = {
         "path": info.path,
         "size": info.size,
         "version": info.version,
         "etag": info.etag,
-        "raw": raw,
+        "raw": _json_safe(info.raw),
         "fetched_at": fetched_at,
     }
     return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
@@ -123,13 +121,16 @@ def listing_document(path: str, entries: Sequence[Mapping[str, Any]], fetched_at
 
     Values that JSON cannot carry (an S3 ``LastModified`` datetime) are kept as strings.
     """
-    plain = [{k: _plain(v) for k, v in entry.items()} for entry in entries]
-    doc = {"path": path, "entries": plain, "fetched_at": fetched_at}
+    doc = {"path": path, "entries": [_json_safe(e) for e in entries], "fetched_at": fetched_at}
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def _plain(value: Any) -> Any:
-    return value if isinstance(value, str | int | float | bool) or value is None else str(value)
+def _json_safe(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """A target's info or listing entry with every value JSON can carry kept, others as text."""
+    return {
+        k: v if isinstance(v, str | int | float | bool) or v is None else str(v)
+        for k, v in mapping.items()
+    }
 
 
 def parse_listing_document(data: bytes) -> tuple[str, list[dict[str, Any]], float]:
