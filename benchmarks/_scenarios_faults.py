@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from _scenarios import BUCKET, MIB, STORE, Context, fmt_s, summary
+from redis_footers import HMAC_KEY
 from tiercache import Settings, TieredFileSystem
 from tiercache.fs import default_tiers
 from tiercache.testing import RedisServer
@@ -150,7 +151,10 @@ def redis_faults(ctx: Context, client: Any, objects: dict[str, bytes]) -> dict[s
     with RedisServer() as own:
         for _ in range(ctx.sizes.degraded_rounds):
             settings = dataclasses.replace(
-                ctx.settings, redis_url=own.url, redis_prefix=f"tcdeg:{uuid.uuid4().hex[:12]}:"
+                ctx.settings,
+                redis_url=own.url,
+                redis_prefix=f"tcdeg:{uuid.uuid4().hex[:12]}:",
+                redis_hmac_key=HMAC_KEY,
             )
             no_redis = dataclasses.replace(ctx.settings, redis_url=None)
             warmer = TieredFileSystem(fs=client, settings=settings, tiers=default_tiers(settings))

@@ -68,6 +68,7 @@ from deltalake import DeltaTable, WriterProperties, write_deltalake
 import tiercache
 from _proxy import CountingProxy
 from _timing import Sample, measure
+from redis_footers import HMAC_KEY
 from tiercache import Settings, TieredFileSystem
 from tiercache.datafusion import register_delta
 from tiercache.delta import storage_options_for
@@ -568,6 +569,7 @@ def spawn_child(
         "TIERCACHE_DISK_DIR",
         "TIERCACHE_REDIS_URL",
         "TIERCACHE_REDIS_PREFIX",
+        "TIERCACHE_REDIS_HMAC_KEY",
         "TIERCACHE_DELTA_LOG_TTL",
     )
     env = {k: v for k, v in os.environ.items() if k not in own}
@@ -575,6 +577,7 @@ def spawn_child(
     if redis_url is not None:
         env["TIERCACHE_REDIS_URL"] = redis_url
         env["TIERCACHE_REDIS_PREFIX"] = prefix
+        env["TIERCACHE_REDIS_HMAC_KEY"] = HMAC_KEY
     proxy.reset_counters()
     start = time.perf_counter()
     completed = subprocess.run(

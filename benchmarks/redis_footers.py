@@ -60,6 +60,9 @@ from tiercache import Settings, TieredFileSystem
 from tiercache.fs import default_tiers
 from tiercache.testing import HttpFaultProxy, RedisServer, S3Server
 
+#: The HMAC key the benchmark pods share (a Redis tier needs one; any 16+ characters).
+HMAC_KEY = "tiercache-benchmark-hmac-key-0123"
+
 KIB = 1024
 MIB = 1024 * KIB
 BUCKET = "bench"
@@ -261,7 +264,9 @@ def run(
 
     def redis_pair() -> None:
         prefix = f"tcbench:{uuid.uuid4().hex[:12]}:"
-        settings = dataclasses.replace(base, redis_url=redis_server.url, redis_prefix=prefix)
+        settings = dataclasses.replace(
+            base, redis_url=redis_server.url, redis_prefix=prefix, redis_hmac_key=HMAC_KEY
+        )
         (warm,) = tiercache_round(proxy, client, settings, files, WARM_UP, wait_fills=True)
         results[WARM_UP].append(warm)
         redis_memory.append(_redis_memory(redis_server, prefix))

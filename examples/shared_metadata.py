@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import tempfile
 
 import pyarrow as pa
@@ -20,8 +21,10 @@ from tiercache.fs import default_tiers
 from tiercache.testing import RedisServer
 
 
-def pod(redis_url: str, disk_dir: str) -> TieredFileSystem:
-    settings = Settings.from_env(redis_url=redis_url, disk_dir=disk_dir)
+def pod(redis_url: str, hmac_key: str, disk_dir: str) -> TieredFileSystem:
+    # Values shared through Redis are authenticated: every pod holds the same HMAC key (in
+    # production, TIERCACHE_REDIS_HMAC_KEY from a Kubernetes Secret).
+    settings = Settings.from_env(redis_url=redis_url, redis_hmac_key=hmac_key, disk_dir=disk_dir)
     return TieredFileSystem(
         target_protocol="file", settings=settings, tiers=default_tiers(settings)
     )
@@ -37,8 +40,9 @@ def main() -> None:
             pq.write_table(table, os.path.join(table_dir, f"part-{i:02d}.parquet"))
         files = sorted(os.path.join(table_dir, name) for name in os.listdir(table_dir))
 
+        hmac_key = secrets.token_urlsafe(32)  # generated once, shared by every pod
         for name in ("pod-1", "pod-2"):
-            fs = pod(redis.url, os.path.join(root, name))  # each pod: its own emptyDir
+            fs = pod(redis.url, hmac_key, os.path.join(root, name))  # each pod: its own emptyDir
             rows = sum(pq.ParquetFile(path, filesystem=fs).metadata.num_rows for path in files)
             fs.chain.fills.join()  # fills run behind the reads; let them land for the next pod
             stats = fs.stats()

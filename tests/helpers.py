@@ -11,6 +11,9 @@ from typing import Any
 
 from fsspec.implementations.memory import MemoryFileSystem
 
+#: The HMAC key of every test that shares values through Redis (a Redis tier needs one).
+HMAC_KEY = "tiercache-tests-hmac-key-0123456789"
+
 
 def letters(size: int) -> bytes:
     """Return ``size`` deterministic bytes (fsspec's letters_fetcher idea, with more variety)."""

@@ -28,10 +28,12 @@ def _assignments(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def _config(args: argparse.Namespace) -> int:
-    from .config import Settings
+    from .config import UNAUTHENTICATED_REDIS, Settings
 
     settings, sources = Settings.from_env_with_sources(arguments=_assignments(args.set))
     shown = settings.describe()  # secrets redacted
+    if settings.redis_unauthenticated:  # on stderr: loud, and the table stays parseable
+        print(f"tiercache: WARNING: {UNAUTHENTICATED_REDIS}", file=sys.stderr)
     if args.json:
         table = {name: {"value": shown[name], "source": sources[name]} for name in shown}
         print(json.dumps(table, indent=2))

@@ -13,16 +13,18 @@ import difflib
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from fractions import Fraction
 from types import MappingProxyType
 from typing import Any, Final, Protocol
+from urllib.parse import parse_qs, urlsplit
 
 from .errors import ConfigError
 
 __all__ = [
-    "VARIABLES", "Settings",
+    "RANGES", "UNAUTHENTICATED_REDIS", "VARIABLES", "Settings",
+    "check_redis_url", "describe_range",
     "parse_bool", "parse_duration", "parse_int", "parse_size", "redact_url",
 ]  # fmt: skip
 
@@ -178,6 +180,117 @@ def _redact_param(param: str) -> str:
     return param
 
 
+# Query options of TIERCACHE_REDIS_URL that reach the connection, with the form of their value.
+# redis-py passes unknown names on to the connection class, which rejects them only when it first
+# connects: here every option is known, checked and named in the error.
+_URL_BOOL: Final = "a boolean (true/false)"
+_URL_OPTIONS: Final[Mapping[str, str]] = {
+    "db": "a database number, 0 or more",
+    "client_name": "a name",
+    "username": "a user name",
+    "password": "a password",
+    "protocol": "2 or 3",
+    "socket_keepalive": _URL_BOOL,
+    "ssl_ca_certs": "a file path",
+    "ssl_ca_path": "a directory path",
+    "ssl_ca_data": "PEM text",
+    "ssl_certfile": "a file path",
+    "ssl_keyfile": "a file path",
+    "ssl_password": "a password",
+    "ssl_cert_reqs": "none, optional or required",
+    "ssl_check_hostname": _URL_BOOL,
+    "ssl_min_version": "a TLS version number",
+}
+# Options tiercache sets itself: in the URL they would override the time budget or the pool that
+# bounds a hung Redis (redis-py lets URL options win over the client's arguments).
+_URL_OWNED: Final[Mapping[str, str]] = {
+    "socket_timeout": "TIERCACHE_REDIS_TIMEOUT",
+    "socket_connect_timeout": "TIERCACHE_REDIS_TIMEOUT",
+    "timeout": "TIERCACHE_REDIS_TIMEOUT",
+    "retry_on_timeout": "tiercache (no retries: the guard bounds each call)",
+    "retry_on_error": "tiercache (no retries: the guard bounds each call)",
+    "max_connections": "tiercache (a bounded pool)",
+    "health_check_interval": "tiercache",
+    "single_connection_client": "tiercache",
+}
+_URL_VALUES: Final[Mapping[str, re.Pattern[str]]] = {
+    "db": re.compile(r"\d{1,9}", _FLAGS),
+    "protocol": re.compile(r"[23]", _FLAGS),
+    "socket_keepalive": re.compile(r"true|false|1|0|yes|no|on|off", _FLAGS),
+    "ssl_check_hostname": re.compile(r"true|false|1|0|yes|no|on|off", _FLAGS),
+    "ssl_cert_reqs": re.compile(r"none|optional|required", _FLAGS),
+    "ssl_min_version": re.compile(r"\d{1,3}", _FLAGS),
+}
+
+
+def check_redis_url(url: str) -> None:
+    """Check everything in a Redis URL that the client library would reject, or misuse, later.
+
+    The scheme, the host and port, the database (the path, or ``?db=``; a cluster has only
+    database 0), a ``unix://`` socket path, and every query option: known, of the right form, and
+    not one of those tiercache sets itself (``socket_timeout``, ``max_connections``, ...).
+
+    Raises:
+        ConfigError: names ``TIERCACHE_REDIS_URL``, the problem and the URL with its password
+            redacted.
+    """
+    shown = redact_url(url)
+
+    def bad(problem: str) -> ConfigError:
+        return ConfigError(
+            f"TIERCACHE_REDIS_URL={shown!r} (Settings.redis_url): {problem} (see {_DOCS})"
+        )
+
+    scheme = url.partition("://")[0].lower()
+    if "://" not in url or scheme not in _REDIS_SCHEMES:
+        schemes = ", ".join(f"{s}://" for s in _REDIS_SCHEMES)
+        raise bad(f"the URL must start with one of {schemes}")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+        host = parts.hostname
+    except ValueError as exc:  # "Invalid IPv6 URL", "Port out of range", a port that is no number
+        raise bad(f"it cannot be parsed: {exc}") from None
+    if any(c.isspace() for c in url):
+        raise bad("a URL holds no spaces (percent-encode them in a password: %20)")
+    if parts.fragment:
+        raise bad("a URL for Redis has no #fragment")
+    if scheme == "unix":
+        if not parts.path:
+            raise bad("a unix:// URL names the socket's path, like unix:///run/redis.sock")
+    elif port is not None and port == 0:
+        raise bad("port 0 is no server's port")
+    elif host is None and parts.netloc.rpartition("@")[2]:
+        raise bad("the host cannot be read")
+    path_db = parts.path.strip("/") if scheme != "unix" else ""
+    if path_db and not _URL_VALUES["db"].fullmatch(path_db):
+        raise bad(f"the path names the database, a number like /0, got /{path_db}")
+    db = _check_redis_options(parse_qs(parts.query, keep_blank_values=True), bad) or path_db
+    if scheme.endswith("+cluster") and db not in ("", "0"):
+        raise bad(f"Redis Cluster has only database 0, got {db}")
+
+
+def _check_redis_options(
+    options: Mapping[str, list[str]], bad: Callable[[str], ConfigError]
+) -> str | None:
+    """Check the query options of a Redis URL; return the ``db`` option's value, if any."""
+    for name, values in options.items():
+        if name in _URL_OWNED:
+            raise bad(f"option {name} is set by {_URL_OWNED[name]}; remove it from the URL")
+        if name not in _URL_OPTIONS:
+            raise bad(
+                f"unknown option {_with_hint(name, _URL_OPTIONS)}; the options are "
+                + ", ".join(_URL_OPTIONS)
+            )
+        if len(values) != 1 or not values[0]:
+            raise bad(f"option {name} needs one value, {_URL_OPTIONS[name]}")
+        pattern = _URL_VALUES.get(name)
+        if pattern is not None and not pattern.fullmatch(values[0]):
+            shown_value = "***" if "pass" in name else values[0]
+            raise bad(f"option {name}={shown_value!r} is not {_URL_OPTIONS[name]}")
+    return options["db"][0] if "db" in options else None
+
+
 class _Parser(Protocol):
     def __call__(self, text: str, *, variable: str) -> object: ...
 
@@ -231,6 +344,7 @@ _TABLE: Final[Mapping[str, tuple[str, _Parser]]] = {
     "TIERCACHE_REDIS_MAX_VALUE_BYTES": ("redis_max_value_bytes", parse_size),
     "TIERCACHE_REDIS_PREFIX": ("redis_prefix", _parse_text),
     "TIERCACHE_REDIS_HMAC_KEY": ("redis_hmac_key", _parse_secret),
+    "TIERCACHE_REDIS_ALLOW_UNAUTHENTICATED": ("redis_allow_unauthenticated", parse_bool),
     "TIERCACHE_INFO_TTL": ("info_ttl_s", parse_duration),
     "TIERCACHE_DELTA_LOG_TTL": ("delta_log_ttl_s", parse_duration),
     "TIERCACHE_ORIGIN_RETRIES": ("origin_retries", _parse_count),
@@ -252,6 +366,76 @@ _TABLE: Final[Mapping[str, tuple[str, _Parser]]] = {
 #: ``from_env``; ``docs/configuration.md`` documents exactly these (tested).
 VARIABLES: Final[Mapping[str, str]] = MappingProxyType({v: f for v, (f, _) in _TABLE.items()})
 _VARIABLE_OF: Final[Mapping[str, str]] = {field: var for var, field in VARIABLES.items()}
+
+
+_DAY: Final = 86400.0
+#: The accepted range of every number: ``{field: (lowest, highest)}``, both ends included. Sizes
+#: and counts are ints, durations float seconds. A value outside is a ``ConfigError`` stating the
+#: range; ``docs/configuration.md`` states the same ranges (tested). The bounds keep values that
+#: cannot work out: a 1 ns stats interval that burns a CPU, a budget larger than any machine.
+RANGES: Final[Mapping[str, tuple[int | float, int | float]]] = MappingProxyType({
+    "block_size_bytes": (4 * _KIB, 256 * _MIB),
+    "memory_bytes": (0, 1024 * _GIB),  # 0 turns the RAM block tier off
+    "disk_bytes": (_MIB, 64 * 1024 * _GIB),
+    "disk_timeout_s": (0.001, 60.0),
+    "redis_timeout_s": (0.001, 60.0),
+    "redis_ttl_s": (1.0, 30 * _DAY),
+    "redis_max_value_bytes": (1, 512 * _MIB),  # Redis's own limit on one value
+    "info_ttl_s": (0.0, _DAY),  # 0: never reuse mutable info
+    "delta_log_ttl_s": (0.0, _DAY),  # 0: always a fresh listing
+    "origin_retries": (0, 100),
+    "origin_timeout_s": (0.01, 3600.0),
+    "origin_concurrency": (1, 4096),
+    "breaker_failures": (1, 1000),
+    "breaker_cooldown_s": (0.01, 3600.0),
+    "fill_queue_size": (1, 1_000_000),
+    "warm_max_files": (0, 1_000_000),  # 0: warm nothing
+    "warm_max_bytes": (0, 1024 * _GIB),
+    "warm_concurrency": (1, 256),
+    "warm_time_limit_s": (0.01, 3600.0),
+    "metrics_port": (0, 65535),  # 0: a free port (tests); None: no endpoint
+    "stats_interval_s": (0.1, _DAY),
+})  # fmt: skip
+
+_NO_HMAC_KEY: Final = (
+    "TIERCACHE_REDIS_URL is set but TIERCACHE_REDIS_HMAC_KEY is not: values shared through Redis "
+    "must be authenticated, or anyone who can write to that Redis can make every pod return wrong "
+    "bytes. Generate a key once (python3 -c 'import secrets; print(secrets.token_urlsafe(32))') "
+    "and give every pod that shares the Redis the same one, for example from a Kubernetes Secret; "
+    "or, only if no one else can write to this Redis, set "
+    "TIERCACHE_REDIS_ALLOW_UNAUTHENTICATED=true (see docs/redis-tier.md, 'Threat model')"
+)
+
+#: What ``tiercache config``, ``tiercache doctor`` and the log say when the opt-out is in force.
+UNAUTHENTICATED_REDIS: Final = (
+    "values shared through Redis are NOT authenticated (TIERCACHE_REDIS_ALLOW_UNAUTHENTICATED=true "
+    "and no TIERCACHE_REDIS_HMAC_KEY): anyone who can write to this Redis can make every pod "
+    "return wrong bytes; set TIERCACHE_REDIS_HMAC_KEY unless no one else can write to it"
+)
+
+
+def describe_range(field: str) -> str:
+    """Return the accepted range of a numeric setting as the docs state it, e.g. ``1ms to 60s``."""
+    low, high = RANGES[field]
+    if field.endswith("_s"):
+        return f"{_show_seconds(float(low))} to {_show_seconds(float(high))}"
+    if field.endswith("_bytes"):
+        return f"{_show_bytes(int(low))} to {_show_bytes(int(high))}"
+    return f"{int(low)} to {int(high)}"
+
+
+def _show_bytes(value: int) -> str:
+    for unit, size in (("TiB", 1024 * _GIB), ("GiB", _GIB), ("MiB", _MIB), ("KiB", _KIB)):
+        if value >= size and value % size == 0:
+            return f"{value // size}{unit}"
+    return str(value)
+
+
+def _show_seconds(value: float) -> str:
+    for unit, size in (("h", 3600.0), ("s", 1.0)):
+        if value >= size and value % size == 0:
+            return f"{round(value / size)}{unit}"
+    return f"{round(value * 1000)}ms" if value else "0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +464,8 @@ class Settings:
     redis_max_value_bytes: int = 4 * _MIB  # TIERCACHE_REDIS_MAX_VALUE_BYTES
     redis_prefix: str = "tiercache:"  # TIERCACHE_REDIS_PREFIX
     redis_hmac_key: str | None = None  # TIERCACHE_REDIS_HMAC_KEY (a secret: never shown)
+    # TIERCACHE_REDIS_ALLOW_UNAUTHENTICATED: without a key, the Redis tier starts only with this.
+    redis_allow_unauthenticated: bool = False
     info_ttl_s: float = 60.0  # TIERCACHE_INFO_TTL
     delta_log_ttl_s: float = 0.0  # TIERCACHE_DELTA_LOG_TTL (0: list the log on every open)
     origin_retries: int = 3  # TIERCACHE_ORIGIN_RETRIES
@@ -298,13 +484,12 @@ class Settings:
     shadow_rate: float | None = None  # TIERCACHE_SHADOW_RATE (None: chosen from the RAM size)
 
     def __post_init__(self) -> None:
-        _check_int(
-            self, "block_size_bytes", minimum=4 * _KIB, maximum=256 * _MIB, note=" (4KiB..256MiB)"
-        )
-        _check_int(self, "memory_bytes", minimum=0)  # 0 turns the RAM block tier off
+        for name, (low, high) in RANGES.items():
+            if name.endswith("_s"):
+                _check_seconds(self, name, low, high)
+            elif name != "metrics_port" or self.metrics_port is not None:
+                _check_int(self, name, int(low), int(high))
         _check_text(self, "disk_dir", optional=True)
-        _check_int(self, "disk_bytes", minimum=1)
-        _check_seconds(self, "disk_timeout_s", allow_zero=False)
         if not isinstance(self.disk_clear_on_start, bool):
             raise _invalid("disk_clear_on_start", "True or False", self.disk_clear_on_start)
         if self.disk_eviction not in DISK_EVICTION_POLICIES:
@@ -313,39 +498,33 @@ class Settings:
             )
         _check_text(self, "redis_url", optional=True)
         if self.redis_url is not None:
-            scheme = self.redis_url.partition("://")[0].lower()
-            if "://" not in self.redis_url or scheme not in _REDIS_SCHEMES:
-                schemes = ", ".join(f"{s}://" for s in _REDIS_SCHEMES)
-                raise _invalid("redis_url", f"a URL starting {schemes}", self.redis_url)
-        _check_seconds(self, "redis_timeout_s", allow_zero=False)
-        _check_seconds(self, "redis_ttl_s", allow_zero=False)
-        _check_int(self, "redis_max_value_bytes", minimum=1)
+            check_redis_url(self.redis_url)
         _check_text(self, "redis_prefix", optional=False)
         _check_text(self, "redis_hmac_key", optional=True)
         if self.redis_hmac_key is not None and len(self.redis_hmac_key) < _MIN_HMAC_KEY:
             raise _invalid("redis_hmac_key", f"at least {_MIN_HMAC_KEY} characters", "<secret>")
-        _check_seconds(self, "info_ttl_s", allow_zero=True)  # 0: never reuse mutable info
-        _check_seconds(self, "delta_log_ttl_s", allow_zero=True)  # 0: always a fresh listing
-        _check_int(self, "origin_retries", minimum=0)
-        _check_seconds(self, "origin_timeout_s", allow_zero=False)
-        _check_int(self, "origin_concurrency", minimum=1)
-        _check_int(self, "breaker_failures", minimum=1)
-        _check_seconds(self, "breaker_cooldown_s", allow_zero=False)
-        _check_int(self, "fill_queue_size", minimum=1)
-        _check_int(self, "warm_max_files", minimum=0)  # 0: warm nothing
-        _check_int(self, "warm_max_bytes", minimum=0)
-        _check_int(self, "warm_concurrency", minimum=1)
-        _check_seconds(self, "warm_time_limit_s", allow_zero=False)
-        if self.metrics_port is not None:
-            _check_int(self, "metrics_port", minimum=0, maximum=65535, note=" (0..65535)")
+        if not isinstance(self.redis_allow_unauthenticated, bool):
+            raise _invalid(
+                "redis_allow_unauthenticated", "True or False", self.redis_allow_unauthenticated
+            )
+        if (
+            self.redis_url is not None
+            and self.redis_hmac_key is None
+            and not self.redis_allow_unauthenticated
+        ):
+            raise ConfigError(_NO_HMAC_KEY)
         _check_text(self, "stats_file", optional=True)
-        _check_seconds(self, "stats_interval_s", allow_zero=False)
         if self.shadow_rate is not None and (
             isinstance(self.shadow_rate, bool)
             or not isinstance(self.shadow_rate, int | float)
             or not 0 <= self.shadow_rate <= 1
         ):
             raise _invalid("shadow_rate", "a number between 0 and 1, or None", self.shadow_rate)
+
+    @property
+    def redis_unauthenticated(self) -> bool:
+        """Whether values shared through Redis go unauthenticated (the explicit opt-out)."""
+        return self.redis_url is not None and self.redis_hmac_key is None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -471,24 +650,21 @@ def _invalid(field: str, requirement: str, value: object) -> ConfigError:
     )
 
 
-def _check_int(
-    settings: Settings, field: str, *, minimum: int, maximum: int | None = None, note: str = ""
-) -> None:
+def _check_int(settings: Settings, field: str, low: int, high: int) -> None:
     value = getattr(settings, field)
     # bool is an int subclass; True as a byte count or a retry count is always a mistake.
     if isinstance(value, bool) or not isinstance(value, int):
         raise _invalid(field, "an int", value)
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-        raise _invalid(field, bound + note, value)
+    if not low <= value <= high:
+        raise _invalid(field, f"from {describe_range(field)} ({low} to {high})", value)
 
 
-def _check_seconds(settings: Settings, field: str, *, allow_zero: bool) -> None:
+def _check_seconds(settings: Settings, field: str, low: float, high: float) -> None:
     value = getattr(settings, field)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise _invalid(field, "a finite number of seconds", value)
-    if value < 0 or (value == 0 and not allow_zero):
-        raise _invalid(field, ">= 0 seconds" if allow_zero else "> 0 seconds", value)
+    if not low <= value <= high:
+        raise _invalid(field, f"from {describe_range(field)} ({low:g} to {high:g} s)", value)
     object.__setattr__(settings, field, float(value))  # frozen: store 1 as 1.0 once, here
 
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from .config import Settings, redact_url
+from .config import UNAUTHENTICATED_REDIS, Settings, redact_url
 from .errors import ConfigError
 from .protocol import BlockKey, Tier
 
@@ -73,6 +73,7 @@ class TierCheck:
             ``info`` for the origin).
         reason: Why it is not usable (``None`` when ``ok``).
         detail: Extra facts (the origin's size).
+        warnings: What works but is unsafe (a Redis tier without an HMAC key).
     """
 
     name: str
@@ -84,6 +85,7 @@ class TierCheck:
     latency_ms: dict[str, float] = field(default_factory=dict)
     reason: str | None = None
     detail: dict[str, object] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict."""
@@ -98,6 +100,7 @@ class TierCheck:
             "latency_ms": {step: round(ms, 3) for step, ms in self.latency_ms.items()},
             "reason": self.reason,
             "detail": self.detail,
+            "warnings": list(self.warnings),
         }
 
 
@@ -181,6 +184,9 @@ def format_report(report: DoctorReport) -> str:
         + row[3]
         for row in rows
     ]
+    lines += [
+        f"WARNING: {check.name}: {text}" for check in report.checks for text in check.warnings
+    ]
     usable = sum(check.ok for check in report.checks)
     lines.append(
         f"{usable} of {len(report.checks)} usable in {report.duration_s * 1000:.0f} ms: "
@@ -240,6 +246,9 @@ def _check_configured(settings: Settings, secrets: Sequence[tuple[str, str]]) ->
             checks.append(check)
             continue
         checks.append(_check_tier(built[0], settings, secrets, start_ms=start_ms, worker=worker))
+    for check in checks:
+        if check.name == "redis" and settings.redis_unauthenticated:
+            check.warnings.append(UNAUTHENTICATED_REDIS)
     return checks
 
 

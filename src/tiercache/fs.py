@@ -68,6 +68,7 @@ def default_tiers(settings: Settings) -> list[Tier]:
                 max_value_bytes=settings.redis_max_value_bytes,
                 prefix=settings.redis_prefix,
                 hmac_key=settings.redis_hmac_key,
+                allow_unauthenticated=settings.redis_allow_unauthenticated,
                 retry_after_s=settings.breaker_cooldown_s,
             )
         )

@@ -37,6 +37,7 @@ from typing import Any
 
 import s3fs
 
+from tests.helpers import HMAC_KEY
 from tiercache import Settings, TieredFileSystem
 from tiercache.fs import default_tiers
 
@@ -125,6 +126,7 @@ class PodConfig:
             disk_bytes=DISK_BYTES,
             disk_timeout_s=DISK_TIMEOUT_S,
             redis_url=self.redis_url,
+            redis_hmac_key=HMAC_KEY,
             redis_timeout_s=REDIS_TIMEOUT_S,
             redis_prefix=self.redis_prefix,
             info_ttl_s=INFO_TTL_S,

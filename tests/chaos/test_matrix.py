@@ -51,6 +51,7 @@ from typing import Any
 import pytest
 import s3fs
 
+from tests.helpers import HMAC_KEY
 from tiercache import Settings, TieredFileSystem
 from tiercache.fs import default_tiers
 from tiercache.testing import HttpFaultProxy, RedisServer, S3Server, TcpFaultProxy
@@ -86,6 +87,7 @@ class World:
             "disk_dir": str(self.disk_dir),
             "disk_timeout_s": BUDGET_S,
             "redis_url": self.tcp.url_for(),
+            "redis_hmac_key": HMAC_KEY,
             "redis_timeout_s": BUDGET_S,
             "redis_prefix": f"m{uuid.uuid4().hex[:8]}:",
             "breaker_failures": 2,

@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from tests.helpers import HMAC_KEY
 from tiercache import RedisTier, Tier
 from tiercache.testing import TierContract
 from tiercache.testing.redisserver import RedisCluster, RedisServer
@@ -19,7 +20,9 @@ class TestRedisTier(TierContract):
         self.url = redis_fresh.url
 
     def make_tier(self) -> Tier:
-        return RedisTier(self.url, prefix=f"c{uuid.uuid4().hex[:8]}:", timeout_s=1.0)
+        return RedisTier(
+            self.url, prefix=f"c{uuid.uuid4().hex[:8]}:", timeout_s=1.0, hmac_key=HMAC_KEY
+        )
 
 
 class TestRedisClusterTier(TierContract):
@@ -30,4 +33,6 @@ class TestRedisClusterTier(TierContract):
         self.url = redis_cluster.url.replace("redis://", "redis+cluster://", 1)
 
     def make_tier(self) -> Tier:
-        return RedisTier(self.url, prefix=f"c{uuid.uuid4().hex[:8]}:", timeout_s=1.0)
+        return RedisTier(
+            self.url, prefix=f"c{uuid.uuid4().hex[:8]}:", timeout_s=1.0, hmac_key=HMAC_KEY
+        )

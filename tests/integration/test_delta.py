@@ -16,6 +16,7 @@ import pytest
 import s3fs
 from deltalake.exceptions import DeltaError
 
+from tests.helpers import HMAC_KEY
 from tiercache import Settings, TieredFileSystem, warm
 from tiercache.cli import main
 from tiercache.datafusion import register_delta
@@ -267,11 +268,16 @@ def test_a_log_that_cannot_come_through_the_tiers_is_read_by_deltalake(
 
 def test_a_new_pod_with_a_warm_redis_reads_no_log_file(table: Table, redis_server: Any) -> None:
     prefix = f"t{uuid.uuid4().hex[:8]}:"
-    first = table.tiered(redis_url=redis_server.url, redis_prefix=prefix)
+    first = table.tiered(redis_url=redis_server.url, redis_prefix=prefix, redis_hmac_key=HMAC_KEY)
     assert query(first, table, AGGREGATE) == table.direct(AGGREGATE)
     first.chain.fills.join()
     table.proxy.reset_counters()
-    second = table.tiered(redis_url=redis_server.url, redis_prefix=prefix, memory_bytes=1 << 20)
+    second = table.tiered(
+        redis_url=redis_server.url,
+        redis_prefix=prefix,
+        redis_hmac_key=HMAC_KEY,
+        memory_bytes=1 << 20,
+    )
     assert query(second, table, AGGREGATE) == table.direct(AGGREGATE)
     redis = second.stats()["tiers"]["redis"]
     assert redis["hits"] > 0
@@ -303,7 +309,7 @@ def test_a_delta_log_listing_is_reused_only_within_its_ttl(table: Table, redis_s
     Redis (no LIST: the snapshot is at most that old), a listing past its TTL is not reused,
     and the default lists on every open."""
     prefix = f"t{uuid.uuid4().hex[:8]}:"
-    shared = {"redis_url": redis_server.url, "redis_prefix": prefix}
+    shared = {"redis_url": redis_server.url, "redis_prefix": prefix, "redis_hmac_key": HMAC_KEY}
     first = table.tiered(delta_log_ttl_s=60.0, **shared)
     assert query(first, table, COUNT) == table.direct(COUNT)
     first.chain.fills.join()

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import HMAC_KEY
 from tiercache.cli import main
 from tiercache.testing import RedisServer
 
@@ -101,7 +102,11 @@ def test_demo_prints_the_table() -> None:
 
 @pytest.mark.integration
 def test_demo_with_redis(redis_fresh: RedisServer) -> None:
-    env = {**os.environ, "TIERCACHE_REDIS_URL": redis_fresh.url}
+    env = {
+        **os.environ,
+        "TIERCACHE_REDIS_URL": redis_fresh.url,
+        "TIERCACHE_REDIS_HMAC_KEY": HMAC_KEY,
+    }
     result = run_demo("--json", env=env)
     assert result.returncode == 0, result.stderr[-4000:]
     report = json.loads(result.stdout)

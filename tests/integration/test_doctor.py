@@ -89,6 +89,7 @@ def test_all_tiers_ok(
 ) -> None:
     monkeypatch.setenv("TIERCACHE_DISK_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("TIERCACHE_REDIS_URL", redis_fresh.url)
+    monkeypatch.setenv("TIERCACHE_REDIS_HMAC_KEY", HMAC_KEY)
     # Generous budgets: this checks that every step works, not how fast a busy machine is.
     monkeypatch.setenv("TIERCACHE_DISK_TIMEOUT", "2s")
     monkeypatch.setenv("TIERCACHE_REDIS_TIMEOUT", "2s")
@@ -115,6 +116,7 @@ def test_all_tiers_ok_json(redis_fresh: RedisServer, tmp_path: Path) -> None:
     env = {
         "TIERCACHE_DISK_DIR": str(tmp_path),
         "TIERCACHE_REDIS_URL": redis_fresh.url,
+        "TIERCACHE_REDIS_HMAC_KEY": HMAC_KEY,
         "TIERCACHE_DISK_TIMEOUT": "2s",
         "TIERCACHE_REDIS_TIMEOUT": "2s",
     }
@@ -230,7 +232,12 @@ def test_killed_redis_fails_quickly() -> None:
         url = server.url
         server.kill()
         result, elapsed = run_cli(
-            "doctor", env={"TIERCACHE_REDIS_URL": url, "TIERCACHE_REDIS_TIMEOUT": REDIS_TIMEOUT}
+            "doctor",
+            env={
+                "TIERCACHE_REDIS_URL": url,
+                "TIERCACHE_REDIS_HMAC_KEY": HMAC_KEY,
+                "TIERCACHE_REDIS_TIMEOUT": REDIS_TIMEOUT,
+            },
         )
     assert result.returncode == 1, result.stdout + result.stderr
     line = line_of(result.stdout, "redis")
@@ -250,7 +257,11 @@ def test_stopped_redis_fails_within_the_bound(frozen_later: list[int]) -> None:
             result, elapsed = run_cli(
                 "doctor",
                 "--json",
-                env={"TIERCACHE_REDIS_URL": server.url, "TIERCACHE_REDIS_TIMEOUT": REDIS_TIMEOUT},
+                env={
+                    "TIERCACHE_REDIS_URL": server.url,
+                    "TIERCACHE_REDIS_HMAC_KEY": HMAC_KEY,
+                    "TIERCACHE_REDIS_TIMEOUT": REDIS_TIMEOUT,
+                },
             )
         finally:
             os.kill(server.pid, signal.SIGCONT)
@@ -266,7 +277,9 @@ def test_redis_stopped_after_connecting_fails_within_the_bound(frozen_later: lis
     """The tier connected, then the server froze: the write step times out, doctor goes on."""
     with RedisServer() as server:
         assert server.pid is not None
-        tier = RedisTier(server.url, timeout_s=0.25, prefix=f"d{uuid.uuid4().hex[:8]}:")
+        tier = RedisTier(
+            server.url, timeout_s=0.25, prefix=f"d{uuid.uuid4().hex[:8]}:", hmac_key=HMAC_KEY
+        )
         assert tier.ready
         frozen_later.append(server.pid)
         os.kill(server.pid, signal.SIGSTOP)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from redis.cluster import RedisCluster as RedisClusterClient
 
-from tests.helpers import CountingFS
+from tests.helpers import HMAC_KEY, CountingFS
 from tiercache import BlockKey, MemoryTier, RedisTier, Settings, TieredFileSystem
 from tiercache.fs import default_tiers
 from tiercache.testing.redisserver import RedisCluster, RedisServer, make_tls_files
@@ -33,6 +33,7 @@ COOLDOWN_S = 0.3
 def settings_for(url: str, **overrides: Any) -> Settings:
     options: dict[str, Any] = {
         "redis_url": url,
+        "redis_hmac_key": HMAC_KEY,
         "redis_prefix": f"t{uuid.uuid4().hex[:12]}:",
         "redis_timeout_s": 1.0,  # generous: the point here is behaviour, not speed
         "block_size_bytes": BLOCK,
@@ -377,12 +378,12 @@ def test_tls_with_a_private_ca(tmp_path: Any, capsys: pytest.CaptureFixture[str]
 
 def test_passwords_never_show(redis_fresh: RedisServer) -> None:
     with RedisServer(password="hunter2-very-secret") as server:
-        tier = RedisTier(server.url)
+        tier = RedisTier(server.url, hmac_key=HMAC_KEY)
         assert tier.ready
         assert "hunter2" not in repr(tier)
         assert "hunter2" not in str(tier.stats())
         tier.close()
-        wrong = RedisTier(server.url.replace("hunter2", "wrong"))
+        wrong = RedisTier(server.url.replace("hunter2", "wrong"), hmac_key=HMAC_KEY)
         assert not wrong.ready
         assert "hunter2" not in str(wrong.stats())
         wrong.close()
@@ -414,7 +415,9 @@ def test_oom_and_readonly_pipeline_errors_are_refused_writes_not_failures(
 ) -> None:
     import redis
 
-    tier = RedisTier(redis_fresh.url, prefix=f"o{uuid.uuid4().hex[:8]}:", timeout_s=1.0)
+    tier = RedisTier(
+        redis_fresh.url, prefix=f"o{uuid.uuid4().hex[:8]}:", timeout_s=1.0, hmac_key=HMAC_KEY
+    )
     key = BlockKey("t", "b/x", "v", 1, 0)
     with redis_fresh.client() as client:
         client.config_set("maxmemory-policy", "noeviction")
@@ -457,7 +460,9 @@ def test_a_loading_redis_is_a_fast_failure_counted_in_loading(
     read_footer(writer, path, data)
     writer.chain.fills.join()
     writer.close()
-    tier = RedisTier(redis_fresh.url, prefix=settings.redis_prefix, timeout_s=1.0)
+    tier = RedisTier(
+        redis_fresh.url, prefix=settings.redis_prefix, timeout_s=1.0, hmac_key=HMAC_KEY
+    )
     key = BlockKey("t", "b/x", "v", 1, 0)
     fs = pod(settings)
     redis_fresh.load_slowly(3.0)
@@ -471,7 +476,9 @@ def test_a_loading_redis_is_a_fast_failure_counted_in_loading(
         assert tier.loading == 2
         assert tier.refused_writes == 0  # not a refusal: the breaker must see it
         assert "loading" in str(tier.last_error).lower()
-        during = RedisTier(redis_fresh.url, prefix=settings.redis_prefix, timeout_s=1.0)
+        during = RedisTier(
+            redis_fresh.url, prefix=settings.redis_prefix, timeout_s=1.0, hmac_key=HMAC_KEY
+        )
         assert not during.ready  # constructed while loading: disabled, retried later
         assert during.loading == 1
         during.close()

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tests.helpers import HMAC_KEY
 from tiercache.testing import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -24,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def run_child(data_dir: Path, redis_url: str, prefix: str) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIERCACHE_")}
     env.update(TIERCACHE_REDIS_URL=redis_url, TIERCACHE_REDIS_PREFIX=prefix)
+    env["TIERCACHE_REDIS_HMAC_KEY"] = HMAC_KEY
     env["TIERCACHE_REDIS_TIMEOUT"] = "2s"  # shared CI machines: behaviour, not speed, is tested
     result = subprocess.run(
         [sys.executable, "-m", "tests.redis_child", str(data_dir)],

@@ -146,6 +146,60 @@ def test_config_bad_set_is_exit_2(
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TIERCACHE_REDIS_URL": "redis://cache:6379/0"}, "TIERCACHE_REDIS_HMAC_KEY is not"),
+        (
+            {
+                "TIERCACHE_REDIS_URL": f"redis://:{PASSWORD}@[::1",
+                "TIERCACHE_REDIS_HMAC_KEY": HMAC_KEY,
+            },
+            "Invalid IPv6 URL",
+        ),
+        (
+            {
+                "TIERCACHE_REDIS_URL": f"redis://:{PASSWORD}@h/0?socket_timeout=abc",
+                "TIERCACHE_REDIS_HMAC_KEY": HMAC_KEY,
+            },
+            "socket_timeout is set by TIERCACHE_REDIS_TIMEOUT",
+        ),
+        ({"TIERCACHE_STATS_INTERVAL": "1e-9"}, "from 100ms to 24h"),
+    ],
+)
+def test_config_that_cannot_work_is_exit_2(
+    env: dict[str, str],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    for command in ("config", "doctor"):
+        assert main([command]) == 2
+        err = capsys.readouterr().err
+        assert message in err
+        assert PASSWORD not in err
+
+
+def test_config_warns_loudly_when_redis_is_unauthenticated(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TIERCACHE_REDIS_URL", "redis://cache:6379/0")
+    monkeypatch.setenv("TIERCACHE_REDIS_ALLOW_UNAUTHENTICATED", "true")
+    assert main(["config"]) == 0
+    captured = capsys.readouterr()
+    assert "WARNING" in captured.err
+    assert "NOT authenticated" in captured.err
+    assert config_rows(captured.out)["TIERCACHE_REDIS_ALLOW_UNAUTHENTICATED"] == (
+        "True",
+        "environment",
+    )
+    monkeypatch.setenv("TIERCACHE_REDIS_HMAC_KEY", HMAC_KEY)  # a key: authenticated after all
+    assert main(["config"]) == 0
+    assert "WARNING" not in capsys.readouterr().err
+
+
 def test_doctor_memory_only(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["doctor"]) == 0
     lines = capsys.readouterr().out.splitlines()

@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from tiercache.config import (
+    RANGES,
     VARIABLES,
     Settings,
+    describe_range,
     parse_bool,
     parse_duration,
     parse_int,
@@ -25,6 +27,8 @@ KIB = 1024
 MIB = 1024 * KIB
 GIB = 1024 * MIB
 TIB = 1024 * GIB
+HMAC_KEY = "a-shared-hmac-key-of-32-characters"
+VARIABLE_OF = {field: variable for variable, field in VARIABLES.items()}
 
 
 # --- defaults ---------------------------------------------------------------------------------
@@ -194,6 +198,7 @@ def test_from_env_reads_every_kind() -> None:
             "TIERCACHE_DISK_TIMEOUT": "20ms",
             "TIERCACHE_DISK_CLEAR_ON_START": "yes",
             "TIERCACHE_REDIS_URL": "rediss://:pw@redis:6380/1\n",
+            "TIERCACHE_REDIS_HMAC_KEY": "a-shared-hmac-key-of-32-characters\n",
             "TIERCACHE_REDIS_TTL": "2h",
             "TIERCACHE_REDIS_PREFIX": "app:",
             "TIERCACHE_INFO_TTL": "0",
@@ -207,6 +212,7 @@ def test_from_env_reads_every_kind() -> None:
     assert settings.disk_timeout_s == 0.02
     assert settings.disk_clear_on_start is True
     assert settings.redis_url == "rediss://:pw@redis:6380/1"
+    assert settings.redis_hmac_key == "a-shared-hmac-key-of-32-characters"
     assert settings.redis_ttl_s == 7200.0
     assert settings.redis_prefix == "app:"
     assert settings.info_ttl_s == 0.0
@@ -362,7 +368,7 @@ def test_direct_construction_is_validated(field: str, value: object, variable: s
     ],
 )
 def test_accepted_redis_schemes(url: str) -> None:
-    assert Settings(redis_url=url).redis_url == url
+    assert Settings(redis_url=url, redis_hmac_key=HMAC_KEY).redis_url == url
 
 
 def test_edges_are_accepted() -> None:
@@ -411,7 +417,8 @@ def test_redact_url_never_raises_on_weird_input() -> None:
 
 @pytest.mark.parametrize("url", ["redis://user:secret@h:6379/0", "redis://:secret@h"])
 def test_secret_never_shown(url: str) -> None:
-    settings = Settings.from_env({"TIERCACHE_REDIS_URL": url})
+    env = {"TIERCACHE_REDIS_URL": url, "TIERCACHE_REDIS_HMAC_KEY": HMAC_KEY}
+    settings = Settings.from_env(env)
     assert settings.redis_url == url  # kept intact for the client that needs it
     assert "secret" not in repr(settings)
     assert "secret" not in str(settings)
@@ -565,3 +572,124 @@ def test_sources_unknown_argument_is_reported(name: str) -> None:
 def test_sources_unknown_environment_variable_is_still_reported() -> None:
     with pytest.raises(ConfigError, match="TIERCACHE_BLOK_SIZE"):
         Settings.from_env_with_sources({"TIERCACHE_BLOK_SIZE": "1MiB"})
+
+
+# --- the Redis tier needs an HMAC key -----------------------------------------------------------
+
+
+def test_redis_without_an_hmac_key_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"TIERCACHE_REDIS_URL": "redis://:secret@cache:6379/0"})
+    message = str(info.value)
+    assert "TIERCACHE_REDIS_HMAC_KEY" in message
+    assert "secrets.token_urlsafe" in message  # how to make one
+    assert "TIERCACHE_REDIS_ALLOW_UNAUTHENTICATED" in message  # and the way out
+    assert "secret@" not in message
+
+
+def test_the_explicit_opt_out_starts_redis_unauthenticated() -> None:
+    env = {"TIERCACHE_REDIS_URL": "redis://cache:6379/0"}
+    settings = Settings.from_env({**env, "TIERCACHE_REDIS_ALLOW_UNAUTHENTICATED": "true"})
+    assert settings.redis_unauthenticated
+    keyed = Settings.from_env({**env, "TIERCACHE_REDIS_HMAC_KEY": HMAC_KEY})
+    assert not keyed.redis_unauthenticated
+    assert not Settings().redis_unauthenticated  # no Redis at all
+
+
+# --- every URL option is checked in Settings ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("redis://:secret@[::1", "cannot be parsed"),
+        ("redis://:secret@h:6379/0?socket_timeout=abc", "socket_timeout is set by"),
+        ("redis://:secret@h:6379/0?socket_timeout=1", "TIERCACHE_REDIS_TIMEOUT"),
+        ("redis://:secret@h:6379/0?max_connections=1000", "max_connections"),
+        ("redis://:secret@h:99999/0", "Port out of range"),
+        ("redis://:secret@h:port/0", "cannot be parsed"),
+        ("redis://:secret@h/abc", "the path names the database"),
+        ("redis://:secret@h/0?db=x", "option db='x'"),
+        ("redis://:secret@h/0?ssl_ca_cert=/ca.pem", "did you mean ssl_ca_certs?"),
+        ("redis://:secret@h/0?protocol=4", "option protocol='4' is not 2 or 3"),
+        ("redis://:secret@h/0?client_name=", "needs one value"),
+        ("redis+cluster://:secret@h:7000/3", "only database 0"),
+        ("unix://", "names the socket's path"),
+        ("redis://:secret@h:0", "port 0"),
+        ("redis://:sec ret@h", "no spaces"),
+    ],
+)
+def test_a_redis_url_that_cannot_work_fails_in_settings(url: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"TIERCACHE_REDIS_URL": url, "TIERCACHE_REDIS_HMAC_KEY": HMAC_KEY})
+    message = str(info.value)
+    assert "TIERCACHE_REDIS_URL" in message
+    assert problem in message
+    assert "secret" not in message  # the password is redacted
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "rediss://:pw@redis:6380/1?ssl_ca_certs=/etc/ca.pem&ssl_cert_reqs=required",
+        "redis://user:pw@h:6379/0?client_name=svc&protocol=3&socket_keepalive=true",
+        "redis://h?db=2",
+        "redis://h",
+        "redis://[::1]:6379/0",
+        "unix:///run/redis.sock?db=1",
+        "redis+cluster://h:7000/0",
+    ],
+)
+def test_good_redis_urls_pass(url: str) -> None:
+    assert Settings(redis_url=url, redis_hmac_key=HMAC_KEY).redis_url == url
+
+
+# --- every number has a range -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", sorted(RANGES))
+def test_every_range_is_enforced_at_both_ends(field: str) -> None:
+    low, high = RANGES[field]
+    at_low: dict[str, Any] = {field: low}
+    at_high: dict[str, Any] = {field: high}
+    assert getattr(Settings(**at_low), field) == low
+    assert getattr(Settings(**at_high), field) == high
+    if field.endswith("_s"):
+        outside: list[float] = [low - 0.0005, high * 1.001]
+    else:
+        outside = [int(low) - 1, int(high) + 1]
+    for value in outside:
+        wrong: dict[str, Any] = {field: value}
+        with pytest.raises(ConfigError) as info:
+            Settings(**wrong)
+        assert describe_range(field) in str(info.value)
+        assert VARIABLE_OF[field] in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "text"),
+    [
+        ("TIERCACHE_STATS_INTERVAL", "1e-9"),
+        ("TIERCACHE_DISK_TIMEOUT", "1e-9"),
+        ("TIERCACHE_REDIS_TIMEOUT", "0.0000001"),
+        ("TIERCACHE_MEMORY_BYTES", "100000000000000000000000000000"),
+        ("TIERCACHE_ORIGIN_TIMEOUT", "2h"),
+        ("TIERCACHE_ORIGIN_CONCURRENCY", "100000"),
+    ],
+)
+def test_values_that_cannot_work_are_config_errors(variable: str, text: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({variable: text})
+    assert variable in str(info.value)
+    assert describe_range(VARIABLES[variable]) in str(info.value)
+
+
+def test_docs_state_every_range() -> None:
+    sections = re.split(r"^### ", DOCS.read_text(), flags=re.MULTILINE)
+    by_variable = {section.split("`")[1]: section for section in sections[1:]}
+    for variable, field in VARIABLES.items():
+        if field in RANGES:
+            accepted = re.search(r"- Accepted values: (.*(?:\n  .*)*)", by_variable[variable])
+            assert accepted is not None, variable
+            text = accepted[1].replace("`", "").replace("\n  ", " ")
+            assert describe_range(field) in text, (variable, describe_range(field), text)

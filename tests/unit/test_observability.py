@@ -205,7 +205,7 @@ def test_stats_file_is_written_periodically_and_on_stop(path: str, tmp_path: Pat
     target = tmp_path / "run" / "stats.json"
     fs = make_fs(
         stats_file=str(target),
-        stats_interval_s=0.05,
+        stats_interval_s=0.1,
         redis_url="redis://user:hunter2@127.0.0.1:1/0",
         redis_hmac_key="k" * 20,
     )

@@ -43,8 +43,8 @@ from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
 
-from tiercache.config import redact_url
-from tiercache.errors import IntegrityError, TierUnavailableError
+from tiercache.config import UNAUTHENTICATED_REDIS, redact_url
+from tiercache.errors import ConfigError, IntegrityError, TierUnavailableError
 from tiercache.framing import frame, unframe
 from tiercache.protocol import BlockKey, BlockKind
 
@@ -130,10 +130,16 @@ class RedisTier:
         ttl_s: TTL of every key, jittered by ±10% (``TIERCACHE_REDIS_TTL``).
         max_value_bytes: Larger blocks are not sent (``TIERCACHE_REDIS_MAX_VALUE_BYTES``).
         prefix: Key namespace (``TIERCACHE_REDIS_PREFIX``).
-        hmac_key: Authenticate values with this key (``TIERCACHE_REDIS_HMAC_KEY``).
+        hmac_key: Authenticate values with this key (``TIERCACHE_REDIS_HMAC_KEY``); required
+            unless ``allow_unauthenticated``.
+        allow_unauthenticated: Without a key, share unauthenticated values: only for a Redis
+            that no one else can write to (``TIERCACHE_REDIS_ALLOW_UNAUTHENTICATED``).
         pool_size: Connections at most.
         retry_after_s: Wait between attempts to reach an unreachable server at start.
         client_factory: Builds the client; injected by tests.
+
+    Raises:
+        ConfigError: Neither ``hmac_key`` nor ``allow_unauthenticated`` was given.
     """
 
     name = "redis"
@@ -147,10 +153,19 @@ class RedisTier:
         max_value_bytes: int = 4 << 20,
         prefix: str = "tiercache:",
         hmac_key: str | bytes | None = None,
+        allow_unauthenticated: bool = False,
         pool_size: int = 16,
         retry_after_s: float = 5.0,
         client_factory: Callable[..., Any] = build_client,
     ) -> None:
+        if not hmac_key and not allow_unauthenticated:
+            raise ConfigError(
+                "RedisTier needs hmac_key (TIERCACHE_REDIS_HMAC_KEY): without it anyone who can "
+                "write to the Redis can make every reader return wrong bytes; pass "
+                "allow_unauthenticated=True only for a Redis no one else can write to"
+            )
+        if not hmac_key:
+            logger.warning("redis tier %s: %s", redact_url(url), UNAUTHENTICATED_REDIS)
         self._url = url
         self.timeout_s = timeout_s
         self.ttl_s = ttl_s
@@ -186,7 +201,7 @@ class RedisTier:
             "too_large": self.too_large,
             "refused_writes": self.refused_writes,
             "loading": self.loading,
-            "hmac": self._hmac_key is not None,
+            "hmac": self._hmac_key is not None,  # False only with the explicit opt-out
             "last_error": self.last_error,
         }
 
@@ -344,7 +359,10 @@ class RedisTier:
                     self._url, timeout_s=self.timeout_s, pool_size=self._pool_size
                 )
                 client.ping()
-            except (redis.RedisError, OSError) as exc:
+            except Exception as exc:
+                # Settings checks the URL, but a tier built in code, or a client library that
+                # rejects something new at construction, must leave the tier disabled with the
+                # reason, never fail the filesystem's creation.
                 if client is not None:
                     _close_client(client)
                 if isinstance(exc, redis.exceptions.BusyLoadingError):
