@@ -10,6 +10,7 @@ built from the environment. Errors are ``ConfigError`` naming the variable and t
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import math
 import os
 import re
@@ -513,6 +514,11 @@ class Settings:
             and not self.redis_allow_unauthenticated
         ):
             raise ConfigError(_NO_HMAC_KEY)
+        if self.metrics_port is not None and importlib.util.find_spec("prometheus_client") is None:
+            raise ConfigError(
+                f"TIERCACHE_METRICS_PORT={self.metrics_port} needs prometheus-client, which is not "
+                "installed: pip install 'tiercache[metrics]' (or leave the variable unset)"
+            )
         _check_text(self, "stats_file", optional=True)
         if self.shadow_rate is not None and (
             isinstance(self.shadow_rate, bool)

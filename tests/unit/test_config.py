@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import re
 from pathlib import Path
 from typing import Any
@@ -693,3 +694,18 @@ def test_docs_state_every_range() -> None:
             assert accepted is not None, variable
             text = accepted[1].replace("`", "").replace("\n  ", " ")
             assert describe_range(field) in text, (variable, describe_range(field), text)
+
+
+def test_a_metrics_port_without_prometheus_client_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings(metrics_port=9464).metrics_port == 9464  # installed with the test extra
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "prometheus_client" else real(name, *a),
+    )
+    with pytest.raises(ConfigError, match=r"TIERCACHE_METRICS_PORT=9464 needs prometheus-client"):
+        Settings.from_env({"TIERCACHE_METRICS_PORT": "9464"})
+    assert Settings().metrics_port is None  # unset: nothing needed
