@@ -214,17 +214,27 @@ def test_a_database_file_that_is_not_ours_disables_the_tier(
     assert (snapshot(elsewhere), snapshot(planted)) == before
 
 
-def test_a_parent_owned_by_another_user_is_refused(
+def test_a_parent_others_can_write_is_used_with_a_warning(
     nobody: pwd.struct_passwd, tmp_path: Path, origin_path: str
 ) -> None:
-    parent = tmp_path / "theirs"
-    parent.mkdir(mode=0o755)
-    os.chown(parent, nobody.pw_uid, nobody.pw_gid)
+    """An emptyDir is 0777 without the sticky bit: used, and doctor/stats() say who could swap it.
 
+    What another user could plant in it is refused when the tier opens it (the tests above).
+    """
+    parent = tmp_path / "theirs"
+    parent.mkdir()
+    parent.chmod(0o777)
+    os.chown(parent, nobody.pw_uid, nobody.pw_gid)
     fs = make_fs(parent)
-    assert_refused(fs, origin_path, f"{parent} is owned by uid {nobody.pw_uid}, not 0 or root")
-    fs.close()
-    assert os.listdir(parent) == []  # nothing created in it
+    try:
+        assert fs.cat_file(origin_path) == fs.cat_file(origin_path)
+        disk = fs.stats()["tiers"]["disk"]
+        assert disk["state"] == "closed"
+        warning = str(disk["directory_warning"])
+        assert f"{parent} is owned by uid {nobody.pw_uid}" in warning
+    finally:
+        fs.close()
+    assert stat.S_IMODE((parent / "tiercache-v1").stat().st_mode) == 0o700
 
 
 def test_the_tier_opens_once_the_planted_path_is_gone(

@@ -22,6 +22,7 @@ from tiercache.tiers.safedir import (
     open_private_file,
     open_private_reader,
     parent_problem,
+    parent_warning,
     private_problem,
 )
 
@@ -65,15 +66,20 @@ def test_root_owns_what_root_creates() -> None:
     )
 
 
+def test_parent_problem() -> None:
+    assert parent_problem("/c", st(stat.S_IFDIR, 0o755)) is None
+    assert parent_problem("/c", st(stat.S_IFDIR, 0o777, OTHER)) is None  # a warning, below
+    assert parent_problem("/c", st(stat.S_IFREG, 0o755)) == "/c is not a directory"
+
+
 @pytest.mark.parametrize(
-    ("result", "problem"),
+    ("result", "warning"),
     [
         (st(stat.S_IFDIR, 0o755), None),
         (st(stat.S_IFDIR, 0o700), None),
         (st(stat.S_IFDIR, 0o755, 0), None),  # root's: root can do anything anyway
         (st(stat.S_IFDIR, 0o1777, 0), None),  # /tmp: nobody renames what is not theirs
         (st(stat.S_IFDIR, 0o1770), None),
-        (st(stat.S_IFREG, 0o755), "/c is not a directory"),
         (st(stat.S_IFDIR, 0o755, OTHER), "/c is owned by uid 65534, not 1000 or root"),
         (st(stat.S_IFDIR, 0o1777, OTHER), "/c is owned by uid 65534, not 1000 or root"),
         (st(stat.S_IFDIR, 0o777, 0), "/c is writable by group/others without the sticky bit"),
@@ -81,13 +87,13 @@ def test_root_owns_what_root_creates() -> None:
         (st(stat.S_IFDIR, 0o775), "/c is writable by group/others without the sticky bit"),
     ],
 )
-def test_parent_problem(result: os.stat_result, problem: str | None) -> None:
-    found = parent_problem("/c", result, euid=ME)
-    if problem is None:
+def test_parent_warning(result: os.stat_result, warning: str | None) -> None:
+    found = parent_warning("/c", result, euid=ME)
+    if warning is None:
         assert found is None
     else:
         assert found is not None
-        assert problem in found
+        assert warning in found
 
 
 # -- the openers, on the test user's own paths ---------------------------------------------
@@ -99,7 +105,7 @@ def mode(path: Path) -> int:
 
 @pytest.fixture
 def parent_fd(tmp_path: Path) -> Iterator[int]:
-    fd = open_parent(str(tmp_path), euid=os.geteuid())
+    fd = open_parent(str(tmp_path))
     yield fd
     os.close(fd)
 
@@ -173,13 +179,13 @@ def test_a_reader_never_follows_a_symlink(tmp_path: Path) -> None:
         open_private_reader(str(tmp_path / "gone"), euid=os.geteuid())
 
 
-def test_a_world_writable_parent_needs_the_sticky_bit(tmp_path: Path) -> None:
-    tmp_path.chmod(0o777)
-    with pytest.raises(UnsafePathError, match=r"without the sticky bit \(mode 0777\)"):
-        open_parent(str(tmp_path), euid=os.geteuid())
-    tmp_path.chmod(0o1777)
-    os.close(open_parent(str(tmp_path), euid=os.geteuid()))
+def test_a_world_writable_parent_is_used(tmp_path: Path) -> None:
+    tmp_path.chmod(0o777)  # a Kubernetes emptyDir: used; parent_warning says who could swap it
+    os.close(open_parent(str(tmp_path)))
     tmp_path.chmod(0o700)
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(NotADirectoryError):
+        open_parent(str(tmp_path / "file"))
 
 
 def test_clear_empties_the_directory_without_following_symlinks(tmp_path: Path) -> None:

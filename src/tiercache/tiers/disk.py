@@ -165,6 +165,8 @@ class DiskTier:
         self._full = False
         self._volume = 0
         self.last_error: str | None = None
+        #: Who else could rename entries of ``directory`` (see :func:`safedir.parent_warning`).
+        self.directory_warning: str | None = None
         # Tier-specific counters (the chain counts hits, misses, errors, timeouts, corrupt).
         self.full_skips = 0
         self.reopens = 0
@@ -190,6 +192,7 @@ class DiskTier:
             "reopens": self.reopens,
             "open_failures": self.open_failures,
             "last_error": self.last_error,
+            "directory_warning": self.directory_warning,
         }
 
     # -- the Tier protocol ---------------------------------------------------------------------
@@ -409,7 +412,11 @@ class DiskTier:
         """
         euid = os.geteuid()
         safedir.make_dirs(str(self.directory))
-        parent_fd = safedir.open_parent(str(self.directory), euid=euid)
+        parent_fd = safedir.open_parent(str(self.directory))
+        warning = safedir.parent_warning(str(self.directory), os.fstat(parent_fd), euid=euid)
+        if warning is not None and warning != self.directory_warning:
+            logger.info("disk tier: %s", warning)  # doctor and stats() show it too
+        self.directory_warning = warning
         lock_fd: int | None = None
         try:
             if self._lock_fd is None and fcntl is not None:

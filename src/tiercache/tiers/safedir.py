@@ -4,14 +4,15 @@ Like OpenSSH's ``StrictModes``. The disk tier's directory (``<TIERCACHE_DISK_DIR
 its lock file beside it, and every file it opens in it must be owned by the process's effective
 uid, must not be writable by group or others, and are never reached through a symlink (opened
 with ``O_NOFOLLOW``, or checked with ``lstat``). The parent, ``TIERCACHE_DISK_DIR`` itself, may
-be a symlink (operators mount volumes that way), but nobody else may be able to rename entries
-in it: it must be owned by this user or root, and not writable by group or others unless its
-sticky bit is set (``/tmp``). A path that breaks a rule raises :class:`UnsafePathError`, whose
+be a symlink (operators mount volumes that way). Who else may rename entries in the parent (its
+owner, or anyone who may write to it when its sticky bit is not set) is reported as a warning
+(:func:`parent_warning`), not refused: a Kubernetes ``emptyDir`` is ``0777``. A path that breaks a
+rule raises :class:`UnsafePathError`, whose
 message names the path and the problem; nothing here changes a path it did not create.
 
-The checks themselves (:func:`private_problem`, :func:`parent_problem`) are pure functions of a
-``stat`` result; the rest opens paths in the order that makes the checks hold for what is used:
-a directory is opened ``O_NOFOLLOW``, its descriptor checked with ``fstat``, and what is checked
+The checks themselves (:func:`private_problem`, :func:`parent_problem`, :func:`parent_warning`)
+are pure functions of a ``stat`` result; the rest opens paths in the order that makes the checks
+hold for what is used: a directory is opened ``O_NOFOLLOW``, its descriptor checked with ``fstat``, and what is checked
 in it is reached relative to that descriptor. Errors name the full path (``shown``), not the
 name relative to a descriptor.
 """
@@ -68,20 +69,33 @@ def private_problem(path: str, st: os.stat_result, *, euid: int, directory: bool
     return None
 
 
-def parent_problem(path: str, st: os.stat_result, *, euid: int) -> str | None:
-    """Say why the directory ``path`` lets another user replace what the tier keeps in it.
-
-    Whoever may rename entries of the parent could move the tier's directory away and put a
-    symlink or a directory of their own in its place between a check and a use: the owner of
-    the parent always can, and so can everyone who may write to it unless its sticky bit is set.
+def parent_problem(path: str, st: os.stat_result) -> str | None:
+    """Say why ``path`` cannot hold the tier's directory, or return ``None``.
 
     Args:
         path: The directory (``TIERCACHE_DISK_DIR``), as shown in the message.
         st: Its ``stat`` (a symlink to it is fine: the operator made it).
-        euid: The process's effective uid.
     """
     if not stat.S_ISDIR(st.st_mode):
         return f"{path} is not a directory"
+    return None
+
+
+def parent_warning(path: str, st: os.stat_result, *, euid: int) -> str | None:
+    """Say who else could rename entries of the parent ``path``, or return ``None``.
+
+    Such a user could move the tier's directory away and put their own in its place. The tier
+    still refuses a directory that is not its user's own when it opens it, and checks that what
+    it writes to is what it checked; what is left is a race between a check and a use. A
+    Kubernetes ``emptyDir`` is ``0777`` without the sticky bit, but only the pod's containers can
+    write to it: when they all run as one user, nobody else can. So this is a warning that
+    ``tiercache doctor`` and ``stats()`` show, not a refusal (see docs/disk-tier.md).
+
+    Args:
+        path: The directory (``TIERCACHE_DISK_DIR``), as shown in the message.
+        st: Its ``stat``.
+        euid: The process's effective uid.
+    """
     if st.st_uid not in (euid, 0):
         return (
             f"{path} is owned by uid {st.st_uid}, not {euid} or root: its owner could replace "
@@ -90,8 +104,8 @@ def parent_problem(path: str, st: os.stat_result, *, euid: int) -> str | None:
     if st.st_mode & _GROUP_OTHER_WRITE and not st.st_mode & stat.S_ISVTX:
         return (
             f"{path} is writable by group/others without the sticky bit "
-            f"(mode {stat.S_IMODE(st.st_mode):04o}): anyone who can write there could rename the "
-            "cache directory away and put their own in its place"
+            f"(mode {stat.S_IMODE(st.st_mode):04o}): a user who can write there could swap the "
+            "cache directory; fine for a Kubernetes emptyDir whose containers all run as one user"
         )
     return None
 
@@ -108,19 +122,19 @@ def make_dirs(path: str) -> None:
             os.mkdir(directory, 0o700)
 
 
-def open_parent(path: str, *, euid: int) -> int:
+def open_parent(path: str) -> int:
     """Open the directory ``path`` (following a symlink) and check it as a parent.
 
     Returns:
         A descriptor of the directory (``O_PATH`` where the platform has it); the caller closes it.
 
     Raises:
-        UnsafePathError: Another user could replace entries of the directory.
+        UnsafePathError: It is not a directory.
         OSError: It cannot be opened.
     """
     fd = os.open(path, _PATH | _DIRECTORY | _CLOEXEC)
     try:
-        problem = parent_problem(path, os.fstat(fd), euid=euid)
+        problem = parent_problem(path, os.fstat(fd))
         if problem is not None:
             raise UnsafePathError(problem)
     except BaseException:
@@ -319,5 +333,6 @@ __all__ = [
     "open_private_file",
     "open_private_reader",
     "parent_problem",
+    "parent_warning",
     "private_problem",
 ]
