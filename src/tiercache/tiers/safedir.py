@@ -12,9 +12,9 @@ message names the path and the problem; nothing here changes a path it did not c
 
 The checks themselves (:func:`private_problem`, :func:`parent_problem`, :func:`parent_warning`)
 are pure functions of a ``stat`` result; the rest opens paths in the order that makes the checks
-hold for what is used: a directory is opened ``O_NOFOLLOW``, its descriptor checked with ``fstat``, and what is checked
-in it is reached relative to that descriptor. Errors name the full path (``shown``), not the
-name relative to a descriptor.
+hold for what is used: a directory is opened ``O_NOFOLLOW``, its descriptor checked with
+``fstat``, and what is checked in it is reached relative to that descriptor. Errors name the full
+path (``shown``), not the name relative to a descriptor.
 """
 
 from __future__ import annotations
