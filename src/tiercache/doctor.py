@@ -277,6 +277,9 @@ def _check_tier(
         check.ready = None if ready is None else bool(ready)
         last_error = getattr(tier, "last_error", None)
         check.last_error = None if last_error is None else _mask(str(last_error), secrets)
+        directory_warning = getattr(tier, "directory_warning", None)  # the disk tier's
+        if directory_warning:
+            check.warnings.append(_mask(str(directory_warning), secrets))
         if check.ready is False:
             check.reason = f"not ready after start: {check.last_error or 'no reason given'}"
             return check

@@ -212,6 +212,20 @@ def test_disk_dir_that_is_a_file_fails(tmp_path: Path, capsys: pytest.CaptureFix
     assert out.splitlines()[-1].endswith("FAIL")
 
 
+def test_disk_dir_with_a_planted_symlink_fails_and_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "tiercache-v1").symlink_to(victim)
+    assert main(["doctor", "--set", f"TIERCACHE_DISK_DIR={tmp_path / 'cache'}"]) == 1
+    line = line_of(capsys.readouterr().out, "disk")
+    assert line.split()[1] == "FAIL"
+    assert f"{tmp_path / 'cache' / 'tiercache-v1'} is a symlink; refusing to follow it" in line
+    assert os.listdir(victim) == []
+
+
 def test_disk_dir_that_is_a_file_fails_json(tmp_path: Path) -> None:
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("not a directory")

@@ -7,6 +7,7 @@ import sqlite3
 import stat
 from pathlib import Path
 
+import diskcache
 import pytest
 
 from tiercache import DiskTier, IntegrityError, TierUnavailableError
@@ -104,3 +105,76 @@ def test_a_closed_tier_never_reopens(tmp_path: Path) -> None:
     with pytest.raises(TierUnavailableError, match="closed"):
         tier.put(key(), b"x")
     assert not tier.ready
+
+
+# -- directory safety (the rules are in tests/unit/test_safedir.py; other users' paths in
+# -- tests/chaos/test_disk_directory_safety.py) ----------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["symlink", "writable"])
+def test_a_value_file_that_is_not_private_is_refused(tmp_path: Path, how: str) -> None:
+    tier = DiskTier(tmp_path, capacity_bytes=64 << 20)
+    data = os.urandom(100_000)
+    tier.put(key(), data)
+    (value,) = (tmp_path / "tiercache-v1").rglob("*.val")
+    elsewhere = tmp_path / "elsewhere.val"
+    if how == "symlink":
+        # The very bytes that were stored: followed, they would pass every framing check.
+        value.rename(elsewhere)
+        value.symlink_to(elsewhere)
+        reason = "is a symlink; refusing to follow it"
+    else:
+        value.chmod(0o666)
+        reason = r"is writable by group/others \(mode 0666\)"
+    with pytest.raises(IntegrityError, match=reason):
+        tier.get(key())
+    assert tier.get(key()) is None  # the entry was deleted (the symlink, not what it points to)
+    assert not value.is_symlink()
+    if how == "symlink":
+        assert elsewhere.read_bytes()[-len(data) :] == data
+    tier.close()
+
+
+def test_a_value_diskcache_would_unpickle_is_refused(tmp_path: Path) -> None:
+    tier = DiskTier(tmp_path, capacity_bytes=64 << 20)
+    with diskcache.Cache(str(tmp_path / "tiercache-v1")) as other:
+        other.set(key().digest(), ["pickled", "by", "someone", "else"])  # MODE_PICKLE
+    with pytest.raises(IntegrityError, match="diskcache mode"):
+        tier.get(key())
+    assert tier.get(key()) is None
+    tier.close()
+
+
+def test_a_world_writable_parent_without_the_sticky_bit_is_used_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    """A Kubernetes emptyDir is 0777: the tier uses it, and says who could swap its directory."""
+    parent = tmp_path / "shared"
+    parent.mkdir()
+    parent.chmod(0o777)
+    tier = DiskTier(parent, capacity_bytes=64 << 20)
+    assert tier.ready
+    warning = tier.stats()["directory_warning"]
+    assert f"{parent} is writable by group/others without the sticky bit (mode 0777)" in str(
+        warning
+    )
+    assert mode(parent) == 0o777  # never changed
+    assert mode(parent / "tiercache-v1") == 0o700
+    tier.close()
+    parent.chmod(0o1777)  # a /tmp: nothing to say
+    tier = DiskTier(parent, capacity_bytes=64 << 20)
+    assert tier.ready
+    assert tier.stats()["directory_warning"] is None
+    tier.close()
+
+
+def test_a_missing_directory_is_created_private(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        tier = DiskTier(tmp_path / "a" / "b", capacity_bytes=64 << 20)
+    finally:
+        os.umask(old)
+    assert tier.ready
+    assert mode(tmp_path / "a") == 0o700
+    assert mode(tmp_path / "a" / "b") == 0o700
+    tier.close()

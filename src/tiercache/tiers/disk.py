@@ -7,14 +7,22 @@ only after its header matches the key it was asked for and its checksum matches 
 mismatch, a short value or an unreadable file is a miss, and the entry is deleted and counted.
 
 The tier never raises out of its constructor. A directory that cannot be used (read-only,
-unwritable, not a directory, full) leaves the tier *unavailable*: calls raise
+unwritable, not a directory, full, or not private to this user: see :mod:`.safedir`) leaves the
+tier *unavailable*: calls raise
 :class:`~tiercache.errors.TierUnavailableError` (the chain reports the tier ``disabled``) and the
 tier tries to open again, at most once per ``retry_after_s``, when the guard lets a probe through.
 
 Layout: ``<TIERCACHE_DISK_DIR>/tiercache-v1/`` holds the diskcache database and value files
-(directory ``0700``, files ``0600``); ``<TIERCACHE_DISK_DIR>/tiercache-v1.lock`` is held with a
+(directories ``0700``, files ``0600``); ``<TIERCACHE_DISK_DIR>/tiercache-v1.lock`` is held with a
 shared ``flock`` by every process using the cache, so that ``clear_on_start`` wipes the cache only
 when no live process shares it.
+
+Directory safety (docs/disk-tier.md, "Directory safety"): every open checks that the directory,
+the lock file and the database files belong to this user, are not writable by others and are no
+symlinks, and that the path diskcache and SQLite open leads to the directory that was checked
+(its device and inode, ``_root_id``, checked again before every write). Value files are created
+``O_EXCL | O_NOFOLLOW`` and read ``O_NOFOLLOW`` by :class:`_PrivateDisk`, which also refuses a
+value file that is not private and every value diskcache would unpickle.
 """
 
 from __future__ import annotations
@@ -24,7 +32,6 @@ import errno
 import io
 import logging
 import os
-import shutil
 import sqlite3
 import threading
 import time
@@ -37,6 +44,7 @@ import diskcache
 from tiercache.errors import IntegrityError, TierTimeoutError, TierUnavailableError
 from tiercache.framing import HEADER_BYTES, frame, parse_header, verify
 from tiercache.protocol import BlockKey, BlockKind
+from tiercache.tiers import safedir
 
 try:
     import fcntl
@@ -48,18 +56,63 @@ logger = logging.getLogger(__name__)
 SUBDIR = "tiercache-v1"
 # The default of TIERCACHE_DISK_EVICTION; measured in docs/benchmarks.md, "Disk tier".
 EVICTION_POLICY = "least-recently-stored"
+LOCK_NAME = f"{SUBDIR}.lock"
+#: The SQLite database and the files SQLite keeps beside it (write-ahead log, shared memory).
+DATABASE_FILES = ("cache.db", "cache.db-wal", "cache.db-shm")
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 _SQLITE_FULL = ("database or disk is full",)
 
 
 class _PrivateDisk(diskcache.Disk):  # type: ignore[misc]  # diskcache is untyped
-    """diskcache's file storage, with value files readable by the owner only."""
+    """diskcache's file storage, private to this user and never led astray by a symlink.
 
-    def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> Any:
-        size, mode, filename, db_value = super().store(value, read, key)
-        if filename is not None:
-            os.chmod(os.path.join(self._directory, filename), 0o600)
-        return size, mode, filename, db_value
+    diskcache creates subdirectories with ``os.makedirs`` (``0777`` less the umask: group-writable
+    under ``umask 002``), and creates and reads value files with ``open()``, which follows a
+    symlink. Here subdirectories are created ``0700``, value files ``O_EXCL | O_NOFOLLOW`` and
+    ``0600``, and a value file is read only if it is a regular file of ours that nobody else may
+    write, opened ``O_NOFOLLOW``: anything else is an :class:`IntegrityError` (a miss; the entry
+    is deleted). The path above the file (the tier's directory and the two levels of
+    subdirectories) lies in a ``0700`` directory checked to be ours: only this user (or root)
+    can put anything there.
+    """
+
+    def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
+        if mode == diskcache.core.MODE_RAW:
+            return super().fetch(mode, filename, value, read)
+        if mode != diskcache.core.MODE_BINARY or filename is None:
+            # tiercache stores bytes only: a row that says pickle or text was not written by it,
+            # and what is on disk is never unpickled.
+            raise IntegrityError(f"disk tier: refusing a value stored in diskcache mode {mode}")
+        path = os.path.join(self._directory, filename)
+        try:
+            fd = safedir.open_private_reader(path, euid=os.geteuid())
+        except safedir.UnsafePathError as exc:
+            # Not an OSError for diskcache, which takes one for "deleted meanwhile": a miss that
+            # would leave the entry in place.
+            raise IntegrityError(f"disk tier: {exc}") from exc
+        reader = open(fd, "rb")  # noqa: SIM115  # returned open when read=True
+        if read:
+            return reader
+        with reader:
+            return reader.read()
+
+    def _write(self, full_path: str, iterator: Any, mode: str, encoding: str | None = None) -> int:
+        relative = os.path.relpath(os.path.dirname(full_path), self._directory)
+        for count in range(1, 11):  # as diskcache: a cull may remove an empty subdirectory
+            safedir.make_private_subdirs(self._directory, relative)
+            try:
+                fd = safedir.create_private_file(full_path)
+            except OSError:
+                if count == 10:
+                    raise
+                continue
+            with open(fd, mode.replace("x", "w"), encoding=encoding) as writer:
+                size = 0
+                for chunk in iterator:
+                    size += len(chunk)
+                    writer.write(chunk)
+                return size
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 class DiskTier:
@@ -103,13 +156,17 @@ class DiskTier:
         self._closed = False
         self._cache: diskcache.Cache | None = None
         self._retired: list[diskcache.Cache] = []
-        self._lock_file: IO[bytes] | None = None
+        self._lock_fd: int | None = None
+        # The (st_dev, st_ino) of the directory checked at open and of its database.
         self._root_id: tuple[int, int] | None = None
+        self._db_id: tuple[int, int] | None = None
         self._next_open = 0.0
         self._full_until = 0.0
         self._full = False
         self._volume = 0
         self.last_error: str | None = None
+        #: Who else could rename entries of ``directory`` (see :func:`safedir.parent_warning`).
+        self.directory_warning: str | None = None
         # Tier-specific counters (the chain counts hits, misses, errors, timeouts, corrupt).
         self.full_skips = 0
         self.reopens = 0
@@ -135,6 +192,7 @@ class DiskTier:
             "reopens": self.reopens,
             "open_failures": self.open_failures,
             "last_error": self.last_error,
+            "directory_warning": self.directory_warning,
         }
 
     # -- the Tier protocol ---------------------------------------------------------------------
@@ -156,6 +214,10 @@ class DiskTier:
         try:
             with self._lock_timeouts():
                 value = cache.get(digest, default=None, read=True, retry=False)
+        except IntegrityError:  # a value file refused by _PrivateDisk
+            with contextlib.suppress(Exception):
+                cache.delete(digest, retry=False)
+            raise
         except sqlite3.OperationalError as exc:
             if self._root_moved():
                 self._reopen_later()  # the directory went away under us: a miss, not a failure
@@ -239,9 +301,9 @@ class DiskTier:
             for cache in self._retired:  # this thread's connections to databases replaced
                 with contextlib.suppress(Exception):
                     cache.close()
-            if self._lock_file is not None:
-                self._lock_file.close()
-                self._lock_file = None
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -295,36 +357,29 @@ class DiskTier:
         logger.warning("disk tier: %s was removed or replaced; reopening it", self.root)
 
     def _root_moved(self) -> bool:
-        """Whether the directory (or its database) is not the one we opened.
+        """Whether the directory (or its database) is not the one we opened and checked.
 
-        Checked before every write, so that nothing is written into an unlinked database.
+        Checked before every write, so that nothing is written into an unlinked database, nor
+        through a directory put in the place of the one checked. Neither is followed if it is a
+        symlink: a symlink is not the directory we opened.
         """
         try:
-            st = os.stat(self.root / "cache.db")
+            root = os.lstat(self.root)
+            database = os.lstat(self.root / "cache.db")
         except OSError:
             return True
-        return (st.st_dev, st.st_ino) != self._root_id
+        return (root.st_dev, root.st_ino) != self._root_id or (
+            database.st_dev,
+            database.st_ino,
+        ) != self._db_id
 
     def _open(self, *, first: bool) -> diskcache.Cache | None:
         with self._lock:
             if self._cache is not None or self._closed:
                 return self._cache
             try:
-                self._prepare_directory(first)
-                cache = diskcache.Cache(
-                    str(self.root),
-                    timeout=self.lock_timeout_s,
-                    disk=_PrivateDisk,
-                    size_limit=self.capacity_bytes,
-                    eviction_policy=self.eviction_policy,
-                    tag_index=True,
-                    statistics=False,
-                )
-                for name in os.listdir(self.root):  # the database and its WAL: owner only
-                    if name.startswith("cache.db"):
-                        os.chmod(self.root / name, 0o600)
-                st = os.stat(self.root / "cache.db")
-            except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
+                cache = self._open_checked(first)
+            except (OSError, sqlite3.Error, diskcache.Timeout, NotImplementedError) as exc:
                 self.open_failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 self._next_open = self._clock() + self.retry_after_s
@@ -339,7 +394,6 @@ class DiskTier:
             if not first:
                 self.reopens += 1
                 logger.info("disk tier: %s is usable again", self.root)
-            self._root_id = (st.st_dev, st.st_ino)
             self._volume = int(cache.volume())
             # The opening thread (the constructor's, at start) may never call again: it keeps
             # no connection; a thread that does reconnects lazily.
@@ -348,31 +402,97 @@ class DiskTier:
             self.last_error = None
             return cache
 
-    def _prepare_directory(self, first: bool) -> None:
-        if self.directory.exists() and not self.directory.is_dir():
-            raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(self.directory))
-        self.directory.mkdir(parents=True, exist_ok=True)
-        if self._lock_file is None and fcntl is not None:
-            lock_file = open(self.directory / f"{SUBDIR}.lock", "ab")  # noqa: SIM115
-            os.chmod(lock_file.name, 0o600)
-            if first and self._clear_on_start:
-                self._clear_if_alone(lock_file)
-            fcntl.flock(lock_file, fcntl.LOCK_SH)
-            self._lock_file = lock_file
-        self.root.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(self.root, 0o700)
-        if not os.access(self.root, os.W_OK | os.X_OK):
-            raise PermissionError(errno.EACCES, "not writable", str(self.root))
+    def _open_checked(self, first: bool) -> diskcache.Cache:
+        """Open the database in a directory checked to be private to this user (:mod:`.safedir`).
 
-    def _clear_if_alone(self, lock_file: IO[bytes]) -> None:
-        """Wipe the cache if no other live process holds the directory lock."""
+        Raises:
+            UnsafePathError: The directory, the lock file or a database file is not private.
+            OSError: A path cannot be created or opened.
+            sqlite3.Error: The database cannot be opened.
+        """
+        euid = os.geteuid()
+        safedir.make_dirs(str(self.directory))
+        parent_fd = safedir.open_parent(str(self.directory))
+        warning = safedir.parent_warning(str(self.directory), os.fstat(parent_fd), euid=euid)
+        if warning is not None and warning != self.directory_warning:
+            logger.info("disk tier: %s", warning)  # doctor and stats() show it too
+        self.directory_warning = warning
+        lock_fd: int | None = None
+        try:
+            if self._lock_fd is None and fcntl is not None:
+                lock_fd = safedir.open_private_file(
+                    parent_fd, LOCK_NAME, shown=str(self.directory / LOCK_NAME), euid=euid
+                )
+            root_fd = safedir.open_private_dir(parent_fd, SUBDIR, shown=str(self.root), euid=euid)
+            try:
+                if lock_fd is not None:
+                    assert fcntl is not None
+                    if first and self._clear_on_start:
+                        self._clear_if_alone(lock_fd, root_fd)
+                    fcntl.flock(lock_fd, fcntl.LOCK_SH)
+                    self._lock_fd, lock_fd = lock_fd, None
+                if not os.access(self.root, os.W_OK | os.X_OK):
+                    raise PermissionError(errno.EACCES, "not writable", str(self.root))
+                with contextlib.suppress(FileExistsError):
+                    # Created here, 0600: SQLite gives its WAL and shared-memory files the mode
+                    # of the database.
+                    os.close(
+                        safedir.create_private_file(
+                            "cache.db", dir_fd=root_fd, shown=str(self.root / "cache.db")
+                        )
+                    )
+                self._check_database(root_fd, euid)
+                cache = diskcache.Cache(
+                    str(self.root),
+                    timeout=self.lock_timeout_s,
+                    disk=_PrivateDisk,
+                    size_limit=self.capacity_bytes,
+                    eviction_policy=self.eviction_policy,
+                    tag_index=True,
+                    statistics=False,
+                )
+                try:
+                    # What diskcache and SQLite opened by name is what was checked: the path
+                    # leads to the same directory, and the files SQLite made are private too.
+                    root = os.fstat(root_fd)
+                    by_name = os.lstat(self.root)
+                    if (by_name.st_dev, by_name.st_ino) != (root.st_dev, root.st_ino):
+                        raise safedir.UnsafePathError(
+                            f"{self.root} was replaced while it was being opened"
+                        )
+                    database = self._check_database(root_fd, euid)
+                except BaseException:
+                    cache.close()
+                    raise
+            finally:
+                os.close(root_fd)
+        finally:
+            if lock_fd is not None:
+                os.close(lock_fd)
+            os.close(parent_fd)
+        self._root_id = (root.st_dev, root.st_ino)
+        self._db_id = (database.st_dev, database.st_ino)
+        return cache
+
+    def _check_database(self, root_fd: int, euid: int) -> os.stat_result:
+        """Check the database files in the directory ``root_fd``; return the database's stat."""
+        found = [
+            safedir.check_private_file(root_fd, name, shown=str(self.root / name), euid=euid)
+            for name in DATABASE_FILES
+        ]
+        if found[0] is None:
+            raise FileNotFoundError(errno.ENOENT, "no database", str(self.root / "cache.db"))
+        return found[0]
+
+    def _clear_if_alone(self, lock_fd: int, root_fd: int) -> None:
+        """Empty the (checked) directory if no other live process holds the directory lock."""
         assert fcntl is not None
         try:
-            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             logger.info("disk tier: %s is in use by another process; not clearing it", self.root)
             return
-        shutil.rmtree(self.root, ignore_errors=True)
+        safedir.clear(root_fd)
         logger.info("disk tier: cleared %s (TIERCACHE_DISK_CLEAR_ON_START)", self.root)
 
     def _close_locked(self) -> None:
