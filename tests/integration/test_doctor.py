@@ -226,6 +226,23 @@ def test_disk_dir_with_a_planted_symlink_fails_and_says_why(
     assert os.listdir(victim) == []
 
 
+def test_disk_dir_others_may_write_to_is_ok_with_a_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Kubernetes emptyDir is 0777 without the sticky bit: usable, and doctor says so."""
+    mount = tmp_path / "emptydir"
+    mount.mkdir()
+    mount.chmod(0o777)
+    args = ["doctor", "--set", f"TIERCACHE_DISK_DIR={mount}", "--set", "TIERCACHE_DISK_TIMEOUT=2s"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert line_of(out, "disk").split()[1] == "OK"
+    assert (
+        f"WARNING: disk: {mount} is writable by group/others without the sticky bit (mode 0777)"
+        in out
+    )
+
+
 def test_disk_dir_that_is_a_file_fails_json(tmp_path: Path) -> None:
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("not a directory")
