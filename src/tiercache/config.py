@@ -239,6 +239,7 @@ _TABLE: Final[Mapping[str, tuple[str, _Parser]]] = {
     "TIERCACHE_BREAKER_FAILURES": ("breaker_failures", _parse_count),
     "TIERCACHE_BREAKER_COOLDOWN": ("breaker_cooldown_s", parse_duration),
     "TIERCACHE_FILL_QUEUE": ("fill_queue_size", _parse_count),
+    "TIERCACHE_FILL_QUEUE_BYTES": ("fill_queue_bytes", parse_size),
     "TIERCACHE_WARM_MAX_FILES": ("warm_max_files", _parse_count),
     "TIERCACHE_WARM_MAX_BYTES": ("warm_max_bytes", parse_size),
     "TIERCACHE_WARM_CONCURRENCY": ("warm_concurrency", _parse_count),
@@ -288,6 +289,7 @@ class Settings:
     breaker_failures: int = 5  # TIERCACHE_BREAKER_FAILURES
     breaker_cooldown_s: float = 5.0  # TIERCACHE_BREAKER_COOLDOWN
     fill_queue_size: int = 1024  # TIERCACHE_FILL_QUEUE
+    fill_queue_bytes: int = 16 * _MIB  # TIERCACHE_FILL_QUEUE_BYTES (0: no background fills)
     warm_max_files: int = 32  # TIERCACHE_WARM_MAX_FILES
     warm_max_bytes: int = 64 * _MIB  # TIERCACHE_WARM_MAX_BYTES
     warm_concurrency: int = 8  # TIERCACHE_WARM_CONCURRENCY
@@ -332,6 +334,9 @@ class Settings:
         _check_int(self, "breaker_failures", minimum=1)
         _check_seconds(self, "breaker_cooldown_s", allow_zero=False)
         _check_int(self, "fill_queue_size", minimum=1)
+        # 0 turns background fills off; a fill larger than the budget is dropped (and counted),
+        # so a budget below the block size lets only object info and listings through.
+        _check_int(self, "fill_queue_bytes", minimum=0, note=" (0 turns background fills off)")
         _check_int(self, "warm_max_files", minimum=0)  # 0: warm nothing
         _check_int(self, "warm_max_bytes", minimum=0)
         _check_int(self, "warm_concurrency", minimum=1)
