@@ -257,7 +257,7 @@ def memory(ctx: Context) -> dict[str, Any]:
         f"Growth = peak RSS (`VmHWM`, reset once set up) - RSS once set up (median {mib(base)}: "
         "imports done, filesystem built); 'at the end' and 'fills drained' are RSS - the same "
         "base, after the reads and after `fills.join()`. Not `ru_maxrss`: after fork + exec it "
-        "holds the parent's RSS at the fork.",
+        "holds the parent's peak RSS.",
         "Budgets: `TIERCACHE_MEMORY_BYTES` and `TIERCACHE_FILL_QUEUE_BYTES` (absent: a commit "
         "before the fill queue was bounded in bytes). The rest of the growth is reads in flight "
         "and what glibc's per-thread malloc arenas keep (the `MALLOC_ARENA_MAX=1` rows).",
