@@ -250,6 +250,7 @@ def sections(results: dict[str, Any], prefix: str, plots: list[str]) -> dict[str
     out["concurrency"] = tables("concurrency") + image(
         prefix, "concurrency.png", "concurrency", plots
     )
+    out["memory"] = tables("memory")
     scaling = results["scenarios"].get("scaling")
     for axis in ("count", "size", "block", "parquet"):
         key = f"scaling-{axis}"
@@ -271,6 +272,7 @@ TITLES = {
     "delta": "Delta Lake + DataFusion",
     "degraded": "Degraded modes",
     "concurrency": "Concurrency",
+    "memory": "Memory: peak RSS against the budget",
     "scaling-count": "Scaling: object count",
     "scaling-size": "Scaling: object size",
     "scaling-block": "Scaling: block size",

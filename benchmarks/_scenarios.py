@@ -106,6 +106,8 @@ class Sizes:
     sweep_rows: int
     sweep_rounds: int
     block_scattered_reads: int
+    rss_read_bytes: int  # distinct data the memory scenario's 8 threads read, in all
+    rss_rounds: int  # a fresh process per case and round
 
 
 SIZES = {
@@ -142,6 +144,8 @@ SIZES = {
         sweep_rows=500_000,
         sweep_rounds=3,
         block_scattered_reads=16,
+        rss_read_bytes=1024 * MIB,
+        rss_rounds=3,
     ),
     "quick": Sizes(
         name="quick",
@@ -176,6 +180,8 @@ SIZES = {
         sweep_rows=100_000,
         sweep_rounds=1,
         block_scattered_reads=8,
+        rss_read_bytes=512 * MIB,
+        rss_rounds=1,
     ),
     "smoke": Sizes(
         name="smoke",
@@ -212,6 +218,8 @@ SIZES = {
         sweep_rows=20_000,
         sweep_rounds=1,
         block_scattered_reads=4,
+        rss_read_bytes=64 * MIB,
+        rss_rounds=1,
     ),
 }
 

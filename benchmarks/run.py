@@ -15,7 +15,9 @@ profile with no added latency; a ``redis-server`` of its own (never the machine'
 - ``degraded``: Redis hung (SIGSTOP) and killed, disk full (tmpfs): added latency, exact bytes;
 - ``concurrency``: 1 to 32 threads on cold and hot data: throughput and origin requests;
 - ``scaling``: time and origin requests by object count, object size and block size (and
-  ``block_size.py``'s Parquet workload), log-log.
+  ``block_size.py``'s Parquet workload), log-log;
+- ``memory``: peak RSS growth of a pod (RAM tier 64 MiB, with and without a disk tier, a fresh
+  process per case) while 8 threads read distinct data, against its memory budget.
 
 Writes ``results.json``, ``report.md`` and PNG plots into ``--out`` (default
 ``benchmarks/results/``). ``--update-docs`` also rewrites the generated sections of
@@ -46,7 +48,9 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 DOC_IMAGES = ROOT / "docs" / "benchmarks"
-SCENARIO_NAMES = ("hot", "cold", "disk", "redis", "delta", "degraded", "concurrency", "scaling")
+SCENARIO_NAMES = (
+    "hot", "cold", "disk", "redis", "delta", "degraded", "concurrency", "scaling", "memory",
+)  # fmt: skip
 
 
 def scenarios() -> dict[str, Callable[[Context], dict[str, Any]]]:
@@ -56,6 +60,7 @@ def scenarios() -> dict[str, Callable[[Context], dict[str, Any]]]:
     from _scenarios import cold, delta, disk, hot, redis
     from _scenarios_faults import degraded
     from _scenarios_load import concurrency, scaling
+    from _scenarios_memory import memory
 
     functions: dict[str, Callable[[Context], dict[str, Any]]] = {
         "hot": hot,
@@ -66,6 +71,7 @@ def scenarios() -> dict[str, Callable[[Context], dict[str, Any]]]:
         "degraded": degraded,
         "concurrency": concurrency,
         "scaling": scaling,
+        "memory": memory,
     }
     return functions
 

@@ -137,7 +137,9 @@ class TierChain:
         tier_timeouts_s: Time budget per tier name; ``default_timeout_s`` for the others.
         breaker_failures: Consecutive failures that open a tier's breaker.
         breaker_cooldown_s: Seconds before an open breaker lets a probe through.
-        fill_queue_size: Bound of the background fill queue.
+        fill_queue_size: Bound of the background fill queue, in jobs.
+        fill_queue_bytes: Bound of the background fill queue, in the bytes its jobs hold
+            (a block's length, a shared document's length); ``0``: no background fills.
         run_workers: Threads fetching extra runs of one read concurrently.
         first_window_s: Length of the start-up window whose stats are kept apart
             (:attr:`first_minute`).
@@ -157,6 +159,7 @@ class TierChain:
         breaker_failures: int = 5,
         breaker_cooldown_s: float = 5.0,
         fill_queue_size: int = 1024,
+        fill_queue_bytes: int = 16 << 20,
         run_workers: int = 8,
         first_window_s: float = 60.0,
         shadow_rate: float | None = None,
@@ -168,7 +171,7 @@ class TierChain:
         # Directory listings kept for reuse (see cached_listing): path -> (entries, fetched at).
         self._listings: dict[str, tuple[list[dict[str, Any]], float]] = {}
         self._listings_lock = threading.Lock()
-        self.fills = FillQueue(fill_queue_size)
+        self.fills = FillQueue(fill_queue_size, fill_queue_bytes)
         timeouts = dict(tier_timeouts_s or {})
         names = [tier.name for tier in tiers]
         if len(set(names)) != len(names):
@@ -194,6 +197,13 @@ class TierChain:
         # "front": probed inline on the hot path, without the per-block class check.
         self._front = self.slots[0] if self.slots and self.slots[0].guard is None else None
         self._lower = [s for s in self.slots if s is not self._front]
+        if 0 < fill_queue_bytes < block_size and self._lower:
+            logger.warning(
+                "the fill queue's budget (%d bytes) is smaller than a block (%d bytes): blocks "
+                "are never written to the slower tiers (counted in fills.dropped)",
+                fill_queue_bytes,
+                block_size,
+            )
         # Tiers that share object info across processes (Redis): get_info / put_info.
         self._info_slots = [(s, s.tier) for s in self._lower if isinstance(s.tier, InfoTier)]
         self._blocks_flight: SingleFlight[BlockKey, bytes] = SingleFlight()
@@ -325,7 +335,7 @@ class TierChain:
                     with contextlib.suppress(TierError):
                         slot.call(tier.put_info, self.target, path, document, read=False)
 
-                self.fills.submit(job)
+                self.fills.submit(job, len(document))
         finally:
             set_kind(previous)
 
@@ -755,7 +765,7 @@ class TierChain:
                 return
             slot.counters.add("bytes_written", len(block))
 
-        self.fills.submit(job)
+        self.fills.submit(job, len(block))
 
     def _fetch(self, info: ObjectInfo, missing: list[BlockKey]) -> dict[int, bytes]:
         """Fetch missing blocks: one origin request per contiguous run, single-flight per block."""

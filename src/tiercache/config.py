@@ -354,6 +354,7 @@ _TABLE: Final[Mapping[str, tuple[str, _Parser]]] = {
     "TIERCACHE_BREAKER_FAILURES": ("breaker_failures", _parse_count),
     "TIERCACHE_BREAKER_COOLDOWN": ("breaker_cooldown_s", parse_duration),
     "TIERCACHE_FILL_QUEUE": ("fill_queue_size", _parse_count),
+    "TIERCACHE_FILL_QUEUE_BYTES": ("fill_queue_bytes", parse_size),
     "TIERCACHE_WARM_MAX_FILES": ("warm_max_files", _parse_count),
     "TIERCACHE_WARM_MAX_BYTES": ("warm_max_bytes", parse_size),
     "TIERCACHE_WARM_CONCURRENCY": ("warm_concurrency", _parse_count),
@@ -390,6 +391,9 @@ RANGES: Final[Mapping[str, tuple[int | float, int | float]]] = MappingProxyType(
     "breaker_failures": (1, 1000),
     "breaker_cooldown_s": (0.01, 3600.0),
     "fill_queue_size": (1, 1_000_000),
+    # 0 turns background fills off; a fill larger than the budget is dropped (and counted), so a
+    # budget below the block size lets only object info and listings through.
+    "fill_queue_bytes": (0, 1024 * _GIB),
     "warm_max_files": (0, 1_000_000),  # 0: warm nothing
     "warm_max_bytes": (0, 1024 * _GIB),
     "warm_concurrency": (1, 256),
@@ -475,6 +479,7 @@ class Settings:
     breaker_failures: int = 5  # TIERCACHE_BREAKER_FAILURES
     breaker_cooldown_s: float = 5.0  # TIERCACHE_BREAKER_COOLDOWN
     fill_queue_size: int = 1024  # TIERCACHE_FILL_QUEUE
+    fill_queue_bytes: int = 16 * _MIB  # TIERCACHE_FILL_QUEUE_BYTES (0: no background fills)
     warm_max_files: int = 32  # TIERCACHE_WARM_MAX_FILES
     warm_max_bytes: int = 64 * _MIB  # TIERCACHE_WARM_MAX_BYTES
     warm_concurrency: int = 8  # TIERCACHE_WARM_CONCURRENCY

@@ -1,7 +1,9 @@
 """The background fill queue: slower tiers are filled behind the read, never during it.
 
-The queue is bounded. When it is full the fill is dropped and counted (``fills.dropped``):
-a read never waits for a disk or Redis write.
+The queue is bounded twice: in jobs (``TIERCACHE_FILL_QUEUE``) and in the bytes the jobs hold
+(``TIERCACHE_FILL_QUEUE_BYTES``). A fill that would pass either bound is dropped and counted
+(``fills.dropped``, ``fills.dropped_bytes``): a read never waits for a disk or Redis write, and
+the blocks waiting to be written never hold more memory than their budget.
 """
 
 from __future__ import annotations
@@ -17,37 +19,65 @@ from .stats import FillCounters, carry
 logger = logging.getLogger(__name__)
 
 _Job = Callable[[], None]
+# A job and the bytes it holds; None tells a worker to stop.
+_Item = tuple[_Job, int] | None
 
 
 class FillQueue:
     """A bounded queue of fill jobs run by a few daemon worker threads (started lazily).
 
+    A job's bytes are counted from :meth:`submit` until it has run (or failed, or was discarded
+    by :meth:`close`): queued and being written alike.
+
     Args:
         maxsize: Jobs that may wait (``TIERCACHE_FILL_QUEUE``); one more is dropped.
+        max_bytes: Bytes the jobs may hold at once, waiting or running
+            (``TIERCACHE_FILL_QUEUE_BYTES``); a job that would pass it is dropped, and so is
+            one larger than the whole budget. ``0``: every job is dropped.
         workers: Worker threads.
     """
 
-    def __init__(self, maxsize: int, workers: int = 2) -> None:
+    def __init__(self, maxsize: int, max_bytes: int, workers: int = 2) -> None:
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
         self.counters = FillCounters()
-        self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize)
+        self.max_bytes = max_bytes
+        self._queue: queue.Queue[_Item] = queue.Queue(maxsize)
         self._workers = workers
         self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _closed, _bytes, _threads
         self._closed = False
+        self._bytes = 0
 
-    def submit(self, job: _Job) -> bool:
-        """Queue ``job``; return False (and count a drop) when the queue is full or closed."""
-        if self._closed:
-            self.counters.add("dropped")
-            return False
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes held by the jobs accepted and not finished yet."""
+        return self._bytes
+
+    def submit(self, job: _Job, nbytes: int) -> bool:
+        """Queue ``job``, which holds ``nbytes`` bytes; never waits.
+
+        Returns False (and counts a drop) when the queue is closed, holds ``maxsize`` jobs, or
+        would hold more than ``max_bytes`` bytes with this one.
+
+        Raises:
+            ValueError: ``nbytes`` is negative.
+        """
+        if nbytes < 0:
+            raise ValueError(f"nbytes must be >= 0, got {nbytes}")
         self._start()
-        try:
-            self._queue.put_nowait(carry(job))
-        except queue.Full:
-            self.counters.add("dropped")
-            return False
-        self.counters.add("queued")
-        return True
+        with self._lock:  # the check, the reservation and the put are one step (see close)
+            if not self._closed and nbytes <= self.max_bytes - self._bytes:
+                try:
+                    self._queue.put_nowait((carry(job), nbytes))
+                except queue.Full:
+                    pass
+                else:
+                    self._bytes += nbytes
+                    self.counters.add("queued")
+                    return True
+        self._count_dropped(nbytes)
+        return False
 
     def join(self, timeout_s: float | None = None) -> bool:
         """Wait until every queued job has run, at most ``timeout_s`` (None: no limit).
@@ -68,11 +98,15 @@ class FillQueue:
         return True
 
     def close(self, timeout_s: float = 1.0) -> None:
-        """Stop the workers after the jobs already queued; wait at most ``timeout_s`` each."""
+        """Stop the workers after the jobs already queued; wait at most ``timeout_s`` each.
+
+        Jobs still waiting after that are discarded (counted as dropped) and their bytes
+        released; a worker still busy stops after its current job.
+        """
         with self._lock:
             if self._closed:
                 return
-            self._closed = True
+            self._closed = True  # from here on, submit() queues nothing
             threads = list(self._threads)
         for _ in threads:
             try:
@@ -81,6 +115,33 @@ class FillQueue:
                 break
         for thread in threads:
             thread.join(timeout_s)
+        self._discard_waiting()
+        for _ in range(sum(thread.is_alive() for thread in threads)):
+            try:  # the stop signals were discarded with the jobs, or never queued
+                self._queue.put_nowait(None)
+            except queue.Full:  # pragma: no cover - the queue was just emptied
+                break
+
+    def _discard_waiting(self) -> None:
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                if item is not None:
+                    self._release(item[1])
+                    self._count_dropped(item[1])
+            finally:
+                self._queue.task_done()
+
+    def _release(self, nbytes: int) -> None:
+        with self._lock:
+            self._bytes -= nbytes
+
+    def _count_dropped(self, nbytes: int) -> None:
+        self.counters.add("dropped")
+        self.counters.add("dropped_bytes", nbytes)
 
     def _start(self) -> None:
         if len(self._threads) >= self._workers:
@@ -95,14 +156,19 @@ class FillQueue:
 
     def _run(self) -> None:
         while True:
-            job = self._queue.get()
+            item = self._queue.get()
             try:
-                if job is None:
+                if item is None:
                     return
-                job()
-                self.counters.add("done")
-            except Exception:  # a fill failure is a tier's problem, never the reader's
-                self.counters.add("failed")
-                logger.debug("background fill failed", exc_info=True)
+                job, nbytes = item
+                try:
+                    job()
+                    self.counters.add("done")
+                except Exception:  # a fill failure is a tier's problem, never the reader's
+                    self.counters.add("failed")
+                    logger.debug("background fill failed", exc_info=True)
+                finally:
+                    self._release(nbytes)  # before task_done: join() sees the bytes released
+                    del job, item  # the block goes with the job, not with the next get()
             finally:
                 self._queue.task_done()

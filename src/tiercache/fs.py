@@ -92,6 +92,7 @@ def build_chain(target: AbstractFileSystem, settings: Settings, tiers: Sequence[
         breaker_failures=settings.breaker_failures,
         breaker_cooldown_s=settings.breaker_cooldown_s,
         fill_queue_size=settings.fill_queue_size,
+        fill_queue_bytes=settings.fill_queue_bytes,
         run_workers=min(settings.origin_concurrency, 16),
         shadow_rate=shadow_rate(settings),
     )

@@ -120,6 +120,9 @@ class _Families:
         self.fills = CounterMetricFamily(
             "tiercache_fills", "background fills of slower tiers", labels=[*base, "outcome"]
         )
+        self.fills_dropped_bytes = CounterMetricFamily(
+            "tiercache_fills_dropped_bytes", "bytes of the background fills dropped", labels=base
+        )
         self.info = CounterMetricFamily(
             "tiercache_info_lookups", "object-info lookups", labels=[*base, "result"]
         )
@@ -143,6 +146,7 @@ class _Families:
             self.ram_reads,
             self.waits,
             self.fills,
+            self.fills_dropped_bytes,
             self.info,
             self.shadow,
         ]
@@ -166,7 +170,10 @@ class _Families:
         self.waits.add_metric([*labels, "block"], stats["flight"]["block_waits"])
         self.waits.add_metric([*labels, "info"], stats["flight"]["info_waits"])
         for outcome, count in stats["fills"].items():
-            self.fills.add_metric([*labels, outcome], count)
+            if outcome == "dropped_bytes":  # an amount, not an outcome: a family of its own
+                self.fills_dropped_bytes.add_metric(labels, count)
+            else:
+                self.fills.add_metric([*labels, outcome], count)
         for result, count in stats["info"].items():
             self.info.add_metric([*labels, result], count)
         for tier, curve in (stats.get("shadow") or {}).get("tiers", {}).items():

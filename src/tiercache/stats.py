@@ -26,7 +26,9 @@ Every counter only goes up. ``TieredFileSystem.stats()`` returns a snapshot::
                process / not; of the misses, answered by a shared tier (Redis) / by the origin;
                "listings_reused": Delta log listings reused instead of listed (in process or
                from Redis; only with TIERCACHE_DELTA_LOG_TTL),
-     "fills":  {"queued", "dropped", "done", "failed"}: background fills of slower tiers,
+     "fills":  {"queued", "dropped", "done", "failed", "dropped_bytes"}: background fills of
+               slower tiers: accepted, not made (the queue was full in jobs or in bytes, or it
+               was closed with them waiting), written, failed; and the bytes of those dropped,
      "flight": {"block_waits", "info_waits"}: readers that waited on another reader's fetch,
      "reads":  {"ram_hits", "latency"}: reads served from RAM by the hot path (not timed: a few
                microseconds each) and a histogram of every other read,
@@ -278,9 +280,10 @@ class InfoCounters(_TalliedCounters):
 
 
 class FillCounters(Counters):
-    """Background fills: queued, dropped because the queue was full, done, failed."""
+    """Background fills: queued, dropped (the queue was full in jobs or bytes, or closed), done,
+    failed; and the bytes of the fills dropped."""
 
-    NAMES = ("queued", "dropped", "done", "failed")
+    NAMES = ("queued", "dropped", "done", "failed", "dropped_bytes")
 
 
 class FlightCounters(Counters):

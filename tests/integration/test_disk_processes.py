@@ -31,6 +31,7 @@ def child_env(disk_dir: Path, **extra: str) -> dict[str, str]:
         TIERCACHE_DISK_DIR=str(disk_dir),
         TIERCACHE_BLOCK_SIZE="64KiB",
         TIERCACHE_FILL_QUEUE="100000",  # this test wants every fill kept, not dropped
+        TIERCACHE_FILL_QUEUE_BYTES="1GiB",  # in bytes too
         TIERCACHE_DISK_TIMEOUT="2s",  # shared CI machines: a slow fsync is not the point here
         **extra,
     )

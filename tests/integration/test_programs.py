@@ -79,7 +79,9 @@ def test_delta_datafusion_benchmark_runs() -> None:
     assert "| new process, warm Redis, log listing shared |" in out
 
 
-SCENARIOS = {"hot", "cold", "disk", "redis", "delta", "degraded", "concurrency", "scaling"}
+SCENARIOS = {
+    "hot", "cold", "disk", "redis", "delta", "degraded", "concurrency", "scaling", "memory",
+}  # fmt: skip
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -95,7 +97,10 @@ def test_run_all_benchmarks_smoke(tmp_path: Path) -> None:
     assert not failed, failed
     assert results["meta"]["cpus"] >= 1
     keys = {t["key"] for s in results["scenarios"].values() for t in s["targets"]}
-    for key in ("hot-floor", "hot-blockcache", "cold-aligned", "disk-get", "redis-requests"):
+    for key in (
+        "hot-floor", "hot-blockcache", "cold-aligned", "disk-get", "redis-requests",
+        "memory-disk", "memory-ram",
+    ):  # fmt: skip
         assert key in keys, key
     # (a) and (b) for both queries, (c) with the log listing shared, and (c) by default.
     assert sum(key.startswith("delta-") for key in keys) == 6

@@ -211,6 +211,47 @@ def test_a_full_fill_queue_drops_and_counts(origin_fs: CountingFS, path: str) ->
     chain.close()
 
 
+def test_fills_hold_at_most_their_byte_budget(origin_fs: CountingFS, path: str) -> None:
+    lower = DictTier()
+    lower.hang_put.clear()  # the two workers stall on the first two blocks' puts
+    chain = make_chain(origin_fs, [lower], fill_queue_bytes=2 * BS, default_timeout_s=5.0)
+    t0 = time.perf_counter()
+    assert chain.read_range(path, 0, None) == letters(10 * BS + 123)
+    assert time.perf_counter() - t0 < 2.0  # the read never waited for a fill
+    fills = chain.stats()["fills"]
+    # 11 blocks (10 of BS, one of 123 bytes): two fit the budget, the rest are dropped.
+    assert (fills["queued"], fills["dropped"]) == (2, 9)
+    assert fills["dropped_bytes"] == 8 * BS + 123
+    assert chain.fills.pending_bytes == 2 * BS
+    lower.hang_put.set()
+    assert chain.fills.join(5)
+    assert chain.fills.pending_bytes == 0
+    assert len(lower.data) == 2
+    chain.close()
+
+
+def test_shared_documents_are_charged_their_length(origin_fs: CountingFS) -> None:
+    shared = SharedInfo()
+    chain = make_chain(origin_fs, [MemoryTier(1 << 20), shared], fill_queue_bytes=10)
+    chain.share_listing("b/t/_delta_log", [{"name": "b/t/_delta_log/0.json", "size": 3}])
+    fills = chain.stats()["fills"]
+    assert fills["dropped"] == 1  # the document is longer than 10 bytes
+    assert fills["dropped_bytes"] > 10
+    assert not shared.documents
+    chain.close()
+
+
+def test_a_byte_budget_below_a_block_is_warned_about(
+    origin_fs: CountingFS, caplog: pytest.LogCaptureFixture
+) -> None:
+    make_chain(origin_fs, [MemoryTier(1 << 20)], fill_queue_bytes=BS - 1).close()
+    assert "smaller than a block" not in caplog.text  # no slower tier: nothing to fill
+    make_chain(origin_fs, [DictTier()], fill_queue_bytes=0).close()  # 0: fills are off
+    assert "smaller than a block" not in caplog.text
+    make_chain(origin_fs, [DictTier()], fill_queue_bytes=BS - 1).close()
+    assert "smaller than a block" in caplog.text
+
+
 def test_an_object_changed_mid_read_restarts_on_the_new_version(
     origin_fs: CountingFS, path: str
 ) -> None:

@@ -55,6 +55,7 @@ def test_defaults() -> None:
     assert settings.breaker_failures == 5
     assert settings.breaker_cooldown_s == 5.0
     assert settings.fill_queue_size == 1024
+    assert settings.fill_queue_bytes == 16 * MIB
 
 
 def test_from_empty_env_is_defaults() -> None:
@@ -205,6 +206,7 @@ def test_from_env_reads_every_kind() -> None:
             "TIERCACHE_INFO_TTL": "0",
             "TIERCACHE_ORIGIN_RETRIES": "0",
             "TIERCACHE_FILL_QUEUE": "16",
+            "TIERCACHE_FILL_QUEUE_BYTES": "64MiB",
         }
     )
     assert settings.block_size_bytes == 4 * MIB
@@ -219,6 +221,7 @@ def test_from_env_reads_every_kind() -> None:
     assert settings.info_ttl_s == 0.0
     assert settings.origin_retries == 0
     assert settings.fill_queue_size == 16
+    assert settings.fill_queue_bytes == 64 * MIB
 
 
 def test_precedence_override_over_env_over_default() -> None:
@@ -347,6 +350,9 @@ def test_unknown_override_is_a_config_error() -> None:
         ("breaker_failures", 0, "TIERCACHE_BREAKER_FAILURES"),
         ("breaker_cooldown_s", 0, "TIERCACHE_BREAKER_COOLDOWN"),
         ("fill_queue_size", 0, "TIERCACHE_FILL_QUEUE"),
+        ("fill_queue_bytes", -1, "TIERCACHE_FILL_QUEUE_BYTES"),
+        ("fill_queue_bytes", True, "TIERCACHE_FILL_QUEUE_BYTES"),
+        ("fill_queue_bytes", "16MiB", "TIERCACHE_FILL_QUEUE_BYTES"),
     ],
 )
 def test_direct_construction_is_validated(field: str, value: object, variable: str) -> None:
@@ -380,6 +386,15 @@ def test_edges_are_accepted() -> None:
     assert Settings(block_size_bytes=256 * MIB).block_size_bytes == 256 * MIB
     assert isinstance(settings.disk_timeout_s, float)  # an int duration is stored as a float
     assert settings.info_ttl_s == 0.0
+    assert Settings(fill_queue_bytes=0).fill_queue_bytes == 0  # no background fills
+
+
+def test_fill_queue_bytes_range_is_stated() -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings(fill_queue_bytes=-1)
+    assert "from 0 to 1TiB" in str(info.value)
+    with pytest.raises(ConfigError, match="TIERCACHE_FILL_QUEUE_BYTES"):
+        Settings.from_env({"TIERCACHE_FILL_QUEUE_BYTES": "-1MiB"})
 
 
 def test_replace_is_validated_too() -> None:

@@ -177,6 +177,24 @@ def test_collector_exports_what_stats_reports(path: str) -> None:
     assert _value(samples, "tiercache_ram_hit_reads_total", chain=chain) == 1
 
 
+def test_dropped_fill_bytes_are_a_family_of_their_own(path: str) -> None:
+    fs = make_fs()
+    fs.chain.fills.counters.add("dropped")
+    fs.chain.fills.counters.add("dropped_bytes", 4096)
+    registry = CollectorRegistry()
+    metrics.register(registry)
+    samples = _samples(generate_latest(registry).decode())
+    chain = str(fs.chain.serial)
+    assert _value(samples, "tiercache_fills_total", chain=chain, outcome="dropped") == 1
+    assert _value(samples, "tiercache_fills_dropped_bytes_total", chain=chain) == 4096
+    outcomes = {
+        dict(labels).get("outcome")
+        for name, labels in samples
+        if name == "tiercache_fills_total" and dict(labels).get("chain") == chain
+    }
+    assert outcomes == {"queued", "dropped", "done", "failed"}  # bytes are not an outcome
+
+
 def test_metrics_endpoint_is_scraped_over_http(path: str) -> None:
     fs = make_fs()
     fs.read_range(path, 0, 10)
