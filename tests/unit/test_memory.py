@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import platform
 import threading
 
+import pytest
+
+from tiercache import _malloc
 from tiercache.protocol import BlockKey, ObjectInfo
 from tiercache.tiers.memory import InfoCache, MemoryTier
 
@@ -115,3 +119,32 @@ def test_info_cache_is_bounded() -> None:
     assert len(cache) == 3
     assert cache.get("p0") is None
     assert cache.get("p4") is not None
+
+
+def test_freed_memory_is_handed_back_every_quarter_of_the_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Malloc's per-thread arenas would keep evicted blocks' memory beyond the budget."""
+    calls: list[int] = []
+    monkeypatch.setattr(_malloc, "release", lambda: calls.append(1))
+    block = 1 << 20
+    tier = MemoryTier(64 * block)  # hands back every 16 MiB evicted
+    for index in range(64):
+        tier.put(BlockKey("t", "p", "v", block, index), bytes(block))
+    assert calls == []  # nothing evicted yet
+    for index in range(64, 64 + 15):
+        tier.put(BlockKey("t", "p", "v", block, index), bytes(block))
+    assert calls == []  # 15 MiB evicted
+    tier.put(BlockKey("t", "p", "v", block, 79), bytes(block))
+    assert calls == [1]  # the 16th MiB
+    for index in range(80, 80 + 32):
+        tier.put(BlockKey("t", "p", "v", block, index), bytes(block))
+    assert calls == [1, 1, 1]
+    assert tier.used_bytes == 64 * block
+
+
+def test_malloc_release_works_on_glibc() -> None:
+    if platform.libc_ver()[0] != "glibc":
+        pytest.fail(f"this test expects glibc, found {platform.libc_ver()}: check _malloc by hand")
+    assert _malloc.AVAILABLE
+    _malloc.release()  # does not crash; returns free pages

@@ -8,9 +8,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
+from tiercache import _malloc
 from tiercache.blocks import is_immutable
 from tiercache.protocol import BlockKey, BlockKind, ObjectInfo
 from tiercache.stats import InfoCounters
+
+#: The least evicted bytes between two hand-backs of freed memory to the operating system.
+_RELEASE_MIN_BYTES = 8 << 20
 
 
 class MemoryTier:
@@ -18,7 +22,10 @@ class MemoryTier:
 
     The budget counts block payload bytes. A block larger than the whole budget is not admitted
     (it would evict everything and then itself). The tier runs in process and is never slow, so
-    the chain calls it without a guard (``in_process = True``).
+    the chain calls it without a guard (``in_process = True``). Every quarter of the budget
+    evicted (at least 8 MiB), freed memory is handed back to the operating system
+    (:mod:`tiercache._malloc`), so that malloc's per-thread arenas do not keep tens of MiB beyond
+    the budget.
 
     Args:
         capacity_bytes: The budget in bytes (> 0; ``TIERCACHE_MEMORY_BYTES``).
@@ -36,6 +43,9 @@ class MemoryTier:
         # (target, path) -> keys, so that invalidating an object frees all of its versions.
         self._by_object: dict[tuple[str, str], set[BlockKey]] = {}
         self._used_bytes = 0
+        # Evicted bytes since memory was last handed back to the operating system.
+        self._evicted_bytes = 0
+        self._release_every = max(capacity_bytes // 4, _RELEASE_MIN_BYTES)
 
     @property
     def used_bytes(self) -> int:
@@ -83,7 +93,14 @@ class MemoryTier:
             while self._used_bytes > self.capacity_bytes:
                 evicted, value = self._blocks.popitem(last=False)
                 self._used_bytes -= len(value)
+                self._evicted_bytes += len(value)
                 self._unindex(evicted)
+                del value  # freed now (unless a reader or a fill still holds it)
+            release = self._evicted_bytes >= self._release_every
+            if release:
+                self._evicted_bytes = 0
+        if release:  # outside the lock: other readers and writers go on meanwhile
+            _malloc.release()
 
     def delete_object(self, target: str, path: str, /) -> None:
         """Drop every block of one object, all versions."""
