@@ -32,7 +32,9 @@ class CountingFS(MemoryFileSystem):  # type: ignore[misc]
         self.reads: list[tuple[str, int | None, int | None]] = []
         self.info_calls = 0
         self.delay_s = 0.0
-        self.failures: list[BaseException] = []  # raised, in order, by the next reads
+        self.bytes_per_s: float | None = None  # each read also takes its length / this
+        # Raised, in order, by the next reads (None: that read does not fail).
+        self.failures: list[BaseException | None] = []
         self.short_by = 0  # bytes cut from the next read's answer
 
     def cat_file(
@@ -44,6 +46,9 @@ class CountingFS(MemoryFileSystem):  # type: ignore[misc]
             short_by, self.short_by = self.short_by, 0
         if self.delay_s:
             time.sleep(self.delay_s)
+        if self.bytes_per_s is not None:
+            lo, hi, _ = slice(start, end).indices(self.size(path))
+            time.sleep(max(0, hi - lo) / self.bytes_per_s)
         if failure is not None:
             raise failure
         data: bytes = super().cat_file(path, start=start, end=end, **kwargs)

@@ -4,7 +4,9 @@ For a range ``[start, end)`` of one object version, the chain splits the range i
 blocks and, for each block, asks the tiers in order (memory, then disk and Redis where they
 take the block's class). A hit in a lower tier is promoted upward. The blocks still missing are
 grouped into contiguous runs, each fetched from the origin with one request (several runs
-concurrently), and concurrent readers of the same missing block wait on one fetch. Slower tiers
+concurrently), and concurrent readers of the same missing block wait on one fetch. A reader that
+wants less than the blocks it misses stops waiting once the fetch is late and reads its own
+range from the origin (:mod:`tiercache.lateness`); the fetch still fills the tiers. Slower tiers
 are filled behind the read through the bounded :class:`~tiercache.fills.FillQueue`.
 """
 
@@ -16,17 +18,18 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from .blocks import block_bounds, block_span, classify, contiguous_runs, normalize_range
 from .config import Settings
-from .errors import IntegrityError, ObjectChangedError, TierError
+from .errors import IntegrityError, ObjectChangedError, OriginError, TierError
 from .fills import FillQueue
 from .flight import SingleFlight
 from .guard import WARNING_INTERVAL_S, BreakerState, CircuitBreaker, Guard
+from .lateness import late_after_s
 from .origin import FsspecOrigin
 from .protocol import (
     BlockKey,
@@ -57,8 +60,20 @@ from .stats import (
 from .tiers.memory import InfoCache
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 _new_key = tuple.__new__
+
+
+def _first_failure(done: Iterable[Future[Any]]) -> BaseException | None:
+    """Return the error of the first failed (or dropped) future among ``done``, if any."""
+    for future in done:
+        if future.cancelled():
+            return OriginError("the filesystem was closed before the origin fetch started")
+        error = future.exception()
+        if error is not None:
+            return error
+    return None
 
 
 def _join(blocks: list[bytes], head: int, tail: int) -> bytes:
@@ -209,6 +224,12 @@ class TierChain:
         self._blocks_flight: SingleFlight[BlockKey, bytes] = SingleFlight()
         self._info_flight: SingleFlight[str, _Discovered | ObjectInfo] = SingleFlight()
         self._runs = ThreadPoolExecutor(max_workers=run_workers, thread_name_prefix="tiercache-run")
+        # Block fetches a reader may stop waiting for (see _fetch). Apart from the run pool:
+        # fetches left behind on a slow origin must not hold the threads that whole-range
+        # readers' extra runs wait on.
+        self._fetches = ThreadPoolExecutor(
+            max_workers=run_workers, thread_name_prefix="tiercache-fetch"
+        )
         self._closed = threading.Event()
         self._scope = threading.local()  # per-thread state of the read in progress
         # Hits of the hot path: an info hit and a memory-tier hit each (see read_range), per
@@ -662,7 +683,10 @@ class TierChain:
             key = _new_key(BlockKey, (self.target, info.path, info.version, bs, first))
             block = self._lookup(key, info)
             if block is None:
-                block = self._fetch(info, [key])[first]
+                fetched = self._fetch(info, [key], start, end)
+                if isinstance(fetched, bytes):  # narrowed: exactly [start, end)
+                    return fetched
+                block = fetched[first]
             offset = first * bs
             return block[start - offset : end - offset]
         keys = [
@@ -678,7 +702,13 @@ class TierChain:
             else:
                 blocks[key.block_index] = block
         if missing:
-            blocks.update(self._fetch(info, missing))
+            fetched = self._fetch(info, missing, start, end)
+            if isinstance(fetched, bytes):  # narrowed: [start, end) within the missing span
+                lo, hi = self._narrowed_range(info, missing, start, end)
+                return b"".join(
+                    (self._slice(blocks, start, lo), fetched, self._slice(blocks, hi, end))
+                )
+            blocks.update(fetched)
         return _join(
             [blocks[key.block_index] for key in keys],
             start - first * bs,
@@ -767,21 +797,86 @@ class TierChain:
 
         self.fills.submit(job, len(block))
 
-    def _fetch(self, info: ObjectInfo, missing: list[BlockKey]) -> dict[int, bytes]:
-        """Fetch missing blocks: one origin request per contiguous run, single-flight per block."""
+    # -- origin fetches ------------------------------------------------------------------------
+    #
+    # A reader whose range is smaller than the blocks it misses does not fetch them in its own
+    # thread: the fetch runs on the fetch pool while the reader waits until it is late
+    # (tiercache.lateness); then the reader asks the origin for its own range, in its own thread
+    # and under the deadline its read started with. The fetch goes on and, if it succeeds,
+    # stores its blocks and resolves the single-flight as always. A reader that wants every
+    # byte of what is fetched fetches in its own thread, as it always did.
+
+    def _narrowed_range(
+        self, info: ObjectInfo, missing: Sequence[BlockKey], start: int, end: int
+    ) -> tuple[int, int]:
+        """Return the part of the reader's ``[start, end)`` inside the missing blocks' span."""
+        bs = self.block_size
+        return (
+            max(start, missing[0].block_index * bs),
+            min(end, (missing[-1].block_index + 1) * bs, info.size),
+        )
+
+    def _slice(self, blocks: Mapping[int, bytes], start: int, end: int) -> bytes:
+        """Return ``[start, end)`` of the object out of whole blocks (by index)."""
+        if start >= end:
+            return b""
+        bs = self.block_size
+        first, last = start // bs, (end - 1) // bs
+        parts = [blocks[index] for index in range(first, last + 1)]
+        return _join(parts, start - first * bs, end - last * bs)
+
+    def _fetch(
+        self, info: ObjectInfo, missing: list[BlockKey], start: int, end: int
+    ) -> dict[int, bytes] | bytes:
+        """Fetch missing blocks: one origin request per contiguous run, single-flight per block.
+
+        Returns the blocks by index; or, when the fetch was late and the reader read its own
+        range instead (:meth:`_narrowed_range` of ``[start, end)``), those bytes.
+        """
+        bs = self.block_size
+        span = (missing[0].block_index * bs, min((missing[-1].block_index + 1) * bs, info.size))
+        narrowed = self._narrowed_range(info, missing, start, end)
+        if narrowed == span:  # the reader wants every byte fetched: nothing to narrow
+            return self._fetch_blocks(info, missing)
+        deadline = time.monotonic() + self.origin.timeout_s
+        mine, theirs = self._blocks_flight.claim(missing)
+        result: dict[int, bytes] = {}
+        runs: list[Future[dict[int, bytes]]] = []
+        if mine:
+            to_fetch = self._still_missing(mine, result)
+            if to_fetch:
+                template = to_fetch[0]
+                for lo, hi in contiguous_runs(key.block_index for key in to_fetch):
+                    runs.append(self._start_run(info, template, lo, hi, deadline))
+        if theirs:
+            self.flight.add("block_waits", len(theirs))
+        pending: list[Future[Any]] = [*runs, *theirs.values()]
+        if pending:
+            # Counted as the run would be: metadata when all of its blocks are.
+            previous = set_kind("metadata" if span[0] // bs >= info.metadata_from // bs else "data")
+            try:
+                data = self._await_or_narrow(
+                    pending,
+                    span[1] - span[0],
+                    deadline,
+                    lambda: self.origin.read(info, *narrowed, deadline=deadline),
+                )
+            finally:
+                set_kind(previous)
+            if data is not None:
+                return data
+        for run in runs:
+            result.update(run.result())
+        for key, future in theirs.items():
+            result[key.block_index] = future.result()
+        return result
+
+    def _fetch_blocks(self, info: ObjectInfo, missing: list[BlockKey]) -> dict[int, bytes]:
+        """Fetch missing blocks in this thread (the first run) and the run pool (the others)."""
         mine, theirs = self._blocks_flight.claim(missing)
         result: dict[int, bytes] = {}
         if mine:
-            # Another reader may have stored a block between our lookup and our claim.
-            front = self._front
-            runs_of: list[BlockKey] = []
-            for key in mine:
-                block = front.tier.get(key) if front is not None else None
-                if block is None:
-                    runs_of.append(key)
-                else:
-                    result[key.block_index] = block
-                    self._blocks_flight.resolve(key, block)
+            runs_of = self._still_missing(mine, result)
             try:
                 runs = contiguous_runs(key.block_index for key in runs_of)
                 template = runs_of[0] if runs_of else None
@@ -803,8 +898,31 @@ class TierChain:
             result[key.block_index] = pending.result()
         return result
 
+    def _still_missing(self, mine: list[BlockKey], result: dict[int, bytes]) -> list[BlockKey]:
+        """Return the claimed keys still to fetch; hand out those stored meanwhile.
+
+        Another reader may have stored a block between our lookup and our claim.
+        """
+        front = self._front
+        if front is None:
+            return mine
+        missing: list[BlockKey] = []
+        for key in mine:
+            block = front.tier.get(key)
+            if block is None:
+                missing.append(key)
+            else:
+                result[key.block_index] = block
+                self._blocks_flight.resolve(key, block)
+        return missing
+
     def _fetch_run(
-        self, info: ObjectInfo, template: BlockKey, lo: int, hi: int
+        self,
+        info: ObjectInfo,
+        template: BlockKey,
+        lo: int,
+        hi: int,
+        deadline: float | None = None,
     ) -> dict[int, bytes]:
         """Fetch blocks ``[lo, hi)`` with one origin request; store and hand out each block."""
         bs = self.block_size
@@ -812,7 +930,7 @@ class TierChain:
         # A run counts as metadata when all of its blocks are; a mixed run counts as data.
         previous = set_kind("metadata" if lo >= info.metadata_from // bs else "data")
         try:
-            data = self.origin.read(info, run_start, min(hi * bs, info.size))
+            data = self.origin.read(info, run_start, min(hi * bs, info.size), deadline=deadline)
         finally:
             set_kind(previous)
         blocks: dict[int, bytes] = {}
@@ -824,23 +942,134 @@ class TierChain:
             self._blocks_flight.resolve(key, block)
         return blocks
 
+    def _start_run(
+        self, info: ObjectInfo, template: BlockKey, lo: int, hi: int, deadline: float
+    ) -> Future[dict[int, bytes]]:
+        """Fetch blocks ``[lo, hi)`` on the fetch pool; the run resolves or fails its keys."""
+        keys = [template._replace(block_index=index) for index in range(lo, hi)]
+
+        def give_up(exc: BaseException) -> None:
+            for key in keys:
+                self._blocks_flight.fail(key, exc)
+
+        def run() -> dict[int, bytes]:
+            try:
+                return self._fetch_run(info, template, lo, hi, deadline)
+            except BaseException as exc:
+                give_up(exc)
+                raise
+
+        return self._in_background(carry(run), give_up)
+
+    def _in_background(
+        self, fn: Callable[[], _T], give_up: Callable[[BaseException], None]
+    ) -> Future[_T]:
+        """Run ``fn`` on the fetch pool; ``give_up`` if the pool drops it (closed meanwhile)."""
+        try:
+            future = self._fetches.submit(fn)
+        except RuntimeError:  # the chain is closed: fetch in this thread, as before
+            future = Future()
+            try:
+                future.set_result(fn())
+            except BaseException as exc:
+                future.set_exception(exc)
+            return future
+
+        def dropped(done: Future[_T]) -> None:
+            if done.cancelled():
+                give_up(OriginError("the filesystem was closed before the origin fetch started"))
+
+        future.add_done_callback(dropped)
+        return future
+
+    def _await_or_narrow(
+        self,
+        pending: Sequence[Future[Any]],
+        nbytes: int,
+        deadline: float,
+        narrow: Callable[[], bytes],
+    ) -> bytes | None:
+        """Wait for fetches of ``nbytes`` until they are late, then read the reader's own range.
+
+        Returns the bytes ``narrow`` read, or None when every fetch arrived (their results are
+        then ready). If the narrowed read fails, waits for the fetches until ``deadline``.
+
+        Raises:
+            Exception: A fetch failed (its error); or the narrowed read failed and the fetches
+                did not arrive by the deadline (the narrowed read's error).
+        """
+        late_s = late_after_s(self.origin.timeout_s, self.origin.expected_s(nbytes))
+        done, waiting = wait(pending, timeout=late_s, return_when=FIRST_EXCEPTION)
+        failure = _first_failure(done)
+        if failure is not None:
+            raise failure
+        if not waiting:
+            return None
+        self.origin.counters.add("narrowed_requests")
+        try:
+            data = narrow()
+        except Exception as exc:
+            remaining_s = max(0.0, deadline - time.monotonic())
+            done, waiting = wait(pending, timeout=remaining_s, return_when=FIRST_EXCEPTION)
+            failure = _first_failure(done)
+            if failure is None and not waiting:
+                return None  # the fetches arrived after all
+            if failure is None or isinstance(exc, ObjectChangedError):
+                raise  # nothing arrived in time, or the object changed: the reader's own error
+            raise failure from exc
+        self.origin.counters.add("narrowed")
+        return data
+
     def _discover(self, path: str, start: int, end: int) -> bytes | ObjectInfo:
         """Cold read of an unknown object: one ranged GET gives the bytes and the info.
 
-        Returns the bytes when the leader's read (or ours) covers the range, else the info.
+        Returns the bytes when the leader's read (or ours, or our narrowed read) covers the
+        range, else the info.
         """
         bs = self.block_size
         first, last = start // bs, (end - 1) // bs
+        lo, hi = first * bs, (last + 1) * bs
+        whole = (start, end) == (lo, hi)  # the reader wants every byte fetched
+        deadline = time.monotonic() + self.origin.timeout_s
+
+        def narrow() -> bytes:
+            return self.origin.read_discover(path, start, end, deadline=deadline)[0]
+
         _mine, theirs = self._info_flight.claim([path])
         if theirs:
             self.flight.add("info_waits")
-            found = theirs[path].result()
+            pending = theirs[path]
+            if not whole:
+                data = self._await_or_narrow([pending], hi - lo, deadline, narrow)
+                if data is not None:
+                    return data
+            found = pending.result()
             if isinstance(found, ObjectInfo):
                 return found
             return self._serve_discovered(found, start, end)
+        epoch = self.info_cache.epoch
+        if whole:
+            discovered = self._discover_blocks(path, first, last, epoch, None)
+        else:
+            future = self._in_background(
+                carry(lambda: self._discover_blocks(path, first, last, epoch, deadline)),
+                lambda exc: self._info_flight.fail(path, exc),
+            )
+            data = self._await_or_narrow([future], hi - lo, deadline, narrow)
+            if data is not None:
+                return data
+            discovered = future.result()
+        return self._serve_discovered(discovered, start, end)
+
+    def _discover_blocks(
+        self, path: str, first: int, last: int, epoch: int, deadline: float | None
+    ) -> _Discovered:
+        """The leader of a cold read: read blocks ``[first, last]``, keep the info and blocks."""
+        bs = self.block_size
         try:
-            epoch = self.info_cache.epoch
-            data, info = self.origin.read_discover(path, first * bs, (last + 1) * bs)
+            data, info = self.origin.read_discover(
+                path, first * bs, (last + 1) * bs, deadline=deadline
+            )
             self.info_cache.counters.add("origin")
             self.info_cache.put(info, epoch)
             self._share_info(info)
@@ -853,7 +1082,7 @@ class TierChain:
             raise
         found = _Discovered(info, first * bs, data)
         self._info_flight.resolve(path, found)
-        return self._serve_discovered(found, start, end)
+        return found
 
     @staticmethod
     def _serve_discovered(found: _Discovered, start: int, end: int) -> bytes | ObjectInfo:
@@ -958,6 +1187,7 @@ class TierChain:
         LIVE_CHAINS.discard(self)
         self.fills.close()
         self._runs.shutdown(wait=False, cancel_futures=True)
+        self._fetches.shutdown(wait=False, cancel_futures=True)
         for slot in self.slots:
             if slot.guard is not None:
                 slot.guard.close()

@@ -35,9 +35,11 @@ _TIER_COUNTERS = {
 }
 _ORIGIN_COUNTERS = {
     "requests": "requests sent to the origin, retries included",
-    "retries": "origin attempts repeated after a transient error",
-    "errors": "failed origin attempts",
+    "retries": "origin requests repeated after a transient error (the S3 client's included)",
+    "errors": "failed origin requests",
     "changed": "reads restarted because the object changed under them",
+    "narrowed_requests": "late block fetches after which the reader asked for its own range",
+    "narrowed": "reads served by a narrowed request (their block fetch was late)",
 }
 _STATES = ("closed", "open", "half_open", "disabled")
 

@@ -6,6 +6,13 @@ full-jitter exponential backoff (tenacity) under one deadline; not-found, permis
 changed-version errors are not. A response of the wrong length is an error (retried), never
 returned. S3 reads carry ``If-Match: <ETag seen in info>``, so an object overwritten between two
 block reads yields a 412 (:class:`~tiercache.errors.ObjectChangedError`), never mixed bytes.
+
+S3 reads call the client's ``get_object`` directly, not through s3fs's own retry loop, so retries
+are not stacked three deep (ours, s3fs's, botocore's). botocore's retries (the user's client
+configuration) still run inside one of our attempts; :mod:`tiercache.attempts` watches them, so
+they are counted and the final error names the last answer and the number of requests.
+Completed reads feed :class:`~tiercache.lateness.Pace`, from which the chain decides when a
+block fetch is late (:meth:`FsspecOrigin.expected_s`).
 """
 
 from __future__ import annotations
@@ -30,15 +37,30 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from .attempts import (
+    Attempts,
+    answer_of_error,
+    failure_message,
+    recording,
+    retries_among,
+    watch,
+)
 from .errors import ObjectChangedError, OriginError, ShortReadError
+from .lateness import Pace
 from .protocol import ObjectInfo
 from .stats import Histogram, OriginCounters
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
+
+class RangeNotSatisfiableError(OSError):
+    """The store answered 416: the range starts at or past the end of the object."""
+
+
 # Errors that say something true about the object (or the caller): retrying cannot help.
 PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
+    RangeNotSatisfiableError,
     FileNotFoundError,
     PermissionError,
     IsADirectoryError,
@@ -118,15 +140,6 @@ def _is_precondition_failed(exc: BaseException) -> bool:
     return False
 
 
-def _is_range_not_satisfiable(exc: BaseException) -> bool:
-    cause = exc.__cause__
-    response = getattr(cause, "response", None)
-    return isinstance(response, Mapping) and (
-        response.get("Error", {}).get("Code") == "InvalidRange"
-        or response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 416
-    )
-
-
 class FsspecOrigin:
     """Any fsspec filesystem as the origin of a tier chain.
 
@@ -155,6 +168,11 @@ class FsspecOrigin:
         # s3fs exposes its async client call; through it reads carry If-Match and tell us the
         # object's ETag and size from the same response.
         self._s3 = protocol in ("s3", "s3a") and hasattr(fs, "_call_s3")
+        # The pieces of s3fs's _call_s3 without its retry loop: the session, the (per-region)
+        # client and the request-wide keyword arguments (requester pays, SSE, ...).
+        self._s3_direct = self._s3 and all(
+            hasattr(fs, name) for name in ("set_session", "get_s3", "_get_s3_method_kwargs")
+        )
         self.retries = retries
         self.timeout_s = timeout_s
         self.counters = OriginCounters()
@@ -163,6 +181,8 @@ class FsspecOrigin:
         self._slots = threading.BoundedSemaphore(concurrency)
         self._sleep = sleep
         self._degraded = False
+        #: First-byte latency and throughput of completed reads (see :meth:`expected_s`).
+        self.pace = Pace()
 
     @property
     def target(self) -> str:
@@ -179,6 +199,13 @@ class FsspecOrigin:
         """True for S3: a ranged GET reports the object's ETag and size."""
         return self._s3
 
+    def expected_s(self, nbytes: int, /) -> float | None:
+        """Return how long a read of ``nbytes`` should take, from the reads observed so far.
+
+        None while nothing (or nothing long enough) has been observed.
+        """
+        return self.pace.expected_s(nbytes)
+
     def forget(self, path: str, /) -> None:
         """Drop what the target filesystem itself caches for ``path`` (s3fs's listing cache).
 
@@ -190,13 +217,29 @@ class FsspecOrigin:
         except Exception:  # a target without a cache, or a broken one: nothing to drop
             logger.debug("invalidate_cache(%r) failed on the target", path, exc_info=True)
 
-    def info(self, path: str, /) -> ObjectInfo:
-        """Return the object's info (one metadata request, retried)."""
-        raw = self._call(lambda: self.fs.info(path), f"info of {path!r}")
+    def info(self, path: str, /, *, deadline: float | None = None) -> ObjectInfo:
+        """Return the object's info (one metadata request, retried).
+
+        Args:
+            path: The object.
+            deadline: Absolute :func:`time.monotonic` time to finish by; default now plus
+                :attr:`timeout_s`.
+        """
+        raw = self._call(lambda: self.fs.info(path), f"info of {path!r}", deadline=deadline)
         return info_from_raw(path, raw)
 
-    def read(self, info: ObjectInfo, start: int, end: int, /) -> bytes:
+    def read(
+        self, info: ObjectInfo, start: int, end: int, /, *, deadline: float | None = None
+    ) -> bytes:
         """Return exactly ``[start, end)`` of the version of the object described by ``info``.
+
+        Args:
+            info: The object version to read (S3: pinned with If-Match on its ETag).
+            start: First byte.
+            end: End of the range (exclusive).
+            deadline: Absolute :func:`time.monotonic` time by which the read, retries included,
+                must end; default now plus :attr:`timeout_s`. A reader that narrows a late
+                block fetch passes the deadline its read started with.
 
         Raises:
             ObjectChangedError: The object is no longer at that version (S3 412).
@@ -209,7 +252,9 @@ class FsspecOrigin:
             if self._s3 and info.etag:
                 data, _ = self._s3_get(info.path, start, end, info.etag, remaining_s)
             else:
+                began = time.perf_counter()
                 data = self.fs.cat_file(info.path, start=start, end=end)
+                self.pace.observe(len(data), time.perf_counter() - began)
             if len(data) != expected:
                 raise ShortReadError(
                     f"{info.path!r} [{start}, {end}): origin returned {len(data)} bytes, "
@@ -217,13 +262,21 @@ class FsspecOrigin:
                 )
             return bytes(data)
 
-        return self._call(attempt, f"read of {info.path!r} [{start}, {end})", deadline_arg=True)
+        return self._call(
+            attempt,
+            f"read of {info.path!r} [{start}, {end})",
+            deadline_arg=True,
+            deadline=deadline,
+        )
 
-    def read_discover(self, path: str, start: int, end: int, /) -> tuple[bytes, ObjectInfo]:
+    def read_discover(
+        self, path: str, start: int, end: int, /, *, deadline: float | None = None
+    ) -> tuple[bytes, ObjectInfo]:
         """Read ``[start, end)`` (clipped at EOF) and learn the object's info from the response.
 
         Only for S3 (:attr:`can_discover`). A range that starts past EOF costs a second request
         (the store answers 416; the info then comes from a HEAD) and returns ``b""``.
+        ``deadline`` is as for :meth:`read`.
         """
 
         def attempt(remaining_s: float) -> tuple[bytes, ObjectInfo]:
@@ -243,12 +296,12 @@ class FsspecOrigin:
                     raw[name] = resp[name]
             return bytes(data), info_from_raw(path, raw)
 
+        what = f"read of {path!r} [{start}, {end})"
         try:
-            return self._call(attempt, f"read of {path!r} [{start}, {end})", deadline_arg=True)
-        except OSError as exc:
-            if not _is_range_not_satisfiable(exc):
-                raise
-        return b"", self.info(path)
+            return self._call(attempt, what, deadline_arg=True, deadline=deadline)
+        except RangeNotSatisfiableError:
+            pass
+        return b"", self.info(path, deadline=deadline)
 
     def _s3_get(
         self, path: str, start: int, end: int, etag: str | None, timeout_s: float
@@ -262,11 +315,14 @@ class FsspecOrigin:
             kwargs["VersionId"] = version_id
 
         async def get() -> tuple[bytes, Mapping[str, Any]]:
-            resp = await fs._call_s3("get_object", Bucket=bucket, Key=key, **kwargs)
+            began = time.perf_counter()
+            resp = await self._get_object(bucket, key, kwargs)
+            first_byte_s = time.perf_counter() - began
             try:
                 body: bytes = await resp["Body"].read()
             finally:
                 resp["Body"].close()
+            self.pace.observe(len(body), time.perf_counter() - began, first_byte_s)
             return body, resp
 
         try:
@@ -274,37 +330,64 @@ class FsspecOrigin:
         except OSError as exc:
             if _is_precondition_failed(exc):
                 raise ObjectChangedError(f"{path!r} changed: it no longer has ETag {etag}") from exc
+            answer = answer_of_error(exc)
+            if answer is not None and answer.status == 416:
+                raise RangeNotSatisfiableError(f"{path!r}: {answer.label}") from exc
             raise
         return result
 
-    def _call(self, fn: Callable[..., T], what: str, *, deadline_arg: bool = False) -> T:
-        """Run ``fn`` with retries, backoff, the deadline and the concurrency limit."""
-        deadline = time.monotonic() + self.timeout_s
+    async def _get_object(
+        self, bucket: str, key: str, kwargs: Mapping[str, Any]
+    ) -> Mapping[str, Any]:
+        """One ``get_object`` through the client: botocore's retries, not s3fs's on top."""
+        fs: Any = self.fs
+        if not self._s3_direct:
+            if getattr(fs, "_s3", None) is not None:
+                watch(fs._s3)
+            response: Mapping[str, Any] = await fs._call_s3(
+                "get_object", Bucket=bucket, Key=key, **kwargs
+            )
+            return response
+        await fs.set_session()
+        client = await fs.get_s3(bucket)
+        watch(client)
+        method = client.get_object
+        params = fs._get_s3_method_kwargs(method, Bucket=bucket, Key=key, **kwargs)
+        try:
+            response = await method(**params)
+        except Exception as exc:
+            translated = _translate_s3_error(exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+        return response
+
+    def _call(
+        self,
+        fn: Callable[..., T],
+        what: str,
+        *,
+        deadline_arg: bool = False,
+        deadline: float | None = None,
+    ) -> T:
+        """Run ``fn`` with retries, backoff, the deadline and the concurrency limit.
+
+        Args:
+            fn: One attempt; called with the seconds left when ``deadline_arg`` is true.
+            what: What is being done, for errors and logs ("read of 'b/k' [0, 10)").
+            deadline_arg: Pass the seconds left to ``fn``.
+            deadline: Absolute :func:`time.monotonic` time to finish by; default now plus
+                :attr:`timeout_s`.
+        """
+        began = time.monotonic()
+        if deadline is None:
+            deadline = began + self.timeout_s
+        end_by = deadline
+        budget_s = end_by - began
+        attempts = Attempts()  # the requests the S3 client sent, over every attempt
 
         def attempt() -> T:
-            remaining_s = deadline - time.monotonic()
-            if not self._slots.acquire(timeout=max(0.0, remaining_s)):
-                raise TimeoutError(f"{what}: origin concurrency limit busy until the deadline")
-            began = time.perf_counter()
-            try:
-                self.counters.add("requests")
-                result = fn(remaining_s) if deadline_arg else fn()
-            except FileNotFoundError:
-                # An answer, not a failure: pyarrow and pandas probe for optional files
-                # (_common_metadata, _metadata) on every dataset, and operators watch "errors".
-                self.counters.add("not_found")
-                raise
-            except BaseException:
-                self.counters.add("errors")
-                raise
-            finally:
-                self._slots.release()
-                self.latency.observe(time.perf_counter() - began)
-            if isinstance(result, bytes):
-                self.counters.add("bytes", len(result))
-            elif isinstance(result, tuple) and isinstance(result[0], bytes):
-                self.counters.add("bytes", len(result[0]))
-            return result
+            return self._attempt(fn, what, end_by, attempts, deadline_arg=deadline_arg)
 
         def count_retry(state: RetryCallState) -> None:
             self.counters.add("retries")
@@ -314,7 +397,7 @@ class FsspecOrigin:
                 logger.warning("origin errors, retrying: %s: %s", what, error)
 
         retrying = Retrying(
-            stop=stop_after_attempt(self.retries + 1) | stop_before_delay(self.timeout_s),
+            stop=stop_after_attempt(self.retries + 1) | stop_before_delay(max(0.0, budget_s)),
             wait=wait_random_exponential(multiplier=_BACKOFF_MULTIPLIER_S, max=_BACKOFF_MAX_S),
             retry=retry_if_exception(is_transient),
             before_sleep=count_retry,
@@ -328,8 +411,83 @@ class FsspecOrigin:
         except OriginError:
             raise
         except Exception as exc:
-            raise OriginError(f"{what} failed: {type(exc).__name__}: {exc}") from exc
+            tries = int(retrying.statistics.get("attempt_number", 1))
+            raise OriginError(failure_message(what, exc, tries, attempts, budget_s)) from exc
         if self._degraded and retrying.statistics.get("attempt_number", 1) == 1:
             self._degraded = False  # a first attempt succeeded: the episode is over
             logger.info("origin answering again")
         return result
+
+    def _attempt(
+        self,
+        fn: Callable[..., T],
+        what: str,
+        end_by: float,
+        attempts: Attempts,
+        *,
+        deadline_arg: bool,
+    ) -> T:
+        """One attempt of :meth:`_call`: a concurrency slot, the request, its counters."""
+        remaining_s = end_by - time.monotonic()
+        if remaining_s <= 0:
+            raise TimeoutError(f"{what}: the deadline passed before an attempt could start")
+        if not self._slots.acquire(timeout=remaining_s):
+            raise TimeoutError(f"{what}: origin concurrency limit busy until the deadline")
+        began = time.perf_counter()
+        seen = len(attempts.answers)
+        raised = True
+        try:
+            self.counters.add("requests")
+            with recording(attempts):
+                result = fn(remaining_s) if deadline_arg else fn()
+            raised = False
+        except FileNotFoundError:
+            # An answer, not a failure: pyarrow and pandas probe for optional files
+            # (_common_metadata, _metadata) on every dataset, and operators watch "errors".
+            self.counters.add("not_found")
+            raise
+        except RangeNotSatisfiableError:
+            raise  # an answer too: the range starts past the end (read_discover)
+        except BaseException:
+            self.counters.add("errors")
+            raise
+        finally:
+            self._slots.release()
+            self.latency.observe(time.perf_counter() - began)
+            self._count_client_requests(attempts, seen, raised)
+        if isinstance(result, bytes):
+            self.counters.add("bytes", len(result))
+        elif isinstance(result, tuple) and isinstance(result[0], bytes):
+            self.counters.add("bytes", len(result[0]))
+        return result
+
+    def _count_client_requests(self, attempts: Attempts, seen: int, raised: bool) -> None:
+        """Count the requests the S3 client sent in one attempt beyond the first.
+
+        The attempt itself is counted as one request (and one error if it raised); here come
+        the client's other requests (its retries, and s3fs's listing after a HEAD answered
+        404), the retries among them, and its failed requests other than the one the attempt
+        raised from.
+        """
+        answers = attempts.answers[seen:]
+        extra = len(answers) - 1
+        if extra > 0:
+            self.counters.add("requests", extra)
+        retries = retries_among(answers)
+        if retries:
+            self.counters.add("retries", retries)
+        failed = sum(answer.failed for answer in answers)
+        if raised and answers and answers[-1].failed:
+            failed -= 1  # the attempt's own error, counted already
+        if failed > 0:
+            self.counters.add("errors", failed)
+
+
+def _translate_s3_error(exc: Exception) -> BaseException:
+    """Map a botocore error to the builtin s3fs would raise (NoSuchKey: FileNotFoundError...)."""
+    try:
+        from s3fs.errors import translate_boto_error
+    except ImportError:  # pragma: no cover - s3fs is what gave us the client
+        return exc
+    translated: BaseException = translate_boto_error(exc)
+    return translated

@@ -209,14 +209,34 @@ class Origin(Protocol):
         """Return the object's info (one metadata request, retried)."""
         ...
 
-    def read(self, info: ObjectInfo, start: int, end: int, /) -> bytes:
-        """Return exactly ``[start, end)`` of the object version described by ``info``."""
+    @property
+    def timeout_s(self) -> float:
+        """The deadline of one read, retries included (``TIERCACHE_ORIGIN_TIMEOUT``)."""
         ...
 
-    def read_discover(self, path: str, start: int, end: int, /) -> tuple[bytes, ObjectInfo]:
+    def expected_s(self, nbytes: int, /) -> float | None:
+        """How long a read of ``nbytes`` should take, from the reads seen; None if unknown.
+
+        The chain decides from it when a block fetch is late (:mod:`tiercache.lateness`).
+        """
+        ...
+
+    def read(
+        self, info: ObjectInfo, start: int, end: int, /, *, deadline: float | None = None
+    ) -> bytes:
+        """Return exactly ``[start, end)`` of the object version described by ``info``.
+
+        ``deadline`` is an absolute :func:`time.monotonic` time by which the read, retries
+        included, must end; None: :attr:`timeout_s` from now.
+        """
+        ...
+
+    def read_discover(
+        self, path: str, start: int, end: int, /, *, deadline: float | None = None
+    ) -> tuple[bytes, ObjectInfo]:
         """Read ``[start, end)`` (clipped at EOF) without knowing the object first.
 
         Returns the bytes and the object's info learnt from the same response, so a cold
-        read costs one request, not a HEAD and a GET.
+        read costs one request, not a HEAD and a GET. ``deadline`` as for :meth:`read`.
         """
         ...

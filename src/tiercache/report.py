@@ -97,6 +97,7 @@ def format_chain(entry: Mapping[str, Any]) -> str:
         "",
         f"origin: {origin['requests']:,} requests, {_mb(origin['bytes'])} MB, "
         f"{origin['retries']:,} retries, {origin['errors']:,} errors, "
+        f"{origin.get('narrowed', 0):,} narrowed, "
         f"mean {_ms(mean_ms(origin.get('latency', {})))} ms, "
         f"p99 <= {_ms(quantile_ms(origin.get('latency', {}), 0.99))} ms",
         f"reads: {reads.get('ram_hits', 0):,} RAM hits (hot path), "

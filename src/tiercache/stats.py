@@ -15,12 +15,17 @@ Every counter only goes up. ``TieredFileSystem.stats()`` returns a snapshot::
          "transitions":   {"closed->open": n, ...}: breaker state changes,
          "latency":       histogram of the tier's read calls (guarded tiers only)}},
      "origin": {
-         "requests":      requests sent to the origin (info and data, retries included),
+         "requests":      requests sent to the origin (info and data, retries included; on
+                          S3 also those the client's own retries sent within one attempt),
          "bytes":         bytes received from the origin,
-         "retries":       attempts repeated after a transient error,
-         "errors":        failed attempts (transient or not),
+         "retries":       requests repeated after a transient error (tiercache's retries and,
+                          on S3, the client's own),
+         "errors":        failed requests (transient or not),
          "not_found":     requests answered "no such object" (not errors: readers probe),
          "changed":       reads restarted because the object changed under them (S3 412),
+         "narrowed_requests": block fetches that were late, so the reader asked the origin
+                          for its own exact range (docs/reliability.md, "Slow origins"),
+         "narrowed":      reads served by such a narrowed request,
          "latency":       histogram of origin requests},
      "info":   {"hits", "misses", "shared_hits", "origin"}: object-info lookups answered in
                process / not; of the misses, answered by a shared tier (Redis) / by the origin;
@@ -262,7 +267,16 @@ class TierCounters(_TalliedCounters):
 class OriginCounters(Counters):
     """Counters of the origin; see the module docstring for their meaning."""
 
-    NAMES = ("requests", "bytes", "retries", "errors", "changed", "not_found")
+    NAMES = (
+        "requests",
+        "bytes",
+        "retries",
+        "errors",
+        "changed",
+        "not_found",
+        "narrowed_requests",
+        "narrowed",
+    )
 
 
 class InfoCounters(_TalliedCounters):

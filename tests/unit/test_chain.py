@@ -259,12 +259,12 @@ def test_an_object_changed_mid_read_restarts_on_the_new_version(
     calls = {"n": 0}
     real_read = chain.origin.read
 
-    def read_once_changed(info, start, end):  # type: ignore[no-untyped-def]
+    def read_once_changed(info, start, end, **kwargs):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] == 1:
             origin_fs.pipe_file(path, b"new" * 5000)
             raise ObjectChangedError("changed")
-        return real_read(info, start, end)
+        return real_read(info, start, end, **kwargs)
 
     chain.origin.read = read_once_changed  # type: ignore[method-assign]
     assert chain.read_range(path, 0, 9) == b"newnewnew"
