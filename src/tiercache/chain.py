@@ -156,6 +156,9 @@ class TierChain:
         fill_queue_bytes: Bound of the background fill queue, in the bytes its jobs hold
             (a block's length, a shared document's length); ``0``: no background fills.
         run_workers: Threads fetching extra runs of one read concurrently.
+        fetch_workers: Threads fetching blocks a reader may stop waiting for (a read of less
+            than the blocks it misses); as many as origin requests may run at once
+            (``TIERCACHE_ORIGIN_CONCURRENCY``), so that no such fetch queues behind another.
         first_window_s: Length of the start-up window whose stats are kept apart
             (:attr:`first_minute`).
         shadow_rate: Sampling rate of the shadow cache that watches the front tier's lookups
@@ -176,6 +179,7 @@ class TierChain:
         fill_queue_size: int = 1024,
         fill_queue_bytes: int = 16 << 20,
         run_workers: int = 8,
+        fetch_workers: int = 32,
         first_window_s: float = 60.0,
         shadow_rate: float | None = None,
     ) -> None:
@@ -228,7 +232,7 @@ class TierChain:
         # fetches left behind on a slow origin must not hold the threads that whole-range
         # readers' extra runs wait on.
         self._fetches = ThreadPoolExecutor(
-            max_workers=run_workers, thread_name_prefix="tiercache-fetch"
+            max_workers=fetch_workers, thread_name_prefix="tiercache-fetch"
         )
         self._closed = threading.Event()
         self._scope = threading.local()  # per-thread state of the read in progress

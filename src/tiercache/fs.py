@@ -94,6 +94,7 @@ def build_chain(target: AbstractFileSystem, settings: Settings, tiers: Sequence[
         fill_queue_size=settings.fill_queue_size,
         fill_queue_bytes=settings.fill_queue_bytes,
         run_workers=min(settings.origin_concurrency, 16),
+        fetch_workers=settings.origin_concurrency,
         shadow_rate=shadow_rate(settings),
     )
     chain.settings = settings
