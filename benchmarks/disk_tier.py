@@ -99,7 +99,8 @@ def breakdown(
     value_files: list[str] = []
     for key in keys:
         with cache.get(key.digest(), read=True, retry=False) as handle:
-            value_files.append(handle.name)
+            # The tier opens value files through a descriptor (O_NOFOLLOW): name it by its fd.
+            value_files.append(os.readlink(f"/proc/self/fd/{handle.fileno()}"))
     algorithm = ALGORITHM_NAMES[DEFAULT_ALGORITHM]
     _, _, expected = parse_header(keys[0], header(keys[0], block))
     crc = zlib.crc32(block)
