@@ -126,18 +126,8 @@ def info_from_raw(path: str, raw: Mapping[str, Any]) -> ObjectInfo:
 
 def _is_precondition_failed(exc: BaseException) -> bool:
     """Return whether ``exc`` (or an exception it wraps) is an HTTP 412 from the store."""
-    seen: BaseException | None = exc
-    for _ in range(5):
-        if seen is None:
-            return False
-        response = getattr(seen, "response", None)
-        if isinstance(response, Mapping):
-            code = response.get("Error", {}).get("Code")
-            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if code == "PreconditionFailed" or status == 412:
-                return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    answer = answer_of_error(exc)
+    return answer is not None and (answer.status == 412 or "PreconditionFailed" in answer.label)
 
 
 class FsspecOrigin:
