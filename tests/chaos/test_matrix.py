@@ -411,6 +411,12 @@ def test_disk_corrupt(world: World, caplog: pytest.LogCaptureFixture) -> None:
 def test_disk_directory_deleted(world: World, caplog: pytest.LogCaptureFixture) -> None:
     import shutil
 
+    # Right after the reopen, every guard and fill thread opens its own SQLite connection to
+    # the new database on its first call, inside the call's budget. On the loaded 2-core CI
+    # machine two disk calls just after the reopen took over 100 ms once, which opened the
+    # breaker: a second WARNING, for a timing this row does not test (test_disk_hung does). A
+    # budget that such calls fit in under load keeps this row about the deleted directory.
+    budget_s = 1.0
     run_row(
         world,
         caplog,
@@ -418,7 +424,8 @@ def test_disk_directory_deleted(world: World, caplog: pytest.LogCaptureFixture) 
         clear=lambda: None,
         tier_name="disk",
         counter=lambda s: s["reopens"] > 0,
-        bound_s=SLACK_S,
+        bound_s=SLACK_S + budget_s,
+        settings=world.settings(redis_url=None, disk_timeout_s=budget_s),
     )
 
 
