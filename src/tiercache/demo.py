@@ -12,8 +12,8 @@ DataFusion SQL queries over it through the tiers (:func:`tiercache.datafusion.re
 Each query runs three ways: **direct** (the same SQL over deltalake's own pyarrow dataset, no
 tiercache: the reference result and latency), **cold** (a fresh :class:`TieredFileSystem` with
 fresh tiers: an empty RAM tier, an empty disk tier in a new directory, and a fresh key prefix in
-Redis when ``TIERCACHE_REDIS_URL`` is set, with ``TIERCACHE_REDIS_HMAC_KEY``) and **warm** (the same query again on that
-filesystem). The results must be equal; a mismatch makes the exit status 1.
+Redis when ``TIERCACHE_REDIS_URL`` is set, with ``TIERCACHE_REDIS_HMAC_KEY``) and **warm** (the
+same query again on that filesystem). The results must be equal; a mismatch makes the exit status 1.
 
 Progress goes to stderr, the result table (or ``--json``) to stdout. Everything it starts or
 creates (servers, temporary directories) is removed at the end, also on an error or Ctrl-C.
