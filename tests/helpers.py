@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,11 @@ class CountingFS(MemoryFileSystem):  # type: ignore[misc]
         self.info_calls = 0
         self.delay_s = 0.0
         self.bytes_per_s: float | None = None  # each read also takes its length / this
+        # Reads of at least this many bytes wait until ``release`` is set (at most 30 s): a slow
+        # block that arrives exactly when a test says so, whatever the machine's load.
+        self.hold_from_bytes: int | None = None
+        self.release = threading.Event()
+        self.on_read: Callable[[int, int], None] | None = None  # called with each read's range
         # Raised, in order, by the next reads (None: that read does not fail).
         self.failures: list[BaseException | None] = []
         self.short_by = 0  # bytes cut from the next read's answer
@@ -46,9 +52,15 @@ class CountingFS(MemoryFileSystem):  # type: ignore[misc]
             short_by, self.short_by = self.short_by, 0
         if self.delay_s:
             time.sleep(self.delay_s)
-        if self.bytes_per_s is not None:
-            lo, hi, _ = slice(start, end).indices(self.size(path))
-            time.sleep(max(0, hi - lo) / self.bytes_per_s)
+        if self.on_read or self.bytes_per_s is not None or self.hold_from_bytes is not None:
+            size = MemoryFileSystem.info(self, path)["size"]  # not counted in info_calls
+            lo, hi, _ = slice(start, end).indices(size)
+            if self.on_read is not None:
+                self.on_read(lo, hi)
+            if self.bytes_per_s is not None:
+                time.sleep(max(0, hi - lo) / self.bytes_per_s)
+            if self.hold_from_bytes is not None and hi - lo >= self.hold_from_bytes:
+                self.release.wait(30)
         if failure is not None:
             raise failure
         data: bytes = super().cat_file(path, start=start, end=end, **kwargs)

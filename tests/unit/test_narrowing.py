@@ -1,8 +1,9 @@
 """A late block fetch: the reader reads its own range; the fetch goes on behind it.
 
-The origin is an in-memory filesystem that takes ``length / bytes_per_s`` per read, so a block
-is slow and a small range is fast. With a 0.8 s deadline and nothing observed, a fetch is late
-after 0.2 s (a quarter of the deadline).
+The origin is an in-memory filesystem whose block reads are held until the test releases them
+(``hold_from_bytes``), while a reader's small range is answered at once: the block arrives
+exactly when the test says, whatever the machine's load. With a 0.8 s deadline and nothing
+observed, a fetch is late after 0.2 s (a quarter of the deadline).
 """
 
 from __future__ import annotations
@@ -66,11 +67,12 @@ def eventually(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
 def test_a_late_block_is_narrowed_and_still_fills_the_cache(
     chain: TierChain, origin_fs: CountingFS, path: str
 ) -> None:
-    origin_fs.bytes_per_s = BS / 0.5  # a block in 0.5 s: late, but within its own time
+    origin_fs.hold_from_bytes = BS  # the block arrives only once released: late
     assert chain.read_range(path, 10, 20) == DATA[10:20]
     assert origin_stats(chain)["narrowed_requests"] == 1
     assert origin_stats(chain)["narrowed"] == 1
-    # The fetch went on behind the read and stored the block: the next read is a RAM hit.
+    # The fetch goes on behind the read and stores the block: the next read is a RAM hit.
+    origin_fs.release.set()
     eventually(lambda: chain.stats()["tiers"]["memory"]["bytes_written"] >= BS)
     assert chain.read_range(path, 0, BS) == DATA[:BS]
     assert sorted(origin_fs.reads) == [(path, 0, BS), (path, 10, 20)]
@@ -88,15 +90,16 @@ def test_a_narrowed_read_is_joined_with_cached_blocks(
 ) -> None:
     chain.read_range(path, cached * BS, (cached + 1) * BS)
     origin_fs.reads.clear()
-    origin_fs.bytes_per_s = BS / 0.5
+    origin_fs.hold_from_bytes = BS
     assert chain.read_range(path, start, end) == DATA[start:end]
+    origin_fs.release.set()
     assert origin_stats(chain)["narrowed"] == 1
     narrowed = (path, max(start, BS), min(end, 2 * BS))
     assert sorted(origin_fs.reads) == sorted([(path, BS, 2 * BS), narrowed])
 
 
 def test_a_follower_narrows_too(chain: TierChain, origin_fs: CountingFS, path: str) -> None:
-    origin_fs.bytes_per_s = BS / 0.5
+    origin_fs.hold_from_bytes = BS
     results: dict[str, bytes] = {}
 
     def read(name: str, start: int, end: int) -> None:
@@ -109,6 +112,7 @@ def test_a_follower_narrows_too(chain: TierChain, origin_fs: CountingFS, path: s
     follower.start()
     leader.join()
     follower.join()
+    origin_fs.release.set()
     assert results == {"leader": DATA[10:20], "follower": DATA[500:600]}
     assert chain.stats()["flight"]["block_waits"] == 1
     assert origin_stats(chain)["narrowed"] == 2
@@ -118,8 +122,14 @@ def test_a_follower_narrows_too(chain: TierChain, origin_fs: CountingFS, path: s
 def test_when_the_narrowed_read_fails_the_block_is_waited_for(
     chain: TierChain, origin_fs: CountingFS, path: str
 ) -> None:
-    origin_fs.bytes_per_s = BS / 0.4
+    origin_fs.hold_from_bytes = BS
     origin_fs.failures = [None, ConnectionError("reset")]  # the block is fine, the narrow fails
+
+    def release_when_narrowed(lo: int, hi: int) -> None:
+        if (lo, hi) == (10, 20):  # the narrowed read: the block arrives as it fails
+            origin_fs.release.set()
+
+    origin_fs.on_read = release_when_narrowed
     assert chain.read_range(path, 10, 20) == DATA[10:20]
     stats = origin_stats(chain)
     assert (stats["narrowed_requests"], stats["narrowed"]) == (1, 0)
@@ -128,20 +138,22 @@ def test_when_the_narrowed_read_fails_the_block_is_waited_for(
 def test_when_both_fail_the_reader_gets_its_own_error_by_the_deadline(
     chain: TierChain, origin_fs: CountingFS, path: str
 ) -> None:
-    origin_fs.bytes_per_s = BS / 4.0  # the block would take 4 s
+    origin_fs.hold_from_bytes = BS  # the block never arrives in time
     origin_fs.failures = [None, ConnectionError("reset")]
     began = time.monotonic()
     with pytest.raises(OriginError, match=r"\[10, 20\) failed: ConnectionError: reset"):
         chain.read_range(path, 10, 20)
-    assert time.monotonic() - began < 3.0  # the 0.8 s deadline, not the 4 s block
+    assert time.monotonic() - began < 10.0  # the 0.8 s deadline, not the held block (30 s)
+    origin_fs.release.set()
 
 
 def test_a_failed_fetch_caches_nothing(chain: TierChain, origin_fs: CountingFS, path: str) -> None:
-    origin_fs.bytes_per_s = BS / 0.5
-    origin_fs.failures = [ConnectionError("reset")]  # the block fetch fails after 0.5 s
+    origin_fs.hold_from_bytes = BS
+    origin_fs.failures = [ConnectionError("reset")]  # the block fetch fails once released
     assert chain.read_range(path, 10, 20) == DATA[10:20]
+    origin_fs.release.set()
     eventually(lambda: origin_stats(chain)["errors"] == 1)
-    origin_fs.bytes_per_s = None
+    origin_fs.hold_from_bytes = None
     assert chain.read_range(path, 30, 40) == DATA[30:40]  # from the origin again: not cached
     assert chain.read_range(path, 50, 60) == DATA[50:60]  # now cached
     assert sorted(origin_fs.reads) == [(path, 0, BS), (path, 0, BS), (path, 10, 20)]
