@@ -685,3 +685,6 @@ def _check_text(settings: Settings, field: str, *, optional: bool) -> None:
         return
     if not isinstance(value, str) or not value:
         raise _invalid(field, "a non-empty string" + (" or None" if optional else ""), value)
+    if "\x00" in value:  # no path, URL or key can hold one; the OS would reject it later
+        shown = "<secret>" if field == "redis_hmac_key" else value
+        raise _invalid(field, "free of NUL characters", shown)

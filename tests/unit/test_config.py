@@ -724,3 +724,16 @@ def test_a_metrics_port_without_prometheus_client_is_a_config_error(
     with pytest.raises(ConfigError, match=r"TIERCACHE_METRICS_PORT=9464 needs prometheus-client"):
         Settings.from_env({"TIERCACHE_METRICS_PORT": "9464"})
     assert Settings().metrics_port is None  # unset: nothing needed
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("TIERCACHE_DISK_DIR", "/cache\x00dir"),
+        ("TIERCACHE_STATS_FILE", "/run/stats\x00.json"),
+        ("TIERCACHE_REDIS_PREFIX", "app\x00:"),
+    ],
+)
+def test_a_nul_character_is_a_config_error(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"{variable}.*free of NUL characters"):
+        Settings.from_env({variable: value})

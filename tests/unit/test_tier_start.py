@@ -15,6 +15,7 @@ import pytest
 from tests.helpers import HMAC_KEY
 from tiercache import MemoryTier, RedisTier, Settings, TieredFileSystem
 from tiercache.doctor import run_doctor
+from tiercache.tiers.disk import DiskTier
 
 PASSWORD = "hunter2-tier-start"
 
@@ -50,3 +51,11 @@ def test_a_url_the_client_rejects_leaves_the_tier_disabled(url: str, reason: str
     assert not check.ok
     assert reason in str(check.reason)
     assert PASSWORD not in str(report.to_dict())
+
+
+def test_a_disk_directory_the_os_rejects_leaves_the_tier_disabled() -> None:
+    """A path with a NUL byte (Settings refuses it; a tier built in code may not)."""
+    tier = DiskTier("/tmp/tiercache\x00nul", capacity_bytes=64 << 20)
+    assert not tier.ready
+    assert "null" in str(tier.last_error)
+    tier.close()

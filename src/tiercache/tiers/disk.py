@@ -379,7 +379,8 @@ class DiskTier:
                 return self._cache
             try:
                 cache = self._open_checked(first)
-            except (OSError, sqlite3.Error, diskcache.Timeout, NotImplementedError) as exc:
+            except Exception as exc:  # OSError, sqlite3.Error, diskcache.Timeout, and anything
+                # else a library rejects: the tier never raises out of its constructor.
                 self.open_failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 self._next_open = self._clock() + self.retry_after_s
