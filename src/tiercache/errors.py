@@ -6,6 +6,7 @@
      └── TierCacheError                      every error raised by tiercache
           ├── ConfigError(ValueError)         a setting is unknown or malformed; names the variable
           ├── OriginError(OSError)            the origin (object store) failed; reaches the caller
+          │    ├── OriginTimeoutError(TimeoutError)  the origin deadline ran out
           │    ├── ShortReadError             the origin returned fewer bytes than asked (retried)
           │    └── ObjectChangedError         the object changed under a version-pinned read
           └── TierError                       a cache tier failed; never reaches a reader: a miss
@@ -32,6 +33,11 @@ class ConfigError(TierCacheError, ValueError):
 
 class OriginError(TierCacheError, OSError):
     """The origin failed after retries, or returned something that cannot be served."""
+
+
+class OriginTimeoutError(OriginError, TimeoutError):
+    """The origin did not answer before the deadline (``TIERCACHE_ORIGIN_TIMEOUT``), retries
+    included; ``except TimeoutError`` catches it."""
 
 
 class ShortReadError(OriginError):

@@ -258,7 +258,8 @@ class Guard:
 
         Raises:
             TierRejectedError: The breaker is open or every bulkhead slot is busy.
-            TierTimeoutError: The call exceeded the time budget.
+            TierTimeoutError: The call exceeded the time budget, or the tier reported a
+                timeout of its own (counted as a timeout either way).
             IntegrityError: The tier found a corrupt value (a miss; the breaker is not charged).
             TierError: The call raised; the original exception is the cause.
         """
@@ -298,9 +299,16 @@ class Guard:
             if self.breaker.disable():
                 self.warn(f"tier {self.name!r} unavailable: {exc}")
             raise
+        except TierTimeoutError as exc:  # the tier's own timeout (a Redis socket timeout)
+            self.counters.add("timeouts")
+            error = TierTimeoutError(f"tier {self.name!r}: {exc}")
+            self._failed(error)
+            raise error from exc
         except Exception as exc:
             self.counters.add("errors")
-            error = TierError(f"tier {self.name!r}: {type(exc).__name__}: {exc}")
+            # A tier that translates its backend's errors says what failed; others are named.
+            what = str(exc) if isinstance(exc, TierError) else f"{type(exc).__name__}: {exc}"
+            error = TierError(f"tier {self.name!r}: {what}")
             self._failed(error)
             raise error from exc
         self._succeeded(read)

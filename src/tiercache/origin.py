@@ -45,7 +45,7 @@ from .attempts import (
     retries_among,
     watch,
 )
-from .errors import ObjectChangedError, OriginError, ShortReadError
+from .errors import ObjectChangedError, OriginError, OriginTimeoutError, ShortReadError
 from .lateness import Pace
 from .protocol import ObjectInfo
 from .stats import Histogram, OriginCounters
@@ -402,7 +402,10 @@ class FsspecOrigin:
             raise
         except Exception as exc:
             tries = int(retrying.statistics.get("attempt_number", 1))
-            raise OriginError(failure_message(what, exc, tries, attempts, budget_s)) from exc
+            # A deadline (ours, or the client's, asyncio's FSTimeoutError alike) stays a
+            # TimeoutError for the caller: `except TimeoutError` catches an origin deadline.
+            error = OriginTimeoutError if isinstance(exc, TimeoutError) else OriginError
+            raise error(failure_message(what, exc, tries, attempts, budget_s)) from exc
         if self._degraded and retrying.statistics.get("attempt_number", 1) == 1:
             self._degraded = False  # a first attempt succeeded: the episode is over
             logger.info("origin answering again")

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from tests.helpers import CountingFS, letters
-from tiercache.errors import OriginError, ShortReadError
+from tiercache.errors import OriginError, OriginTimeoutError, ShortReadError
 from tiercache.origin import FsspecOrigin, info_from_raw, target_identity
 
 
@@ -103,3 +103,20 @@ def test_versions_prefer_etag_then_generation_then_size_and_mtime() -> None:
     assert info_from_raw("p", {"size": 1, "ETag": '"abc"'}).etag == '"abc"'
     assert info_from_raw("p", {"size": 1, "generation": 7}).version == "generation=7"
     assert info_from_raw("p", {"size": 5, "mtime": 12.5}).version == "5:12.5"
+
+
+def test_an_origin_deadline_is_a_timeout_error() -> None:
+    """``except TimeoutError`` catches an origin that keeps timing out: OriginTimeoutError."""
+    origin, fs, path = make(retries=1)
+    info = origin.info(path)
+    fs.failures = [TimeoutError("socket timed out")] * 2
+    with pytest.raises(TimeoutError) as caught:
+        origin.read(info, 0, 100)
+    assert isinstance(caught.value, OriginTimeoutError)
+    assert isinstance(caught.value, OriginError)  # and still an OSError for fsspec callers
+    assert "2 attempts" in str(caught.value)
+    assert origin.counters.snapshot()["retries"] == 1
+    fs.failures = [ConnectionError("reset")] * 2  # any other failure is not a timeout
+    with pytest.raises(OriginError) as other:
+        origin.read(info, 0, 100)
+    assert not isinstance(other.value, TimeoutError)

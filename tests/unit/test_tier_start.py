@@ -11,6 +11,7 @@ import uuid
 
 import fsspec
 import pytest
+import redis
 
 from tests.helpers import HMAC_KEY
 from tiercache import MemoryTier, RedisTier, Settings, TieredFileSystem
@@ -59,3 +60,39 @@ def test_a_disk_directory_the_os_rejects_leaves_the_tier_disabled() -> None:
     assert not tier.ready
     assert "null" in str(tier.last_error)
     tier.close()
+
+
+class _TimingOutClient:
+    """A redis-py client whose server never answers in time (as a frozen Redis would)."""
+
+    def ping(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+    def __getattr__(self, command: str) -> object:  # get, hget, pipeline...: no answer
+        def no_answer(*args: object, **kwargs: object) -> object:
+            raise redis.exceptions.TimeoutError("Timeout reading from 127.0.0.1:6379")
+
+        return no_answer
+
+
+def test_a_redis_socket_timeout_is_counted_as_a_timeout() -> None:
+    """redis-py's socket timeout is translated at the tier's choke point: a timeout, not an
+    error, in the guard's counters (issue 13, point 6)."""
+    tier = RedisTier(
+        "redis://127.0.0.1:6379/0",
+        hmac_key=HMAC_KEY,
+        client_factory=lambda *args, **kwargs: _TimingOutClient(),
+    )
+    path = f"/start/{uuid.uuid4().hex}"
+    fsspec.filesystem("memory").pipe_file(path, b"x" * 1000)
+    fs = TieredFileSystem(target_protocol="memory", settings=Settings(), tiers=[tier])
+    try:
+        assert fs.read_range(path, -100, None) == b"x" * 100  # a footer: asks Redis first
+        counts = fs.stats()["tiers"]["redis"]
+        assert counts["timeouts"] >= 1, counts  # object info, then the footer block
+        assert counts["errors"] == 0, counts
+    finally:
+        fs.close()

@@ -18,12 +18,13 @@ object's keys.
 
 Client discipline (redis-py retries 10 times with backoff by default, 4-5 s on a hung server):
 no retries, socket and connect timeouts of ``TIERCACHE_REDIS_TIMEOUT``, a bounded blocking pool
-that waits at most that long for a connection. Every ``redis.RedisError`` becomes a tier error
-(a miss), except that a write refused for memory (OOM) or by a replica (READONLY) is skipped and
-counted, so that reads go on. A server that is loading its dataset (``-LOADING``) refuses reads
-and writes alike, for as long as the load takes: that stays an error, so the breaker opens and
-Redis is bypassed at no cost until a probe finds it loaded; the replies are counted in
-``loading``.
+that waits at most that long for a connection. Every ``redis.RedisError`` is translated at one
+choke point (:func:`_translated`): a socket timeout to ``TierTimeoutError`` (counted as a
+timeout), anything else to ``TierError`` (a miss, counted as an error), except that a write
+refused for memory (OOM) or by a replica (READONLY) is skipped and counted, so that reads go on.
+A server that is loading its dataset (``-LOADING``) refuses reads and writes alike, for as long
+as the load takes: that stays an error, so the breaker opens and Redis is bypassed at no cost
+until a probe finds it loaded; the replies are counted in ``loading``.
 """
 
 from __future__ import annotations
@@ -44,7 +45,13 @@ from redis.cluster import RedisCluster
 from redis.retry import Retry
 
 from tiercache.config import UNAUTHENTICATED_REDIS, redact_url
-from tiercache.errors import ConfigError, IntegrityError, TierUnavailableError
+from tiercache.errors import (
+    ConfigError,
+    IntegrityError,
+    TierError,
+    TierTimeoutError,
+    TierUnavailableError,
+)
 from tiercache.framing import frame, unframe
 from tiercache.protocol import BlockKey, BlockKind
 
@@ -64,20 +71,30 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
-def _counts_loading(
+def _translated(
     method: Callable[Concatenate[RedisTier, _P], _R],
 ) -> Callable[Concatenate[RedisTier, _P], _R]:
-    """Count a ``-LOADING`` reply in ``loading`` and re-raise it (the guard makes it a miss)."""
+    """Translate redis-py's errors at one choke point, so the guard counts them for what they are.
 
-    def counted(self: RedisTier, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+    A socket timeout becomes :class:`~tiercache.errors.TierTimeoutError` (counted in
+    ``timeouts``), any other ``redis.RedisError`` :class:`~tiercache.errors.TierError` (counted
+    in ``errors``), the original as the cause. A ``-LOADING`` reply is also counted in
+    ``loading``.
+    """
+
+    def translated(self: RedisTier, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return method(self, *args, **kwargs)
+        except redis.exceptions.TimeoutError as exc:
+            raise TierTimeoutError(f"redis: {type(exc).__name__}: {exc}") from exc
         except redis.exceptions.BusyLoadingError as exc:
             self._note_loading(exc)
-            raise
+            raise TierError(f"redis: {type(exc).__name__}: {exc}") from exc
+        except redis.RedisError as exc:
+            raise TierError(f"redis: {type(exc).__name__}: {exc}") from exc
 
-    counted.__doc__, counted.__name__ = method.__doc__, method.__name__
-    return counted
+    translated.__doc__, translated.__name__ = method.__doc__, method.__name__
+    return translated
 
 
 def _digest(*parts: str) -> str:
@@ -211,13 +228,14 @@ class RedisTier:
         """Take ``metadata`` blocks only: data pages stay in the pod."""
         return kind == "metadata"
 
-    @_counts_loading
+    @_translated
     def get(self, key: BlockKey, /) -> bytes | None:
         """Return the verified block, or ``None``.
 
         Raises:
             IntegrityError: The stored value failed its checks (it has been deleted).
-            redis.RedisError: The server failed (the guard makes it a miss).
+            TierTimeoutError: The server did not answer within the socket timeout.
+            TierError: The server failed otherwise (the guard makes either a miss).
         """
         if never_shared(key.path):
             return None
@@ -233,7 +251,7 @@ class RedisTier:
                 client.hdel(name, field)
             raise
 
-    @_counts_loading
+    @_translated
     def put(self, key: BlockKey, data: bytes, /) -> None:
         """Store a framed block with the jittered TTL, in one pipelined round trip."""
         if never_shared(key.path):
@@ -252,7 +270,7 @@ class RedisTier:
         pipe.expire(versions, ttl)
         self._write(pipe)
 
-    @_counts_loading
+    @_translated
     def delete_object(self, target: str, path: str, /) -> None:
         """``UNLINK`` the object's info and every block hash of every version."""
         client = self._usable()
@@ -260,7 +278,7 @@ class RedisTier:
         names = [m.decode() if isinstance(m, bytes) else m for m in client.smembers(base + ":v")]
         self._done(client, client.unlink(*names, base + ":v", base + ":i"))
 
-    @_counts_loading
+    @_translated
     def get_info(self, target: str, path: str, /) -> bytes | None:
         """Return the verified object-info document stored for ``path``, or ``None``."""
         if never_shared(path):
@@ -277,7 +295,7 @@ class RedisTier:
                 client.delete(name)
             raise
 
-    @_counts_loading
+    @_translated
     def put_info(self, target: str, path: str, document: bytes, /) -> None:
         """Store an object-info document with the jittered TTL."""
         if never_shared(path):
