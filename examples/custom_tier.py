@@ -5,6 +5,15 @@ process-wide dict, standing in for a shared service such as memcached or an NVMe
 It needs no change to tiercache: the chain wraps it in the same guard (time budget, circuit
 breaker, bulkhead) as the built-in tiers, and ``tiercache.testing.contract.TierContract`` runs
 the same contract tests against it that the built-in tiers pass.
+
+Beyond the five ``Tier`` methods, a tier may offer optional capabilities, each a small protocol
+in ``tiercache.protocol`` that the chain checks with ``isinstance`` (so mypy checks yours):
+``BudgetedTier`` (``timeout_s``: its own time budget per call), ``StartableTier`` (``ready`` and
+``last_error``: unusable at start, probed later), ``ReportingTier`` (``stats()``: figures merged
+into ``fs.stats()``), ``SizedTier`` (``capacity_bytes``: for the shadow cache), ``ThreadBoundTier``
+(``release_thread``), ``WarningTier`` (``warnings`` for ``tiercache doctor``) and
+``InProcessTier`` (``in_process``: no guard; only for a tier that never blocks). This one declares
+the first three.
 """
 
 from __future__ import annotations
@@ -23,9 +32,30 @@ class SharedMetadataTier:
 
     name = "shared-metadata"
 
-    def __init__(self) -> None:
+    def __init__(self, timeout_s: float = 0.1) -> None:
         self._lock = threading.Lock()
         self._blocks: dict[BlockKey, bytes] = {}
+        self._timeout_s = timeout_s
+
+    # -- optional capabilities (tiercache.protocol) ---------------------------------------------
+
+    @property
+    def timeout_s(self) -> float:  # BudgetedTier: the guard gives up on a call after this
+        return self._timeout_s
+
+    @property
+    def ready(self) -> bool:  # StartableTier: a real client would say whether it connected
+        return True
+
+    @property
+    def last_error(self) -> str | None:
+        return None
+
+    def stats(self) -> dict[str, object]:  # ReportingTier: merged into fs.stats()["tiers"]
+        with self._lock:
+            return {"blocks": len(self._blocks)}
+
+    # -- the Tier protocol -----------------------------------------------------------------------
 
     def accepts(self, kind: BlockKind, /) -> bool:
         return kind == "metadata"
@@ -78,6 +108,8 @@ def main() -> None:
         print("pod 2 tiers:", json.dumps(stats["tiers"], indent=2))
         print("pod 2 origin:", stats["origin"])
         assert stats["tiers"]["shared-metadata"]["hits"] == 1
+        assert stats["tiers"]["shared-metadata"]["blocks"] >= 1  # its own figures
+        assert isinstance(shared, tiercache.BudgetedTier)
         pod1.close()
         pod2.close()
 

@@ -20,7 +20,21 @@ from .errors import (
     TierUnavailableError,
 )
 from .fs import TieredFile, TieredFileSystem
-from .protocol import BlockKey, BlockKind, InfoTier, ObjectInfo, Origin, Tier
+from .protocol import (
+    BlockKey,
+    BlockKind,
+    BudgetedTier,
+    InfoTier,
+    InProcessTier,
+    ObjectInfo,
+    Origin,
+    ReportingTier,
+    SizedTier,
+    StartableTier,
+    ThreadBoundTier,
+    Tier,
+    WarningTier,
+)
 from .tiers.disk import DiskTier
 from .tiers.memory import MemoryTier
 from .tiers.redis import RedisTier
@@ -34,8 +48,10 @@ except _metadata.PackageNotFoundError:  # running from a source tree that is not
 __all__ = [
     "BlockKey",
     "BlockKind",
+    "BudgetedTier",
     "ConfigError",
     "DiskTier",
+    "InProcessTier",
     "InfoTier",
     "IntegrityError",
     "MemoryTier",
@@ -45,8 +61,12 @@ __all__ = [
     "OriginError",
     "OriginTimeoutError",
     "RedisTier",
+    "ReportingTier",
     "Settings",
     "ShortReadError",
+    "SizedTier",
+    "StartableTier",
+    "ThreadBoundTier",
     "Tier",
     "TierCacheError",
     "TierError",
@@ -56,6 +76,7 @@ __all__ = [
     "TieredFile",
     "TieredFileSystem",
     "WarmReport",
+    "WarningTier",
     "__version__",
     "warm",
 ]

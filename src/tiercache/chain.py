@@ -34,8 +34,14 @@ from .origin import FsspecOrigin
 from .protocol import (
     BlockKey,
     BlockKind,
+    BudgetedTier,
     InfoTier,
+    InProcessTier,
     ObjectInfo,
+    ReportingTier,
+    SizedTier,
+    StartableTier,
+    ThreadBoundTier,
     Tier,
     info_document,
     listing_document,
@@ -74,6 +80,17 @@ def _first_failure(done: Iterable[Future[Any]]) -> BaseException | None:
         if error is not None:
             return error
     return None
+
+
+def _budget_of(tier: Tier, by_name: Mapping[str, float], default_s: float) -> float:
+    """The guard's time budget for ``tier``: given by name, else the tier's own, else default.
+
+    The tier's own (:class:`~tiercache.protocol.BudgetedTier`) comes with the tier, so a user's
+    tier that happens to be named "disk" never gets the disk tier's budget.
+    """
+    if tier.name in by_name:
+        return by_name[tier.name]
+    return tier.timeout_s if isinstance(tier, BudgetedTier) else default_s
 
 
 def _join(blocks: list[bytes], head: int, tail: int) -> bytes:
@@ -199,17 +216,19 @@ class TierChain:
         for tier in tiers:
             counters = TierCounters()
             guard = None
-            if not getattr(tier, "in_process", False):
+            if not (isinstance(tier, InProcessTier) and tier.in_process):
                 guard = Guard(
                     tier.name,
-                    timeout_s=timeouts.get(tier.name, default_timeout_s),
+                    timeout_s=_budget_of(tier, timeouts, default_timeout_s),
                     breaker=CircuitBreaker(breaker_failures, breaker_cooldown_s),
                     counters=counters,
-                    on_thread_exit=getattr(tier, "release_thread", None),
+                    on_thread_exit=(
+                        tier.release_thread if isinstance(tier, ThreadBoundTier) else None
+                    ),
                 )
-            if guard is not None and not getattr(tier, "ready", True):
+            if guard is not None and isinstance(tier, StartableTier) and not tier.ready:
                 guard.breaker.disable()  # it could not start; probed after each cooldown
-                reason = getattr(tier, "last_error", None) or "not ready"
+                reason = tier.last_error or "not ready"
                 guard.warn(f"tier {tier.name!r} disabled at start ({reason}); reads go on")
             self.slots.append(TierSlot(tier, counters, guard))
         # Tiers are asked in the order given. A first tier that runs in process (RAM) is the
@@ -488,9 +507,9 @@ class TierChain:
         mrc = shadow.mrc()
         tiers = {}
         for slot in self.slots:
-            capacity = getattr(slot.tier, "capacity_bytes", None)
-            if not isinstance(capacity, int) or capacity <= 0:
+            if not isinstance(slot.tier, SizedTier) or slot.tier.capacity_bytes <= 0:
                 continue
+            capacity = slot.tier.capacity_bytes
             tiers[slot.name] = {
                 "capacity_bytes": capacity,
                 "curve": [
@@ -1114,10 +1133,9 @@ class TierChain:
             if slot.guard is not None:
                 entry["transitions"] = slot.guard.breaker.transitions()
                 entry["latency"] = slot.guard.latency.snapshot(None)
-            tier_stats = getattr(slot.tier, "stats", None)
-            if callable(tier_stats):  # tier-specific figures; the chain's counters win
+            if isinstance(slot.tier, ReportingTier):  # its own figures; the chain's counters win
                 try:
-                    extra = tier_stats()
+                    extra = slot.tier.stats()
                 except Exception:
                     extra = {}
                 entry.update((k, v) for k, v in extra.items() if k not in entry)

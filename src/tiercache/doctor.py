@@ -40,7 +40,15 @@ from urllib.parse import unquote, urlsplit
 
 from .config import UNAUTHENTICATED_REDIS, Settings, redact_url
 from .errors import ConfigError
-from .protocol import BlockKey, Tier
+from .protocol import (
+    BlockKey,
+    BudgetedTier,
+    InProcessTier,
+    StartableTier,
+    ThreadBoundTier,
+    Tier,
+    WarningTier,
+)
 
 __all__ = ["DoctorReport", "TierCheck", "format_report", "run_doctor"]
 
@@ -199,9 +207,15 @@ def format_report(report: DoctorReport) -> str:
 
 
 def _budget_s(settings: Settings, name: str) -> float:
+    """The budget of a tier the settings configure, before it is built (to time its start)."""
     return {"disk": settings.disk_timeout_s, "redis": settings.redis_timeout_s}.get(
         name, DEFAULT_TIMEOUT_S
     )
+
+
+def _tier_budget_s(tier: Tier) -> float:
+    """The budget of a built tier: its own (as the chain's guard takes it), else the default."""
+    return tier.timeout_s if isinstance(tier, BudgetedTier) else DEFAULT_TIMEOUT_S
 
 
 def _check_configured(settings: Settings, secrets: Sequence[tuple[str, str]]) -> list[TierCheck]:
@@ -262,8 +276,8 @@ def _check_tier(
 ) -> TierCheck:
     """Probe one started tier, then close it (closing is bounded too)."""
     name = tier.name
-    in_process = bool(getattr(tier, "in_process", False))
-    budget = None if in_process else _budget_s(settings, name)
+    in_process = isinstance(tier, InProcessTier) and tier.in_process
+    budget = None if in_process else _tier_budget_s(tier)
     check = TierCheck(
         name, where=_where(settings, name), budget_ms=None if budget is None else budget * 1000
     )
@@ -273,13 +287,13 @@ def _check_tier(
         worker = _Worker(f"tiercache-doctor-{name}")
     healthy = True  # whether the worker is free (no abandoned step on it)
     try:
-        ready = getattr(tier, "ready", None)
-        check.ready = None if ready is None else bool(ready)
-        last_error = getattr(tier, "last_error", None)
+        last_error = None
+        if isinstance(tier, StartableTier):
+            check.ready = tier.ready
+            last_error = tier.last_error
         check.last_error = None if last_error is None else _mask(str(last_error), secrets)
-        directory_warning = getattr(tier, "directory_warning", None)  # the disk tier's
-        if directory_warning:
-            check.warnings.append(_mask(str(directory_warning), secrets))
+        if isinstance(tier, WarningTier):
+            check.warnings.extend(_mask(text, secrets) for text in tier.warnings)
         if check.ready is False:
             check.reason = f"not ready after start: {check.last_error or 'no reason given'}"
             return check
@@ -372,7 +386,7 @@ def _verdict(
 
 def _read_back(result: bytes | None, payload: bytes, tier: Tier) -> str | None:
     if result is None:
-        last = getattr(tier, "last_error", None)
+        last = tier.last_error if isinstance(tier, StartableTier) else None
         return "read back nothing: the write was declined or lost" + (f" ({last})" if last else "")
     if result != payload:
         return f"read back {len(result)} bytes that differ from the {len(payload)} written"
@@ -395,9 +409,8 @@ def _close(tier: Tier, worker: _Worker | None, *, healthy: bool, budget: float |
     connection per thread, released there), else on a fresh one; let the workers end."""
 
     def close() -> None:
-        release = getattr(tier, "release_thread", None)
-        if release is not None:
-            release()
+        if isinstance(tier, ThreadBoundTier):
+            tier.release_thread()
         tier.close()
 
     runner = worker if worker is not None and healthy else _Worker(f"tiercache-close-{tier.name}")

@@ -88,7 +88,6 @@ def build_chain(target: AbstractFileSystem, settings: Settings, tiers: Sequence[
         tiers,
         block_size=settings.block_size_bytes,
         info_ttl_s=settings.info_ttl_s,
-        tier_timeouts_s={"disk": settings.disk_timeout_s, "redis": settings.redis_timeout_s},
         breaker_failures=settings.breaker_failures,
         breaker_cooldown_s=settings.breaker_cooldown_s,
         fill_queue_size=settings.fill_queue_size,

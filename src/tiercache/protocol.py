@@ -179,6 +179,98 @@ class Tier(Protocol):
         ...
 
 
+# -- optional tier capabilities -------------------------------------------------------------
+#
+# A tier needs only the Tier methods. Each of these small protocols is one thing a tier may
+# also offer; the chain (and `tiercache doctor`) checks for it with isinstance, so mypy checks
+# every implementation, and examples/custom_tier.py shows them.
+
+
+@runtime_checkable
+class InProcessTier(Protocol):
+    """A tier that runs in the process and never blocks (the RAM tier): no guard around it.
+
+    Declare ``in_process = True``; the chain then calls it directly, and a first tier that does
+    is probed inline on the hot path.
+    """
+
+    in_process: bool
+
+
+@runtime_checkable
+class BudgetedTier(Protocol):
+    """A tier with a time budget of its own for one call (the guard's timeout).
+
+    Without it the tier gets the chain's default budget. The built-in tiers declare theirs:
+    ``TIERCACHE_DISK_TIMEOUT``, ``TIERCACHE_REDIS_TIMEOUT``.
+    """
+
+    @property
+    def timeout_s(self) -> float:
+        """Seconds one call may take before the guard gives up on it (a miss)."""
+        ...
+
+
+@runtime_checkable
+class StartableTier(Protocol):
+    """A tier that may be unusable when it is built (an unreachable server, a bad directory).
+
+    A tier not ``ready`` at start is ``disabled`` (its breaker probes it after each cooldown),
+    with ``last_error`` as the reason in the log, ``stats()`` and ``tiercache doctor``.
+    """
+
+    @property
+    def ready(self) -> bool:
+        """Whether the tier can serve calls now."""
+        ...
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the tier is not usable (no secret in it), or None."""
+        ...
+
+
+@runtime_checkable
+class ThreadBoundTier(Protocol):
+    """A tier that keeps per-thread resources (the disk tier's SQLite connections)."""
+
+    def release_thread(self) -> None:
+        """Release what the calling thread holds; called on each guard thread as it ends."""
+        ...
+
+
+@runtime_checkable
+class SizedTier(Protocol):
+    """A tier with a byte budget: the shadow cache estimates its hit ratio at other sizes."""
+
+    @property
+    def capacity_bytes(self) -> int:
+        """The tier's budget in bytes."""
+        ...
+
+
+@runtime_checkable
+class ReportingTier(Protocol):
+    """A tier with figures of its own, merged into ``stats()["tiers"][name]``.
+
+    Called on the caller's thread, outside the guard: it must not block (no I/O).
+    """
+
+    def stats(self) -> Mapping[str, object]:
+        """Tier-specific figures; the chain's own counters win on a name clash."""
+        ...
+
+
+@runtime_checkable
+class WarningTier(Protocol):
+    """A tier that can work but be unsafe (the disk tier in a directory others may write to)."""
+
+    @property
+    def warnings(self) -> Sequence[str]:
+        """What works but is unsafe, for ``tiercache doctor``; empty when nothing is."""
+        ...
+
+
 @runtime_checkable
 class InfoTier(Protocol):
     """A tier that also shares object info between processes (the Redis tier does)."""

@@ -17,7 +17,17 @@ from __future__ import annotations
 import os
 import threading
 
-from tiercache.protocol import BlockKey, Tier
+from tiercache.protocol import (
+    BlockKey,
+    BudgetedTier,
+    InProcessTier,
+    ReportingTier,
+    SizedTier,
+    StartableTier,
+    ThreadBoundTier,
+    Tier,
+    WarningTier,
+)
 
 _TARGET = "contract-target"
 
@@ -124,3 +134,31 @@ class TierContract:
             thread.join()
         tier.close()
         assert errors == []
+
+    def test_optional_capabilities_are_well_formed(self) -> None:
+        """What a tier declares beyond :class:`~tiercache.protocol.Tier` has the declared types.
+
+        Each optional capability is a small protocol (:mod:`tiercache.protocol`); a tier offers
+        the ones it has, and the chain checks for them with ``isinstance``.
+        """
+        tier = self._tier()
+        try:
+            if isinstance(tier, InProcessTier):
+                assert isinstance(tier.in_process, bool)
+            if isinstance(tier, BudgetedTier):
+                assert isinstance(tier.timeout_s, int | float)
+                assert tier.timeout_s > 0
+            if isinstance(tier, StartableTier):
+                assert isinstance(tier.ready, bool)
+                assert tier.last_error is None or isinstance(tier.last_error, str)
+            if isinstance(tier, SizedTier):
+                assert isinstance(tier.capacity_bytes, int)
+            if isinstance(tier, ReportingTier):
+                figures = tier.stats()
+                assert all(isinstance(name, str) for name in figures)
+            if isinstance(tier, WarningTier):
+                assert all(isinstance(text, str) for text in tier.warnings)
+            if isinstance(tier, ThreadBoundTier):
+                tier.release_thread()  # callable on any thread, even one that never used it
+        finally:
+            tier.close()

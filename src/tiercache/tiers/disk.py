@@ -176,6 +176,16 @@ class DiskTier:
     # -- state ---------------------------------------------------------------------------------
 
     @property
+    def warnings(self) -> list[str]:
+        """What works but is unsafe: who else could swap the directory (``directory_warning``)."""
+        return [self.directory_warning] if self.directory_warning else []
+
+    @property
+    def timeout_s(self) -> float:
+        """The time budget of one call (``TIERCACHE_DISK_TIMEOUT``, also the lock timeout)."""
+        return self.lock_timeout_s
+
+    @property
     def ready(self) -> bool:
         """Whether the directory is open and usable now."""
         return self._cache is not None
