@@ -29,16 +29,15 @@ import contextlib
 import dataclasses
 import functools
 import os
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from .config import UNAUTHENTICATED_REDIS, Settings, redact_url
+from .deadline import DaemonPool
 from .errors import ConfigError
 from .protocol import (
     BlockKey,
@@ -241,7 +240,7 @@ def _check_configured(settings: Settings, secrets: Sequence[tuple[str, str]]) ->
     for name in wanted:
         budget = _budget_s(settings, name)
         only = _replace(settings, **alone[name])
-        worker = _Worker(f"tiercache-doctor-{name}")
+        worker = _worker(f"tiercache-doctor-{name}")
         began = time.monotonic()
         done, built, error = worker.run(
             functools.partial(default_tiers, only), budget + START_GRACE_S
@@ -272,7 +271,7 @@ def _check_tier(
     secrets: Sequence[tuple[str, str]],
     *,
     start_ms: float | None,
-    worker: _Worker | None = None,
+    worker: DaemonPool | None = None,
 ) -> TierCheck:
     """Probe one started tier, then close it (closing is bounded too)."""
     name = tier.name
@@ -284,7 +283,7 @@ def _check_tier(
     if start_ms is not None:
         check.latency_ms["start"] = start_ms
     if worker is None and not in_process:
-        worker = _Worker(f"tiercache-doctor-{name}")
+        worker = _worker(f"tiercache-doctor-{name}")
     healthy = True  # whether the worker is free (no abandoned step on it)
     try:
         last_error = None
@@ -315,7 +314,7 @@ def _probe(
     tier: Tier,
     check: TierCheck,
     *,
-    worker: _Worker | None,
+    worker: DaemonPool | None,
     budget: float | None,
     secrets: Sequence[tuple[str, str]],
     settings: Settings,
@@ -393,7 +392,7 @@ def _read_back(result: bytes | None, payload: bytes, tier: Tier) -> str | None:
     return None
 
 
-def _cleanup(tier: Tier, key: BlockKey, worker: _Worker | None, budget: float | None) -> None:
+def _cleanup(tier: Tier, key: BlockKey, worker: DaemonPool | None, budget: float | None) -> None:
     def forget() -> None:
         tier.delete_object(key.target, key.path)
 
@@ -404,7 +403,7 @@ def _cleanup(tier: Tier, key: BlockKey, worker: _Worker | None, budget: float | 
         worker.run(forget, budget + HANG_GRACE_S)
 
 
-def _close(tier: Tier, worker: _Worker | None, *, healthy: bool, budget: float | None) -> None:
+def _close(tier: Tier, worker: DaemonPool | None, *, healthy: bool, budget: float | None) -> None:
     """Close the tier, bounded in time: on its worker when that is free (diskcache keeps one
     connection per thread, released there), else on a fresh one; let the workers end."""
 
@@ -413,7 +412,7 @@ def _close(tier: Tier, worker: _Worker | None, *, healthy: bool, budget: float |
             tier.release_thread()
         tier.close()
 
-    runner = worker if worker is not None and healthy else _Worker(f"tiercache-close-{tier.name}")
+    runner = worker if worker is not None and healthy else _worker(f"tiercache-close-{tier.name}")
     runner.run(close, (budget or DEFAULT_TIMEOUT_S) + HANG_GRACE_S)
     runner.close()
     if worker is not None and worker is not runner:
@@ -434,7 +433,7 @@ def _check_origin(
     target_url = url.removeprefix("tiercache::")
     check = TierCheck("origin", where=redact_url(target_url))
     deadline = settings.origin_timeout_s
-    worker = _Worker("tiercache-doctor-origin")
+    worker = _worker("tiercache-doctor-origin")
     try:
 
         def build() -> tuple[Any, str]:
@@ -446,7 +445,7 @@ def _check_origin(
         done, built, error = worker.run(build, deadline)
         if done and isinstance(error, ValueError | ImportError | TypeError):
             raise ConfigError(f"--url {redact_url(url)!r}: {error}") from error
-        if done and error is None:
+        if done and error is None and built is not None:
             fs, path = built
             remaining = max(0.0, deadline - (time.monotonic() - began))  # one deadline for both
             done, info, error = worker.run(lambda: fs.info(path), remaining)
@@ -466,53 +465,6 @@ def _check_origin(
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-class _Worker:
-    """One daemon thread running calls in turn; a caller waits for each at most a deadline.
-
-    Daemon, so that a call stuck for good (a frozen NFS disk) never keeps the process alive;
-    a stuck worker is abandoned, never reused.
-    """
-
-    def __init__(self, name: str) -> None:
-        self._jobs: list[tuple[Callable[[], Any], Future[Any]] | None] = []
-        self._ready = threading.Condition()
-        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
-        self._thread.start()
-
-    def run(self, fn: Callable[[], T], deadline_s: float) -> tuple[bool, Any, BaseException | None]:
-        """Return (finished in time, result, exception raised)."""
-        future: Future[T] = Future()
-        with self._ready:
-            self._jobs.append((fn, future))
-            self._ready.notify()
-        finished, _ = wait([future], timeout=deadline_s)
-        if not finished:
-            return False, None, None
-        error = future.exception()
-        return True, None if error is not None else future.result(), error
-
-    def close(self) -> None:
-        """Let the thread end after the calls it has."""
-        with self._ready:
-            self._jobs.append(None)
-            self._ready.notify()
-
-    def _loop(self) -> None:
-        while True:
-            with self._ready:
-                while not self._jobs:
-                    self._ready.wait()
-                job = self._jobs.pop(0)
-            if job is None:
-                return
-            fn, future = job
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(fn())
-                except BaseException as exc:  # handed to the caller
-                    future.set_exception(exc)
 
 
 def _call_inline(fn: Callable[[], T]) -> tuple[bool, Any, BaseException | None]:
@@ -568,3 +520,9 @@ def _mask(text: str, secrets: Sequence[tuple[str, str]]) -> str:
 
 def _ms(ms: float) -> str:
     return f"{ms:.1f} ms" if ms < 10_000 else f"{ms / 1000:.1f} s"
+
+
+def _worker(name: str) -> DaemonPool:
+    """One daemon thread running a tier's steps in turn (diskcache keeps one connection per
+    thread, released on it); a worker stuck in a call is abandoned, never reused."""
+    return DaemonPool(1, name)

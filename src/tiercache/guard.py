@@ -16,17 +16,16 @@ tier therefore costs one time budget per call until the breaker opens, then noth
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TypeVar
 
+from .deadline import DaemonPool
 from .errors import (
     IntegrityError,
     TierError,
@@ -156,62 +155,6 @@ class CircuitBreaker:
             return newly
 
 
-_Job = tuple[Callable[..., Any], tuple[object, ...], "Future[Any]"]
-
-
-class _DaemonPool:
-    """A fixed set of daemon worker threads.
-
-    Not ``ThreadPoolExecutor``: its workers are joined at interpreter exit, so one tier call hung
-    on a dead server would keep the whole process from exiting. A hung daemon worker does not.
-    """
-
-    def __init__(self, workers: int, name: str, on_exit: Callable[[], None] | None = None) -> None:
-        self._on_exit = on_exit
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._workers = workers
-        self._threads = [
-            threading.Thread(target=self._run, name=f"{name}-{i}", daemon=True)
-            for i in range(workers)
-        ]
-        for thread in self._threads:
-            thread.start()
-        self._closed = False
-
-    def submit(self, fn: Callable[..., T], *args: object) -> Future[T]:
-        if self._closed:
-            raise RuntimeError("pool closed")
-        future: Future[T] = Future()
-        self._jobs.put((fn, args, future))
-        return future
-
-    def close(self, wait_s: float = 0.0) -> None:
-        """Stop the workers once their current job is done; wait at most ``wait_s`` in all."""
-        self._closed = True
-        for _ in self._threads:
-            self._jobs.put(None)
-        deadline = time.monotonic() + wait_s
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-
-    def _run(self) -> None:
-        try:
-            while (job := self._jobs.get()) is not None:
-                fn, args, future = job
-                if not future.set_running_or_notify_cancel():
-                    continue
-                try:
-                    result = fn(*args)
-                except BaseException as exc:
-                    future.set_exception(exc)
-                else:
-                    future.set_result(result)
-        finally:
-            if self._on_exit is not None:  # e.g. close this thread's database connection
-                with contextlib.suppress(Exception):
-                    self._on_exit()
-
-
 class Guard:
     """Run tier calls under a time budget, a circuit breaker and a bulkhead.
 
@@ -242,7 +185,7 @@ class Guard:
         #: Latency of read calls as the reader saw it (thread hop and timeouts included).
         self.latency = Histogram()
         self._slots = threading.BoundedSemaphore(bulkhead)
-        self._pool = _DaemonPool(bulkhead, f"tiercache-tier-{name}", on_thread_exit)
+        self._pool = DaemonPool(bulkhead, f"tiercache-tier-{name}", on_thread_exit)
         self._last_warning = -WARNING_INTERVAL_S
         self._warned = False
 

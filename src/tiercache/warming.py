@@ -19,9 +19,8 @@ import logging
 import struct
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
@@ -29,8 +28,8 @@ from fsspec import AbstractFileSystem
 
 from .blocks import FOOTER_TAIL_BYTES
 from .config import Settings
+from .deadline import DaemonPool, call_within
 from .errors import ConfigError
-from .guard import _DaemonPool
 from .stats import carry, prefetching
 
 logger = logging.getLogger(__name__)
@@ -154,7 +153,16 @@ def warm(
     try:
         with prefetching():  # what the listing reads (the Delta log) is prefetch, not demand
             listing = carry(_candidates)
-        candidates = _within(deadline, listing, filesystem, target, storage_options, version)
+        candidates = call_within(
+            deadline,
+            listing,
+            filesystem,
+            target,
+            storage_options,
+            version,
+            name="tiercache-warm-list",
+            what="listing the files",
+        )
     except Exception as exc:  # warmup never fails startup: a listing error is reported
         if isinstance(exc, TimeoutError):
             report.stopped_by = "time_limit"
@@ -188,22 +196,6 @@ def warm(
         f", stopped by {report.stopped_by}" if report.stopped_by else "",
     )
     return report
-
-
-def _within(deadline: float, fn: Callable[..., _T], *args: Any) -> _T:
-    """Run ``fn(*args)`` on a daemon thread; raise TimeoutError if it is not done by ``deadline``.
-
-    The thread is left to finish in the background (a listing cannot be interrupted).
-    """
-    pool = _DaemonPool(1, "tiercache-warm-list")
-    try:
-        future: Future[_T] = pool.submit(fn, *args)
-        try:
-            return future.result(timeout=max(0.0, deadline - time.monotonic()))
-        except FutureTimeout as exc:
-            raise TimeoutError("listing the files took longer than the time limit") from exc
-    finally:
-        pool.close()
 
 
 def _limits(
@@ -341,7 +333,7 @@ def _run(
                 if remaining == 0:
                     done.set()
 
-    pool = _DaemonPool(min(concurrency, len(chosen)), "tiercache-warm")
+    pool = DaemonPool(min(concurrency, len(chosen)), "tiercache-warm")
     futures: list[Future[None]] = [pool.submit(one, candidate) for candidate in chosen]
     finished = done.wait(max(0.0, deadline - time.monotonic()))
     for future in futures:  # files not started yet are not started

@@ -382,8 +382,11 @@ def test_a_hung_step_is_abandoned() -> None:
 
 
 def test_a_step_over_the_budget_fails_as_slow() -> None:
-    tier = SlowTier("disk", delay_s=0.15)
-    report = run_doctor(Settings(disk_timeout_s=0.05), tiers=[tier])
+    class Budgeted(SlowTier):
+        timeout_s = 0.05  # its own budget (BudgetedTier), as the chain's guard would take it
+
+    tier = Budgeted("disk", delay_s=0.15)
+    report = run_doctor(Settings(disk_timeout_s=2.0), tiers=[tier])  # never by its name
     (check,) = report.checks
     assert not check.ok
     assert check.reason is not None
