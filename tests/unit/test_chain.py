@@ -97,15 +97,18 @@ def test_missing_blocks_are_fetched_in_contiguous_runs(origin_fs: CountingFS, pa
 def test_32_threads_reading_one_cold_block_cause_one_origin_request(
     origin_fs: CountingFS, path: str
 ) -> None:
-    chain = make_chain(origin_fs, [])  # no tier at all: single-flight alone must hold
+    # No tier at all: single-flight alone must hold. The block read is held until all 31
+    # followers wait on it (with no tier to keep the block, a thread arriving after it was
+    # handed out would fetch again: on a loaded machine a sleep did not hold them all). A
+    # 60 s deadline puts the late point (15 s) far away: nobody narrows.
+    origin = FsspecOrigin(origin_fs, retries=2, timeout_s=60.0, concurrency=8)
+    chain = TierChain(origin, [], block_size=BS, info_ttl_s=60.0)
     chain.info(path)
-    origin_fs.delay_s = 0.2
-    barrier = threading.Barrier(32)
+    origin_fs.hold_from_bytes = BS
     results: list[bytes] = []
     lock = threading.Lock()
 
     def read() -> None:
-        barrier.wait()
         got = chain.read_range(path, BS + 10, BS + 20)
         with lock:
             results.append(got)
@@ -113,6 +116,11 @@ def test_32_threads_reading_one_cold_block_cause_one_origin_request(
     threads = [threading.Thread(target=read) for _ in range(32)]
     for t in threads:
         t.start()
+    deadline = time.monotonic() + 30
+    while chain.stats()["flight"]["block_waits"] < 31:
+        assert time.monotonic() < deadline, chain.stats()["flight"]
+        time.sleep(0.01)
+    origin_fs.release.set()
     for t in threads:
         t.join()
     assert results == [letters(10 * BS + 123)[BS + 10 : BS + 20]] * 32

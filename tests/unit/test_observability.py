@@ -89,16 +89,19 @@ def test_readers_of_one_missing_block_wait_on_one_fetch(path: str) -> None:
     fs.info(path)
     target = fs.target
     assert isinstance(target, CountingFS)
-    target.delay_s = 0.3
-    barrier = threading.Barrier(4)
+    target.hold_from_bytes = 11  # the block read waits until every follower waits on it
 
     def read() -> None:
-        barrier.wait()
         fs.read_range(path, 0, 10)
 
     threads = [threading.Thread(target=read) for _ in range(4)]
     for t in threads:
         t.start()
+    deadline = time.monotonic() + 30
+    while fs.stats()["flight"]["block_waits"] < 3:
+        assert time.monotonic() < deadline, fs.stats()["flight"]
+        time.sleep(0.01)
+    target.release.set()
     for t in threads:
         t.join()
     assert len(target.reads) == 1
