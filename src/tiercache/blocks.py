@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Literal
 
-from .protocol import BlockKind
+#: ``metadata`` blocks (footers, Delta log files, small objects) may be shared across pods
+#: through Redis; ``data`` blocks stay in the pod (memory and disk tiers only).
+BlockKind = Literal["data", "metadata"]
 
 #: pyarrow reads the last 64 KiB of a Parquet file to find its footer: blocks touching that
 #: tail are ``metadata``.

@@ -25,6 +25,13 @@ from typing import Any, TypeVar, cast
 
 from .blocks import block_bounds, block_span, classify, contiguous_runs, normalize_range
 from .config import Settings
+from .documents import (
+    info_document,
+    listing_document,
+    listing_key,
+    parse_info_document,
+    parse_listing_document,
+)
 from .errors import IntegrityError, ObjectChangedError, OriginError, TierError
 from .fills import FillQueue
 from .flight import SingleFlight
@@ -35,7 +42,7 @@ from .protocol import (
     BlockKey,
     BlockKind,
     BudgetedTier,
-    InfoTier,
+    DocumentTier,
     InProcessTier,
     ObjectInfo,
     ReportingTier,
@@ -43,11 +50,6 @@ from .protocol import (
     StartableTier,
     ThreadBoundTier,
     Tier,
-    info_document,
-    listing_document,
-    listing_key,
-    parse_info_document,
-    parse_listing_document,
 )
 from .shadow import FACTORS as SHADOW_FACTORS
 from .shadow import MASK as SHADOW_MASK
@@ -243,7 +245,7 @@ class TierChain:
                 block_size,
             )
         # Tiers that share object info across processes (Redis): get_info / put_info.
-        self._info_slots = [(s, s.tier) for s in self._lower if isinstance(s.tier, InfoTier)]
+        self._info_slots = [(s, s.tier) for s in self._lower if isinstance(s.tier, DocumentTier)]
         self._blocks_flight: SingleFlight[BlockKey, bytes] = SingleFlight()
         self._info_flight: SingleFlight[str, _Discovered | ObjectInfo] = SingleFlight()
         self._runs = ThreadPoolExecutor(max_workers=run_workers, thread_name_prefix="tiercache-run")
@@ -375,7 +377,7 @@ class TierChain:
                 if path in slot.untrusted:
                     continue
 
-                def job(slot: TierSlot = slot, tier: InfoTier = tier) -> None:
+                def job(slot: TierSlot = slot, tier: DocumentTier = tier) -> None:
                     with contextlib.suppress(TierError):
                         slot.call(tier.put_info, self.target, path, document, read=False)
 

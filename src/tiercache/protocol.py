@@ -8,14 +8,28 @@ A :class:`Tier` stores blocks (and, optionally, encoded object info) under versi
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
-#: ``metadata`` blocks (footers, Delta log files, small objects) may be shared across pods
-#: through Redis; ``data`` blocks stay in the pod (memory and disk tiers only).
-BlockKind = Literal["data", "metadata"]
+from .blocks import BlockKind, metadata_start
+
+__all__ = [
+    "BlockKey",
+    "BlockKind",  # defined in blocks (pure, no import of this module); public here too
+    "BudgetedTier",
+    "DocumentTier",
+    "InProcessTier",
+    "InfoTier",
+    "ObjectInfo",
+    "Origin",
+    "ReportingTier",
+    "SizedTier",
+    "StartableTier",
+    "ThreadBoundTier",
+    "Tier",
+    "WarningTier",
+]
 
 
 class BlockKey(NamedTuple):
@@ -72,79 +86,7 @@ class ObjectInfo:
 
     def __post_init__(self) -> None:
         if self.metadata_from < 0:
-            from .blocks import metadata_start  # blocks imports this module
-
             object.__setattr__(self, "metadata_from", metadata_start(self.path, self.size))
-
-
-def info_document(info: ObjectInfo, fetched_at: float) -> bytes:
-    """Serialise object info (with the wall-clock time it was fetched) for a shared tier."""
-    document = {
-        "path": info.path,
-        "size": info.size,
-        "version": info.version,
-        "etag": info.etag,
-        "raw": _json_safe(info.raw),
-        "fetched_at": fetched_at,
-    }
-    return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
-
-
-def parse_info_document(data: bytes) -> tuple[ObjectInfo, float]:
-    """Inverse of :func:`info_document`: the info and the time it was fetched.
-
-    Raises:
-        ValueError: Not a document :func:`info_document` wrote.
-    """
-    try:
-        doc = json.loads(data)
-        info = ObjectInfo(
-            path=str(doc["path"]),
-            size=int(doc["size"]),
-            version=str(doc["version"]),
-            etag=None if doc["etag"] is None else str(doc["etag"]),
-            raw=dict(doc["raw"]),
-        )
-        return info, float(doc["fetched_at"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"not an object-info document: {exc}") from exc
-
-
-def listing_key(path: str) -> str:
-    """The path a directory listing is shared under: ``path`` with a trailing ``/``, a name no
-    object of an object store has (so a listing never collides with an object's info)."""
-    return path.rstrip("/") + "/"
-
-
-def listing_document(path: str, entries: Sequence[Mapping[str, Any]], fetched_at: float) -> bytes:
-    """Serialise a directory listing (fsspec ``ls(detail=True)`` entries) for a shared tier.
-
-    Values that JSON cannot carry (an S3 ``LastModified`` datetime) are kept as strings.
-    """
-    doc = {"path": path, "entries": [_json_safe(e) for e in entries], "fetched_at": fetched_at}
-    return json.dumps(doc, separators=(",", ":")).encode()
-
-
-def _json_safe(mapping: Mapping[str, Any]) -> dict[str, Any]:
-    """A target's info or listing entry with every value JSON can carry kept, others as text."""
-    return {
-        k: v if isinstance(v, str | int | float | bool) or v is None else str(v)
-        for k, v in mapping.items()
-    }
-
-
-def parse_listing_document(data: bytes) -> tuple[str, list[dict[str, Any]], float]:
-    """Inverse of :func:`listing_document`: the path, the entries and the time of the listing.
-
-    Raises:
-        ValueError: Not a document :func:`listing_document` wrote.
-    """
-    try:
-        doc = json.loads(data)
-        entries = [dict(entry) for entry in doc["entries"]]
-        return str(doc["path"]), entries, float(doc["fetched_at"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"not a listing document: {exc}") from exc
 
 
 @runtime_checkable
@@ -272,16 +214,22 @@ class WarningTier(Protocol):
 
 
 @runtime_checkable
-class InfoTier(Protocol):
-    """A tier that also shares object info between processes (the Redis tier does)."""
+class DocumentTier(Protocol):
+    """A tier that also shares documents between processes (the Redis tier does): object info,
+    and Delta log listings stored under the directory's path with a trailing ``/``
+    (:mod:`tiercache.documents`)."""
 
     def get_info(self, target: str, path: str, /) -> bytes | None:
-        """Return the verified info document stored for ``path``, or ``None``."""
+        """Return the verified document stored for ``path``, or ``None``."""
         ...
 
     def put_info(self, target: str, path: str, document: bytes, /) -> None:
-        """Store an info document (see :func:`info_document`)."""
+        """Store a document (see :func:`tiercache.documents.info_document`)."""
         ...
+
+
+#: The former name of :class:`DocumentTier` (it stores listings too); kept for one release.
+InfoTier = DocumentTier
 
 
 class Origin(Protocol):

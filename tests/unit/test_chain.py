@@ -12,9 +12,10 @@ import pytest
 
 from tests.helpers import CountingFS, letters
 from tiercache.chain import TierChain
+from tiercache.documents import listing_key
 from tiercache.errors import ObjectChangedError, OriginError
 from tiercache.origin import FsspecOrigin
-from tiercache.protocol import BlockKey, BlockKind, Tier, listing_key
+from tiercache.protocol import BlockKey, BlockKind, Tier
 from tiercache.tiers.memory import MemoryTier
 
 BS = 4096
