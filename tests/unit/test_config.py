@@ -737,3 +737,18 @@ def test_a_metrics_port_without_prometheus_client_is_a_config_error(
 def test_a_nul_character_is_a_config_error(variable: str, value: str) -> None:
     with pytest.raises(ConfigError, match=f"{variable}.*free of NUL characters"):
         Settings.from_env({variable: value})
+
+
+@pytest.mark.parametrize("name", sorted(RANGES))
+def test_none_is_accepted_only_where_none_is_the_default(name: str) -> None:
+    unset: dict[str, Any] = {name: None}
+    if getattr(Settings(), name) is None:  # optional: None means off
+        assert getattr(Settings(**unset), name) is None
+    else:
+        with pytest.raises(ConfigError, match=VARIABLE_OF[name]):
+            Settings(**unset)
+
+
+def test_every_field_names_its_variable_once() -> None:
+    assert list(VARIABLES.values()) == [f.name for f in dataclasses.fields(Settings)]
+    assert len(set(VARIABLES)) == len(VARIABLES)
