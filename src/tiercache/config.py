@@ -160,7 +160,7 @@ def _fraction_or_none(settings: Settings, name: str, /) -> None:
 
 
 _DAY: Final = 86400.0
-TIB: Final = 1024 * GIB
+_TIB: Final = 1024 * GIB
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,9 +180,9 @@ class Settings:
         "TIERCACHE_BLOCK_SIZE", MIB, parse_size, low=4 * KIB, high=256 * MIB
     )
     # 0 turns the RAM block tier off
-    memory_bytes: int = _setting("TIERCACHE_MEMORY_BYTES", 256 * MIB, parse_size, low=0, high=TIB)
+    memory_bytes: int = _setting("TIERCACHE_MEMORY_BYTES", 256 * MIB, parse_size, low=0, high=_TIB)
     disk_dir: str | None = _setting("TIERCACHE_DISK_DIR", None, parse_text, check=_optional_text)
-    disk_bytes: int = _setting("TIERCACHE_DISK_BYTES", GIB, parse_size, low=MIB, high=64 * TIB)
+    disk_bytes: int = _setting("TIERCACHE_DISK_BYTES", GIB, parse_size, low=MIB, high=64 * _TIB)
     disk_timeout_s: float = _setting(
         "TIERCACHE_DISK_TIMEOUT", 0.05, parse_duration, low=0.001, high=60.0
     )
@@ -237,14 +237,14 @@ class Settings:
     # 0 turns background fills off; a fill larger than the budget is dropped (and counted), so a
     # budget below the block size lets only object info and listings through.
     fill_queue_bytes: int = _setting(
-        "TIERCACHE_FILL_QUEUE_BYTES", 16 * MIB, parse_size, low=0, high=TIB
+        "TIERCACHE_FILL_QUEUE_BYTES", 16 * MIB, parse_size, low=0, high=_TIB
     )
     # 0: warm nothing.
     warm_max_files: int = _setting(
         "TIERCACHE_WARM_MAX_FILES", 32, parse_count, low=0, high=1_000_000
     )
     warm_max_bytes: int = _setting(
-        "TIERCACHE_WARM_MAX_BYTES", 64 * MIB, parse_size, low=0, high=TIB
+        "TIERCACHE_WARM_MAX_BYTES", 64 * MIB, parse_size, low=0, high=_TIB
     )
     warm_concurrency: int = _setting("TIERCACHE_WARM_CONCURRENCY", 8, parse_count, low=1, high=256)
     warm_time_limit_s: float = _setting(
