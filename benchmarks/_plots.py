@@ -12,6 +12,8 @@ from typing import Any
 
 import matplotlib
 
+from tiercache.parsing import KIB, MIB
+
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
@@ -19,8 +21,6 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
 
-KIB = 1024
-MIB = 1024 * KIB
 DPI = 110
 TIERCACHE = "#1f77b4"
 PEERS = ("#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")

@@ -18,8 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-KIB = 1024
-MIB = 1024 * KIB
+from tiercache.parsing import KIB, MIB
 
 PACKAGES = (
     "tiercache",

@@ -34,10 +34,9 @@ import redis_footers
 from _proxy import ProxyProcess
 from _timing import Sample
 from tiercache import MemoryTier, Settings, TieredFileSystem
+from tiercache.parsing import KIB, MIB
 from tiercache.testing import RedisServer, S3Server
 
-KIB = 1024
-MIB = 1024 * KIB
 BUCKET = "bench"
 STORE = "store"
 LOOPBACK = "loopback"

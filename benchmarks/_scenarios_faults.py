@@ -29,14 +29,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _scenarios import BUCKET, MIB, STORE, Context, fmt_s, summary
+from _scenarios import BUCKET, STORE, Context, fmt_s, summary
 from redis_footers import HMAC_KEY
 from tiercache import Settings, TieredFileSystem
 from tiercache.fs import default_tiers
+from tiercache.parsing import KIB, MIB
 from tiercache.testing import RedisServer
 from tiercache.testing.tmpfs import remount, tmpfs
 
-KIB = 1024
 TMPFS_BYTES = 64 * MIB
 
 NO_REDIS = "no Redis (RAM only)"

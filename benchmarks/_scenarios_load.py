@@ -19,8 +19,6 @@ import s3fs
 
 from _scenarios import (
     BUCKET,
-    KIB,
-    MIB,
     STORE,
     Context,
     fmt_s,
@@ -28,6 +26,7 @@ from _scenarios import (
     summary,
 )
 from tiercache import TieredFileSystem
+from tiercache.parsing import KIB, MIB
 
 # -- concurrency -------------------------------------------------------------------------------
 

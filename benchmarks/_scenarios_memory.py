@@ -29,10 +29,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tiercache.parsing import MIB
+
 if TYPE_CHECKING:
     from _scenarios import Context
 
-MIB = 1024 * 1024
 THREADS = 8
 RAM_BUDGET = 64 * MIB
 SLACK = 64 * MIB  # the target: peak RSS growth <= RAM budget + this

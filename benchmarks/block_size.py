@@ -30,10 +30,9 @@ import s3fs
 
 from _proxy import CountingProxy
 from tiercache import MemoryTier, Settings, TieredFileSystem
+from tiercache.parsing import KIB, MIB
 from tiercache.testing import HttpFaultProxy, S3Server
 
-KIB = 1024
-MIB = 1024 * KIB
 BLOCK_SIZES = (256 * KIB, 1 * MIB, 4 * MIB, 16 * MIB)
 QUERIES = {"cold": ["c0", "c1", "c2"], "overlap": ["c2", "c5", "c6"], "hot": ["c0", "c1", "c2"]}
 

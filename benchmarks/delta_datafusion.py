@@ -73,10 +73,9 @@ from tiercache import Settings, TieredFileSystem
 from tiercache.datafusion import register_delta
 from tiercache.delta import storage_options_for
 from tiercache.fs import default_tiers
+from tiercache.parsing import KIB, MIB
 from tiercache.testing import HttpFaultProxy, RedisServer, S3Server
 
-KIB = 1024
-MIB = 1024 * KIB
 BUCKET = "bench"
 TABLE_KEY = "spans"
 TABLE_ROOT = f"{BUCKET}/{TABLE_KEY}"

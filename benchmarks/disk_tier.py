@@ -62,9 +62,8 @@ from tiercache.framing import (
     verify,
 )
 from tiercache.guard import Guard
+from tiercache.parsing import KIB, MIB
 
-KIB = 1024
-MIB = 1024 * KIB
 TARGET_RATIO = 2.0  # issue: a warm disk-tier 1 MiB read <= 2x the local-file read
 REFERENCE = "local file: fsspec `file` cat_file"
 DIRECT = "DiskTier.get"

@@ -37,10 +37,9 @@ import s3fs
 
 from _timing import Sample, measure
 from tiercache import MemoryTier, Settings, TieredFileSystem
+from tiercache.parsing import KIB, MIB
 from tiercache.testing import HttpFaultProxy, S3Server
 
-KIB = 1024
-MIB = 1024 * KIB
 OBJECT_BYTES = 64 * MIB
 
 

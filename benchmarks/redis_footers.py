@@ -58,13 +58,12 @@ import tiercache
 from _proxy import CountingProxy
 from tiercache import Settings, TieredFileSystem
 from tiercache.fs import default_tiers
+from tiercache.parsing import KIB, MIB
 from tiercache.testing import HttpFaultProxy, RedisServer, S3Server
 
 #: The HMAC key the benchmark pods share (a Redis tier needs one; any 16+ characters).
 HMAC_KEY = "tiercache-benchmark-hmac-key-0123"
 
-KIB = 1024
-MIB = 1024 * KIB
 BUCKET = "bench"
 TABLE = "bench/events"
 ROW_GROUPS = 4

@@ -40,9 +40,7 @@ import s3fs
 from tests.helpers import HMAC_KEY
 from tiercache import Settings, TieredFileSystem
 from tiercache.fs import default_tiers
-
-KIB = 1024
-MIB = 1024 * KIB
+from tiercache.parsing import KIB, MIB
 
 BUCKET = "soak"
 OBJECT_COUNT = 20
