@@ -194,12 +194,7 @@ def open_private_file(dir_fd: int, name: str, *, shown: str, euid: int) -> int:
         fd = _open_nofollow(dir_fd, name, os.O_RDONLY | _NONBLOCK | _CLOEXEC, shown=shown)
     else:
         os.fchmod(fd, 0o600)  # created here: 0600 whatever the umask
-    try:
-        _require_private(shown, os.fstat(fd), euid=euid, directory=False)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    return _private_or_closed(fd, shown, euid=euid)
 
 
 def create_private_file(path: str, *, dir_fd: int | None = None, shown: str | None = None) -> int:
@@ -247,12 +242,7 @@ def open_private_reader(path: str, *, euid: int) -> int:
         if exc.errno in _SYMLINK_ERRNOS and os.path.islink(path):
             raise UnsafePathError(f"{path} is a symlink; refusing to follow it") from exc
         raise
-    try:
-        _require_private(path, os.fstat(fd), euid=euid, directory=False)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    return _private_or_closed(fd, path, euid=euid)
 
 
 def make_private_subdirs(base: str, relative: str) -> None:
@@ -313,6 +303,16 @@ def _naming(name: str, shown: str) -> Iterator[None]:
         if exc.filename == name:
             exc.filename = shown
         raise
+
+
+def _private_or_closed(fd: int, shown: str, *, euid: int) -> int:
+    """Return ``fd`` if it is a regular file private to ``euid``; else close it and raise."""
+    try:
+        _require_private(shown, os.fstat(fd), euid=euid, directory=False)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _require_private(shown: str, st: os.stat_result, *, euid: int, directory: bool) -> None:
