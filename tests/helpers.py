@@ -12,6 +12,8 @@ from typing import Any
 
 from fsspec.implementations.memory import MemoryFileSystem
 
+from tiercache.protocol import BlockKey, BlockKind
+
 #: The HMAC key of every test that shares values through Redis (a Redis tier needs one).
 HMAC_KEY = "tiercache-tests-hmac-key-0123456789"
 
@@ -71,6 +73,45 @@ class CountingFS(MemoryFileSystem):  # type: ignore[misc]
             self.info_calls += 1
         result: dict[str, Any] = super().info(path, **kwargs)
         return result
+
+
+class DictTier:
+    """A guarded (not in-process) tier backed by a dict; can be made to fail or hang."""
+
+    def __init__(self, name: str = "slow", kinds: tuple[BlockKind, ...] = ("data", "metadata")):
+        self.name = name
+        self.kinds = kinds
+        self.data: dict[BlockKey, bytes] = {}
+        self.fail = False
+        self.hang = threading.Event()  # cleared: get() blocks
+        self.hang.set()
+        self.hang_put = threading.Event()  # cleared: put() blocks
+        self.hang_put.set()
+
+    def accepts(self, kind: BlockKind, /) -> bool:
+        return kind in self.kinds
+
+    def get(self, key: BlockKey, /) -> bytes | None:
+        self.hang.wait()
+        if self.fail:
+            raise OSError("tier broken")
+        return self.data.get(key)
+
+    def put(self, key: BlockKey, data: bytes, /) -> None:
+        self.hang_put.wait()
+        if self.fail:
+            raise OSError("tier broken")
+        self.data[key] = data
+
+    def delete_object(self, target: str, path: str, /) -> None:
+        if self.fail:
+            raise OSError("tier broken")
+        for k in [k for k in self.data if k.path == path]:
+            del self.data[k]
+
+    def close(self) -> None:
+        self.hang.set()
+        self.hang_put.set()
 
 
 ROOT = Path(__file__).resolve().parents[1]

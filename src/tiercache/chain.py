@@ -168,7 +168,9 @@ class TierChain:
             every other tier is wrapped in a :class:`~tiercache.guard.Guard`.
         block_size: Block size in bytes.
         info_ttl_s: How long info of a mutable path is trusted.
-        tier_timeouts_s: Time budget per tier name; ``default_timeout_s`` for the others.
+        tier_timeouts_s: Time budget per tier name, set explicitly by the caller; a tier not
+            named here gets its own (:class:`~tiercache.protocol.BudgetedTier`), else
+            ``default_timeout_s``.
         breaker_failures: Consecutive failures that open a tier's breaker.
         breaker_cooldown_s: Seconds before an open breaker lets a probe through.
         fill_queue_size: Bound of the background fill queue, in jobs.

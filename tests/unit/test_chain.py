@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.helpers import CountingFS, letters
+from tests.helpers import CountingFS, DictTier, letters
 from tiercache.chain import TierChain
 from tiercache.documents import listing_key
 from tiercache.errors import ObjectChangedError, OriginError
@@ -19,45 +19,6 @@ from tiercache.protocol import BlockKey, BlockKind, Tier
 from tiercache.tiers.memory import MemoryTier
 
 BS = 4096
-
-
-class DictTier:
-    """A guarded (not in-process) tier backed by a dict; can be made to fail or hang."""
-
-    def __init__(self, name: str = "slow", kinds: tuple[BlockKind, ...] = ("data", "metadata")):
-        self.name = name
-        self.kinds = kinds
-        self.data: dict[BlockKey, bytes] = {}
-        self.fail = False
-        self.hang = threading.Event()  # cleared: get() blocks
-        self.hang.set()
-        self.hang_put = threading.Event()  # cleared: put() blocks
-        self.hang_put.set()
-
-    def accepts(self, kind: BlockKind, /) -> bool:
-        return kind in self.kinds
-
-    def get(self, key: BlockKey, /) -> bytes | None:
-        self.hang.wait()
-        if self.fail:
-            raise OSError("tier broken")
-        return self.data.get(key)
-
-    def put(self, key: BlockKey, data: bytes, /) -> None:
-        self.hang_put.wait()
-        if self.fail:
-            raise OSError("tier broken")
-        self.data[key] = data
-
-    def delete_object(self, target: str, path: str, /) -> None:
-        if self.fail:
-            raise OSError("tier broken")
-        for k in [k for k in self.data if k.path == path]:
-            del self.data[k]
-
-    def close(self) -> None:
-        self.hang.set()
-        self.hang_put.set()
 
 
 @pytest.fixture

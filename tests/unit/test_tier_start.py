@@ -13,7 +13,7 @@ import fsspec
 import pytest
 import redis
 
-from tests.helpers import HMAC_KEY
+from tests.helpers import HMAC_KEY, DictTier
 from tiercache import MemoryTier, RedisTier, Settings, TieredFileSystem
 from tiercache.doctor import run_doctor
 from tiercache.tiers.disk import DiskTier
@@ -98,36 +98,14 @@ def test_a_redis_socket_timeout_is_counted_as_a_timeout() -> None:
         fs.close()
 
 
-class _PlainTier:
-    """A user's tier with the Tier methods only (no time budget of its own)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def accepts(self, kind: str, /) -> bool:
-        return True
-
-    def get(self, key: object, /) -> bytes | None:
-        return None
-
-    def put(self, key: object, data: bytes, /) -> None:
-        pass
-
-    def delete_object(self, target: str, path: str, /) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-class _BudgetedTier(_PlainTier):
+class _BudgetedTier(DictTier):
     timeout_s = 0.3
 
 
 def test_a_tier_gets_its_own_budget_never_one_looked_up_by_its_name() -> None:
     """A user's tier named "disk" used to get TIERCACHE_DISK_TIMEOUT (issue 13, point 5)."""
     settings = Settings(disk_timeout_s=2.0, redis_timeout_s=3.0)
-    tiers = [_PlainTier("disk"), _BudgetedTier("redis")]
+    tiers = [DictTier("disk"), _BudgetedTier("redis")]
     fs = TieredFileSystem(target_protocol="memory", settings=settings, tiers=tiers)
     try:
         guards = {slot.name: slot.guard for slot in fs.chain.slots}
