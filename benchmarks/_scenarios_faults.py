@@ -35,7 +35,7 @@ from tiercache import Settings, TieredFileSystem
 from tiercache.fs import default_tiers
 from tiercache.parsing import KIB, MIB
 from tiercache.testing import RedisServer
-from tiercache.testing.tmpfs import remount, tmpfs
+from tiercache.testing.servers.tmpfs import remount, tmpfs
 
 TMPFS_BYTES = 64 * MIB
 

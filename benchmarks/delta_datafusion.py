@@ -15,9 +15,9 @@ Parquet statistics. Two queries, through DataFusion (``SessionContext``):
 Three measurements, each a ratio against a reference measured in the same run:
 
 - **(a) warm**: the query through tiercache (the table registered once with
-  ``tiercache.datafusion.register_delta``, the RAM tier warm) against the same query over a local
-  copy of the table (deltalake's ``to_pyarrow_dataset`` with pyarrow's local filesystem, the page
-  cache warm). Target: <= 1.3x.
+  ``tiercache.integrations.datafusion.register_delta``, the RAM tier warm) against the same query
+  over a local copy of the table (deltalake's ``to_pyarrow_dataset`` with pyarrow's local
+  filesystem, the page cache warm). Target: <= 1.3x.
 - **(b) cold**: a fresh ``TieredFileSystem`` (fresh RAM-only tiers, a fresh s3fs client) and a
   fresh registration every round, against the direct path: deltalake's ``to_pyarrow_dataset``
   over ``PyFileSystem(FSSpecHandler(s3fs))`` with a fresh s3fs client every round. The query is
@@ -70,9 +70,9 @@ from _proxy import CountingProxy
 from _timing import Sample, measure
 from redis_footers import HMAC_KEY
 from tiercache import Settings, TieredFileSystem
-from tiercache.datafusion import register_delta
-from tiercache.delta import storage_options_for
 from tiercache.fs import default_tiers
+from tiercache.integrations.datafusion import register_delta
+from tiercache.integrations.delta import storage_options_for
 from tiercache.parsing import KIB, MIB
 from tiercache.testing import HttpFaultProxy, RedisServer, S3Server
 

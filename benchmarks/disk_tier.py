@@ -52,7 +52,9 @@ import fsspec
 import tiercache
 from _timing import Sample, measure
 from tiercache import BlockKey, DiskTier, Settings, TieredFileSystem, TierError, TierTimeoutError
-from tiercache.framing import (
+from tiercache.guard import Guard
+from tiercache.parsing import KIB, MIB
+from tiercache.tiers.framing import (
     ALGORITHM_NAMES,
     CRC32,
     DEFAULT_ALGORITHM,
@@ -61,8 +63,6 @@ from tiercache.framing import (
     parse_header,
     verify,
 )
-from tiercache.guard import Guard
-from tiercache.parsing import KIB, MIB
 
 TARGET_RATIO = 2.0  # issue: a warm disk-tier 1 MiB read <= 2x the local-file read
 REFERENCE = "local file: fsspec `file` cat_file"

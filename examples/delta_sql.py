@@ -4,14 +4,14 @@ Starts a local S3 server (moto, in a subprocess: needs ``moto[s3]``, ``flask`` a
 ``flask-cors``, as in the ``test`` and ``demo`` extras), writes a Delta table with deltalake in
 three commits, then:
 
-1. "pod 1" registers the table in DataFusion (``tiercache.datafusion.register_delta``) and runs
-   SQL: the data files are read through the tiers (the Delta log is read by deltalake itself);
-   the same SQL again asks S3 for nothing;
+1. "pod 1" registers the table in DataFusion (``tiercache.integrations.datafusion.register_delta``)
+   and runs SQL: the data files are read through the tiers (the Delta log is read by deltalake
+   itself); the same SQL again asks S3 for nothing;
 2. "pod 2" starts with empty tiers, warms them first (``tiercache.warm``: the Parquet footers of
    the table's newest files, counted apart as prefetch), then runs the SQL.
 
 deltalake takes its own storage options (``AWS_ENDPOINT_URL``, ...);
-``tiercache.delta.storage_options_for`` derives them from s3fs options.
+``tiercache.integrations.delta.storage_options_for`` derives them from s3fs options.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from deltalake import write_deltalake
 
 import tiercache
 from tiercache import Settings, TieredFileSystem
-from tiercache.datafusion import register_delta
-from tiercache.delta import storage_options_for
 from tiercache.fs import default_tiers
+from tiercache.integrations.datafusion import register_delta
+from tiercache.integrations.delta import storage_options_for
 from tiercache.testing import S3Server
 
 ROWS = 20_000  # per commit

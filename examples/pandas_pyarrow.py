@@ -6,9 +6,9 @@ through tiercache's RAM tier:
 
 1. ``pandas.read_parquet("tiercache::s3://...")``: fsspec URL chaining, the s3fs options under
    ``"s3"``; the same works for any reader that takes fsspec URLs.
-2. ``pyarrow.dataset`` over :func:`tiercache.arrow.pyarrow_filesystem` with a filter: pyarrow
-   reads every footer, skips the row groups whose statistics rule them out, and reads the rest,
-   all through the tiers.
+2. ``pyarrow.dataset`` over :func:`tiercache.integrations.arrow.pyarrow_filesystem` with a filter:
+   pyarrow reads every footer, skips the row groups whose statistics rule them out, and reads the
+   rest, all through the tiers.
 3. The same dataset read again: every block from RAM, no request to S3.
 
 Point the same code at a real bucket by dropping the server and passing your own s3fs options.
@@ -20,7 +20,7 @@ import fsspec
 import pandas as pd
 import pyarrow.dataset as ds
 
-from tiercache.arrow import pyarrow_filesystem
+from tiercache.integrations.arrow import pyarrow_filesystem
 from tiercache.testing import S3Server
 
 

@@ -30,8 +30,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tiercache.testing.redisserver import RedisCluster, RedisServer
-from tiercache.testing.tcpfault import TcpFaultProxy
+from tiercache.testing.faults.tcp import TcpFaultProxy
+from tiercache.testing.servers.redis import RedisCluster, RedisServer
 
 # Settings that legitimately differ between two starts of the same server.
 _VOLATILE_SETTINGS = frozenset({"dir"})

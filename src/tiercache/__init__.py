@@ -20,6 +20,7 @@ from .errors import (
     TierUnavailableError,
 )
 from .fs import TieredFile, TieredFileSystem
+from .integrations.warming import WarmReport, warm
 from .protocol import (
     BlockKey,
     BlockKind,
@@ -39,7 +40,6 @@ from .protocol import (
 from .tiers.disk import DiskTier
 from .tiers.memory import MemoryTier
 from .tiers.redis import RedisTier
-from .warming import WarmReport, warm
 
 try:
     __version__ = _metadata.version("tiercache")

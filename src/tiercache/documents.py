@@ -1,8 +1,8 @@
 """The documents shared through a tier besides blocks: object info and directory listings.
 
 A document is JSON bytes that a :class:`~tiercache.protocol.DocumentTier` (Redis) stores framed
-and authenticated like a block (:mod:`tiercache.framing`). Each carries the wall-clock time it was
-fetched, inside the HMAC, so that a reader trusts it only for its own TTL.
+and authenticated like a block (:mod:`tiercache.tiers.framing`). Each carries the wall-clock time
+it was fetched, inside the HMAC, so that a reader trusts it only for its own TTL.
 """
 
 from __future__ import annotations

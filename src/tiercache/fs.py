@@ -123,7 +123,7 @@ def _observe(settings: Settings) -> None:
     the filesystem works on without its endpoint (observability never stops reads).
     """
     if settings.metrics_port is not None:
-        from . import metrics
+        from tiercache.ops import metrics
 
         try:
             metrics.serve(settings.metrics_port)
@@ -135,7 +135,7 @@ def _observe(settings: Settings) -> None:
         except OSError as exc:
             logger.error("cannot serve metrics on port %d: %s", settings.metrics_port, exc)
     if settings.stats_file is not None:
-        from . import statsfile
+        from tiercache.ops import statsfile
 
         statsfile.start(settings.stats_file, settings.stats_interval_s)
 

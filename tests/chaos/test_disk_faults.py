@@ -31,7 +31,7 @@ import pytest
 
 from tests.helpers import CountingFS
 from tiercache import DiskTier, Settings, TieredFileSystem
-from tiercache.testing.tmpfs import remount, tmpfs
+from tiercache.testing.servers.tmpfs import remount, tmpfs
 
 pytestmark = pytest.mark.chaos
 

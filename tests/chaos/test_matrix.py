@@ -642,7 +642,7 @@ def _more_objects(world: World) -> dict[str, bytes]:
 def test_disk_full(
     world: World, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tiercache.testing.tmpfs import remount, tmpfs
+    from tiercache.testing.servers.tmpfs import remount, tmpfs
 
     with tmpfs(world.disk_dir, size_bytes=64 << 20) as mounted:
         if mounted is None:
@@ -699,7 +699,7 @@ def open_failure(reason: str) -> Callable[[dict[str, Any]], bool]:
 def test_disk_no_inodes(
     world: World, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tiercache.testing.tmpfs import remount, tmpfs
+    from tiercache.testing.servers.tmpfs import remount, tmpfs
 
     with tmpfs(world.disk_dir, size_bytes=64 << 20, inodes=100_000) as mounted:
         needs_mount(mounted, capsys, "no-inodes")
@@ -730,7 +730,7 @@ def test_disk_read_only_at_start(
     """A read-only directory at start. A start-up fault: the kernel refuses to remount a tmpfs
     read-only while the tier's database is open for writing, so the mount is read-only before
     any pod exists, and made writable again to clear the fault."""
-    from tiercache.testing.tmpfs import remount, tmpfs
+    from tiercache.testing.servers.tmpfs import remount, tmpfs
 
     with tmpfs(world.disk_dir, size_bytes=16 << 20, read_only=True) as mounted:
         needs_mount(mounted, capsys, "read-only")

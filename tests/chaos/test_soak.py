@@ -77,7 +77,7 @@ from tests.chaos.soak_worker import (
     settle,
 )
 from tiercache.testing import HttpFaultProxy, RedisServer, S3Server, TcpFaultProxy
-from tiercache.testing.tmpfs import remount, tmpfs
+from tiercache.testing.servers.tmpfs import remount, tmpfs
 from tiercache.tiers.disk import SUBDIR
 
 SOAK_SECONDS = float(os.environ.get("TIERCACHE_SOAK_SECONDS", "60"))

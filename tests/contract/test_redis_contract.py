@@ -9,7 +9,7 @@ import pytest
 from tests.helpers import HMAC_KEY
 from tiercache import RedisTier, Tier
 from tiercache.testing import TierContract
-from tiercache.testing.redisserver import RedisCluster, RedisServer
+from tiercache.testing.servers.redis import RedisCluster, RedisServer
 
 
 class TestRedisTier(TierContract):

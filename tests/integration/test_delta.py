@@ -18,10 +18,10 @@ from deltalake.exceptions import DeltaError
 
 from tests.helpers import HMAC_KEY
 from tiercache import Settings, TieredFileSystem, warm
-from tiercache.cli import main
-from tiercache.datafusion import register_delta
-from tiercache.delta import delta_dataset, open_table, storage_options_for
+from tiercache.cli.main import main
 from tiercache.fs import default_tiers
+from tiercache.integrations.datafusion import register_delta
+from tiercache.integrations.delta import delta_dataset, open_table, storage_options_for
 from tiercache.testing import HttpFaultProxy, S3Server
 
 pytestmark = pytest.mark.integration
@@ -254,7 +254,7 @@ def test_a_log_that_cannot_come_through_the_tiers_is_read_by_deltalake(
     table: Table, caplog: pytest.LogCaptureFixture
 ) -> None:
     fs = table.tiered()
-    caplog.set_level("INFO", logger="tiercache.delta")
+    caplog.set_level("INFO", logger="tiercache.integrations.delta")
     opener = open_table(table.uri, filesystem=fs, storage_options=table.storage_options, version=99)
     with pytest.raises(DeltaError), opener:  # deltalake's own answer to a missing version
         pass

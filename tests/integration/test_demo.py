@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 
 from tests.helpers import HMAC_KEY
-from tiercache.cli import main
+from tiercache.cli.main import main
 from tiercache.testing import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMO = [sys.executable, "-m", "tiercache.cli", "demo", "--rows", "5000", "--latency", "0"]
+DEMO = [sys.executable, "-m", "tiercache.cli.main", "demo", "--rows", "5000", "--latency", "0"]
 TIMEOUT_S = 120.0
 
 
@@ -132,7 +132,7 @@ def _refuses(port: int) -> bool:
 def test_interrupted_demo_removes_its_server_and_directories(tmp_path: Path) -> None:
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "tiercache.cli", "demo", "--rows", "200000"],
+        [sys.executable, "-m", "tiercache.cli.main", "demo", "--rows", "200000"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -26,10 +26,10 @@ import diskcache
 import pytest
 
 from tiercache import BlockKey, BlockKind, RedisTier, Settings
-from tiercache.cli import main
-from tiercache.doctor import HANG_GRACE_S, DoctorReport, format_report, run_doctor
+from tiercache.cli.doctor import HANG_GRACE_S, DoctorReport, format_report, run_doctor
+from tiercache.cli.main import main
 from tiercache.errors import ConfigError
-from tiercache.testing.redisserver import RedisServer
+from tiercache.testing.servers.redis import RedisServer
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +47,7 @@ def run_cli(*args: str, env: dict[str, str]) -> tuple[subprocess.CompletedProces
     child_env.update(env)
     began = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "tiercache.cli", *args],
+        [sys.executable, "-m", "tiercache.cli.main", *args],
         env=child_env,
         capture_output=True,
         text=True,

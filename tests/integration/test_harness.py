@@ -25,7 +25,7 @@ import s3fs
 
 import tiercache.testing
 from tiercache.testing import HttpFaultProxy, S3Server, s3_error_body
-from tiercache.testing.s3server import _server_environment
+from tiercache.testing.servers.s3 import _server_environment
 
 pytestmark = pytest.mark.integration
 

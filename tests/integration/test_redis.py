@@ -20,8 +20,8 @@ from redis.cluster import RedisCluster as RedisClusterClient
 from tests.helpers import HMAC_KEY, CountingFS
 from tiercache import BlockKey, MemoryTier, RedisTier, Settings, TieredFileSystem, TierError
 from tiercache.fs import default_tiers
-from tiercache.testing.redisserver import RedisCluster, RedisServer, make_tls_files
-from tiercache.testing.tcpfault import TcpFaultProxy
+from tiercache.testing.faults.tcp import TcpFaultProxy
+from tiercache.testing.servers.redis import RedisCluster, RedisServer, make_tls_files
 
 pytestmark = pytest.mark.integration
 

@@ -21,10 +21,10 @@ import redis
 
 from tests.helpers import HMAC_KEY, CountingFS
 from tiercache import BlockKey, ConfigError, MemoryTier, RedisTier, Settings, TieredFileSystem
-from tiercache.doctor import format_report, run_doctor
-from tiercache.framing import HEADER_BYTES, MAC_BYTES, frame, header, parse_header, unframe
+from tiercache.cli.doctor import format_report, run_doctor
 from tiercache.fs import default_tiers
-from tiercache.testing.redisserver import RedisServer
+from tiercache.testing.servers.redis import RedisServer
+from tiercache.tiers.framing import HEADER_BYTES, MAC_BYTES, frame, header, parse_header, unframe
 from tiercache.tiers.redis import info_key
 
 pytestmark = pytest.mark.integration

@@ -24,14 +24,14 @@ from tests.redis_fixtures import redis_cluster as redis_cluster_fixture  # noqa:
 from tests.redis_fixtures import redis_fresh as redis_fresh_fixture  # noqa: F401
 from tests.redis_fixtures import redis_server as redis_server_fixture  # noqa: F401
 from tests.redis_fixtures import tcp_proxy as tcp_proxy_fixture  # noqa: F401
-from tiercache.testing.redisserver import (
+from tiercache.testing.faults.tcp import TcpFaultProxy
+from tiercache.testing.servers.redis import (
     RedisCluster,
     RedisServer,
     TlsFiles,
     find_redis_binaries,
     make_tls_files,
 )
-from tiercache.testing.tcpfault import TcpFaultProxy
 
 pytestmark = pytest.mark.integration
 
@@ -458,7 +458,7 @@ def test_no_orphans_when_the_owner_exits_without_closing(tmp_path: Path) -> None
     script = textwrap.dedent(
         """
         import sys
-        from tiercache.testing.redisserver import RedisCluster, RedisServer
+        from tiercache.testing.servers.redis import RedisCluster, RedisServer
 
         plain, stopped = RedisServer(), RedisServer()
         plain.start()

@@ -1,5 +1,5 @@
-"""The triggers (tiercache.advise) on handcrafted stats, and the `stats` / `advise` commands on a
-stats file written by a real chain."""
+"""The triggers (tiercache.ops.advise) on handcrafted stats, and the `stats` / `advise` commands on
+a stats file written by a real chain."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from tests.helpers import CountingFS, letters
-from tiercache import Settings, TieredFileSystem, statsfile
-from tiercache.advise import advise, disk_tier, more_ram, redis_tier, warmup
-from tiercache.cli import main
+from tiercache import Settings, TieredFileSystem
+from tiercache.cli.main import main
+from tiercache.ops import statsfile
+from tiercache.ops.advise import advise, disk_tier, more_ram, redis_tier, warmup
 from tiercache.tiers.memory import MemoryTier
 
 MiB = 1 << 20

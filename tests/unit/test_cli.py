@@ -8,7 +8,7 @@ import uuid
 import fsspec
 import pytest
 
-from tiercache.cli import main
+from tiercache.cli.main import main
 from tiercache.config import VARIABLES
 
 PASSWORD = "hunter2-redis-password"

@@ -6,8 +6,8 @@ import fsspec
 import pytest
 
 from tiercache import ConfigError
-from tiercache.arrow import pyarrow_filesystem, strip_scheme
-from tiercache.delta import storage_options_for, target_for
+from tiercache.integrations.arrow import pyarrow_filesystem, strip_scheme
+from tiercache.integrations.delta import storage_options_for, target_for
 
 
 def test_s3_storage_options_become_s3fs_options() -> None:
@@ -99,7 +99,7 @@ def c(version: int) -> str:
 
 
 def test_the_log_files_needed_start_at_the_newest_complete_checkpoint() -> None:
-    from tiercache.delta import _needed_log_files
+    from tiercache.integrations.delta import _needed_log_files
 
     names = [c(v) for v in range(13)] + [
         f"{10:020d}.checkpoint.parquet",
@@ -117,7 +117,7 @@ def test_the_log_files_needed_start_at_the_newest_complete_checkpoint() -> None:
 
 
 def test_an_incomplete_multi_part_checkpoint_is_skipped() -> None:
-    from tiercache.delta import _needed_log_files
+    from tiercache.integrations.delta import _needed_log_files
 
     parts = [f"{10:020d}.checkpoint.{i:010d}.{3:010d}.parquet" for i in (1, 2)]  # 3 of 3 missing
     names = [c(v) for v in range(12)] + parts
@@ -143,7 +143,7 @@ def test_an_incomplete_multi_part_checkpoint_is_skipped() -> None:
 def test_logs_the_tiers_cannot_read_are_refused(
     names: list[str], version: int | None, reason: str
 ) -> None:
-    from tiercache.delta import _needed_log_files, _Unsupported
+    from tiercache.integrations.delta import _needed_log_files, _Unsupported
 
     with pytest.raises(_Unsupported, match=reason):
         _needed_log_files(names, version)

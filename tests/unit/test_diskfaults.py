@@ -1,4 +1,4 @@
-"""The disk-fault helpers of tiercache.testing.diskfaults, on files in a temporary directory."""
+"""The disk-fault helpers of tiercache.testing.faults.disk, on files in a temporary directory."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from tiercache import DiskTier, IntegrityError
 from tiercache.protocol import BlockKey
-from tiercache.testing.diskfaults import (
+from tiercache.testing.faults.disk import (
     cache_files,
     corrupt_cache,
     flip_bytes,

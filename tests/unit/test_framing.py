@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tiercache.errors import IntegrityError
-from tiercache.framing import CRC32, DEFAULT_ALGORITHM, HEADER_BYTES, frame, unframe
 from tiercache.protocol import BlockKey
+from tiercache.tiers.framing import CRC32, DEFAULT_ALGORITHM, HEADER_BYTES, frame, unframe
 
 KEY = BlockKey("target", "bucket/obj.parquet", 'ETag="abc"', 1 << 20, 3)
 SECRET = b"0123456789abcdef-secret"

@@ -7,7 +7,11 @@ reader.
 from __future__ import annotations
 
 import ast
+import importlib
+import sys
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "tiercache"
 
@@ -68,3 +72,78 @@ def test_no_import_circle_between_modules() -> None:
 def test_the_circle_finder_finds_a_circle() -> None:
     assert _find_circle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _find_circle({"a": {"b"}, "b": set()}) is None
+
+
+#: The packages built on the core; the core imports nothing from them.
+OUTER = ("integrations", "ops", "cli", "testing")
+#: Modules allowed to: the package's facade re-exports public names (``tiercache.warm``), and
+#: the old import paths of moved modules (:mod:`tiercache._moved`) hand out the new ones.
+FACADES = {"tiercache"}
+#: Core modules that still reach outward, each with the reason (none should remain).
+REACHING_OUT: dict[str, str] = {
+    "tiercache.fs": "starts the metrics server and stats file; moves to tiercache.ops.observe",
+}
+#: Modules over the size limit, each with the reason (see docs/architecture.md).
+LARGE: dict[str, str] = {
+    "tiercache.chain": "being split into tiercache/chain/",
+    "tiercache.fs": "chain assembly moves to tiercache.build",
+    "tiercache.shadow": "plotting moves to tiercache.ops",
+    "tiercache.origin": "to split",
+    "tiercache.config": "to split",
+    "tiercache.cli.doctor": "to split",
+    "tiercache.cli.demo.run": "to split",
+    "tiercache.tiers.disk": "to split",
+    "tiercache.testing.servers.redis": "to split",
+    "tiercache.testing.faults.http": "to split",
+    "tiercache.testing.faults.tcp": "to split",
+}
+MAX_LINES = 450
+
+
+def _is_outer(name: str) -> bool:
+    return any(name.startswith(f"tiercache.{outer}") for outer in OUTER)
+
+
+def _shims() -> set[str]:
+    return {
+        _module_name(path)
+        for path in PACKAGE.rglob("*.py")
+        if "from tiercache._moved import alias" in path.read_text()
+    }
+
+
+def test_the_core_imports_nothing_from_the_packages_built_on_it() -> None:
+    modules = {_module_name(path): path for path in PACKAGE.rglob("*.py")}
+    graph = _imports(modules)
+    exempt = FACADES | _shims() | set(REACHING_OUT)
+    reaching = {
+        name: sorted(t for t in targets if _is_outer(t))
+        for name, targets in graph.items()
+        if not _is_outer(name) and name not in exempt
+    }
+    assert {name: targets for name, targets in reaching.items() if targets} == {}
+    for name in REACHING_OUT:  # the allowance is still needed: it goes when it is not
+        assert any(_is_outer(t) for t in graph[name]), f"{name} no longer reaches out"
+
+
+def test_modules_stay_small() -> None:
+    sizes = {
+        _module_name(path): len(path.read_text().splitlines()) for path in PACKAGE.rglob("*.py")
+    }
+    over = {name: n for name, n in sizes.items() if n > MAX_LINES and name not in LARGE}
+    assert over == {}
+    fine = sorted(name for name in LARGE if sizes.get(name, 0) <= MAX_LINES)
+    assert fine == [], "no longer large: take them off LARGE"
+
+
+def test_old_import_paths_still_work_for_one_release() -> None:
+    shims = _shims()
+    assert "tiercache.delta" in shims
+    assert "tiercache.testing.s3server" in shims
+    for old in sorted(shims):
+        path = PACKAGE.parent / Path(*old.split(".")).with_suffix(".py")
+        new = path.read_text().split('alias(__name__, "')[1].split('"')[0]
+        sys.modules.pop(old, None)
+        with pytest.deprecated_call(match=f"{old} moved to {new}"):
+            module = importlib.import_module(old)
+        assert module is importlib.import_module(new)

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from tiercache import _malloc
 from tiercache.protocol import BlockKey, ObjectInfo
+from tiercache.tiers import _malloc
 from tiercache.tiers.memory import InfoCache, MemoryTier
 
 

@@ -17,9 +17,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import CountingFS, letters
-from tiercache import Settings, TieredFileSystem, metrics, statsfile
+from tiercache import Settings, TieredFileSystem
 from tiercache.blocks import FOOTER_TAIL_BYTES
 from tiercache.guard import CircuitBreaker
+from tiercache.ops import metrics, statsfile
 from tiercache.tiers.memory import MemoryTier
 
 BS = 64 * 1024

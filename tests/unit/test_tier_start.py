@@ -15,7 +15,7 @@ import redis
 
 from tests.helpers import HMAC_KEY, DictTier
 from tiercache import MemoryTier, RedisTier, Settings, TieredFileSystem
-from tiercache.doctor import run_doctor
+from tiercache.cli.doctor import run_doctor
 from tiercache.tiers.disk import DiskTier
 
 PASSWORD = "hunter2-tier-start"

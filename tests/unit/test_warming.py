@@ -18,8 +18,8 @@ import pytest
 from tests.helpers import CountingFS
 from tiercache import ConfigError, Settings, TieredFileSystem, warm
 from tiercache.blocks import FOOTER_TAIL_BYTES
+from tiercache.integrations.warming import _index_region
 from tiercache.tiers.memory import MemoryTier
-from tiercache.warming import _index_region
 
 
 def parquet_bytes(rows: int = 2000, *, index: bool = False, columns: int = 2) -> bytes:

@@ -11,7 +11,7 @@
   :func:`make_tls_files` for a TLS server with a private CA.
 - :class:`TcpFaultProxy`: a TCP proxy that adds latency, blackholes, resets and truncates.
 - :class:`TierContract`: the contract test suite every tier passes; subclass it for your own.
-- :mod:`tiercache.testing.tmpfs`: small tmpfs mounts for disk faults (root only);
+- :mod:`tiercache.testing.servers.tmpfs`: small tmpfs mounts for disk faults (root only);
   :func:`corrupt_cache`, :func:`flip_bytes`, :func:`truncate_file`, :func:`remove_directory` to
   damage a disk tier's files.
 
@@ -20,24 +20,24 @@ this package does not.
 """
 
 from tiercache.testing.contract import TierContract
-from tiercache.testing.diskfaults import (
+from tiercache.testing.faults.disk import (
     cache_files,
     corrupt_cache,
     flip_bytes,
     remove_directory,
     truncate_file,
 )
-from tiercache.testing.httpfault import HttpFaultProxy, s3_error_body
-from tiercache.testing.ports import free_port
-from tiercache.testing.redisserver import (
+from tiercache.testing.faults.http import HttpFaultProxy, s3_error_body
+from tiercache.testing.faults.tcp import TcpFaultProxy
+from tiercache.testing.servers.ports import free_port
+from tiercache.testing.servers.redis import (
     RedisCluster,
     RedisServer,
     TlsFiles,
     find_redis_binaries,
     make_tls_files,
 )
-from tiercache.testing.s3server import S3Server
-from tiercache.testing.tcpfault import TcpFaultProxy
+from tiercache.testing.servers.s3 import S3Server
 
 __all__ = [
     "HttpFaultProxy",

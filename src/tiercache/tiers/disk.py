@@ -2,8 +2,8 @@
 
 The only module that imports diskcache. Every open passes the size limit, the eviction policy and
 the lock timeout explicitly (diskcache otherwise reuses the settings stored in the directory and
-waits 60 s on a locked database). Values are framed (:mod:`tiercache.framing`): a block is served
-only after its header matches the key it was asked for and its checksum matches its bytes; a
+waits 60 s on a locked database). Values are framed (:mod:`tiercache.tiers.framing`): a block is
+served only after its header matches the key it was asked for and its checksum matches its bytes; a
 mismatch, a short value or an unreadable file is a miss, and the entry is deleted and counted.
 
 The tier never raises out of its constructor. A directory that cannot be used (read-only,
@@ -42,9 +42,9 @@ from typing import IO, Any
 import diskcache
 
 from tiercache.errors import IntegrityError, TierTimeoutError, TierUnavailableError
-from tiercache.framing import HEADER_BYTES, frame, parse_header, verify
 from tiercache.protocol import BlockKey, BlockKind
 from tiercache.tiers import safedir
+from tiercache.tiers.framing import HEADER_BYTES, frame, parse_header, verify
 
 try:
     import fcntl

@@ -8,10 +8,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from tiercache import _malloc
 from tiercache.blocks import is_immutable
 from tiercache.protocol import BlockKey, BlockKind, ObjectInfo
 from tiercache.stats import InfoCounters
+from tiercache.tiers import _malloc
 
 #: The least evicted bytes between two hand-backs of freed memory to the operating system.
 _RELEASE_MIN_BYTES = 8 << 20
@@ -24,8 +24,8 @@ class MemoryTier:
     (it would evict everything and then itself). The tier runs in process and is never slow, so
     the chain calls it without a guard (``in_process = True``). Every quarter of the budget
     evicted (at least 8 MiB), freed memory is handed back to the operating system
-    (:mod:`tiercache._malloc`), so that malloc's per-thread arenas do not keep tens of MiB beyond
-    the budget.
+    (:mod:`tiercache.tiers._malloc`), so that malloc's per-thread arenas do not keep tens of MiB
+    beyond the budget.
 
     Args:
         capacity_bytes: The budget in bytes (> 0; ``TIERCACHE_MEMORY_BYTES``).

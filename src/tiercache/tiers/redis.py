@@ -2,7 +2,7 @@
 
 The only module that imports redis. It takes only ``metadata`` blocks (footer tails, Delta log
 files, small objects) and object info, never ``_delta_log/_last_checkpoint``, never a value
-over ``TIERCACHE_REDIS_MAX_VALUE_BYTES``. Every value is framed (:mod:`tiercache.framing`):
+over ``TIERCACHE_REDIS_MAX_VALUE_BYTES``. Every value is framed (:mod:`tiercache.tiers.framing`):
 header, checksum and, with ``TIERCACHE_REDIS_HMAC_KEY``, an HMAC tag, so that write access to
 Redis is not enough to poison reads.
 
@@ -52,8 +52,8 @@ from tiercache.errors import (
     TierTimeoutError,
     TierUnavailableError,
 )
-from tiercache.framing import frame, unframe
 from tiercache.protocol import BlockKey, BlockKind
+from tiercache.tiers.framing import frame, unframe
 
 logger = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ import json
 import sys
 from collections.abc import Sequence
 
-from . import __version__
-from .errors import ConfigError
+from tiercache import __version__
+from tiercache.errors import ConfigError
 
 
 def _pairs(pairs: Sequence[str], usage: str) -> dict[str, str]:
@@ -28,7 +28,7 @@ def _assignments(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def _config(args: argparse.Namespace) -> int:
-    from .config import UNAUTHENTICATED_REDIS, Settings
+    from tiercache.config import UNAUTHENTICATED_REDIS, Settings
 
     settings, sources = Settings.from_env_with_sources(arguments=_assignments(args.set))
     shown = settings.describe()  # secrets redacted
@@ -52,8 +52,8 @@ def _text(value: object) -> str:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from .config import Settings
-    from .doctor import format_report, run_doctor
+    from tiercache.cli.doctor import format_report, run_doctor
+    from tiercache.config import Settings
 
     settings, _ = Settings.from_env_with_sources(arguments=_assignments(args.set))
     report = run_doctor(settings, args.url, storage_options=_storage_options(args.storage_option))
@@ -82,8 +82,8 @@ def _storage_options(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def _warm(args: argparse.Namespace) -> int:
-    from .config import parse_duration, parse_size
-    from .warming import warm
+    from tiercache.config import parse_duration, parse_size
+    from tiercache.integrations.warming import warm
 
     report = warm(
         args.target,
@@ -113,7 +113,7 @@ def _warm(args: argparse.Namespace) -> int:
 
 
 def _load_stats(path: str) -> dict[str, object] | None:
-    from .statsfile import read
+    from tiercache.ops.statsfile import read
 
     try:
         return read(path)
@@ -123,7 +123,7 @@ def _load_stats(path: str) -> dict[str, object] | None:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from .report import format_document
+    from tiercache.ops.report import format_document
 
     document = _load_stats(args.file)
     if document is None:
@@ -136,8 +136,8 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _advise(args: argparse.Namespace) -> int:
-    from .advise import advise
-    from .report import table
+    from tiercache.ops.advise import advise
+    from tiercache.ops.report import table
 
     document = _load_stats(args.file)
     if document is None:
@@ -174,7 +174,7 @@ def _advise(args: argparse.Namespace) -> int:
                 print(f"- {v.layer}: {v.detail}. Degrades to: {v.failure_mode}")
             print()
     if args.plot:
-        from .advise import plot
+        from tiercache.ops.advise import plot
 
         try:
             plot([chain["stats"] for chain, _, _ in results], args.plot)
@@ -186,7 +186,7 @@ def _advise(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from tiercache.cli.demo.run import run_demo
 
     return run_demo(args)
 
