@@ -52,6 +52,7 @@ import fsspec
 import tiercache
 from _timing import Sample, measure
 from tiercache import BlockKey, DiskTier, Settings, TieredFileSystem, TierError, TierTimeoutError
+from tiercache.context import DEMAND
 from tiercache.guard import Guard
 from tiercache.parsing import KIB, MIB
 from tiercache.tiers.framing import (
@@ -124,8 +125,10 @@ def breakdown(
         f"· checksum alone: {algorithm} of 1 MiB (framing.verify)": lambda o: verify(
             DEFAULT_ALGORITHM, MIB, expected, block
         ),
-        "· guard hop: a no-op call through the disk tier's guard": lambda o: guard.call(int),
-        GUARDED: lambda o: guard.call(tier.get, keys[o // MIB]),
+        "· guard hop: a no-op call through the disk tier's guard": lambda o: guard.call(
+            int, ctx=DEMAND
+        ),
+        GUARDED: lambda o: guard.call(tier.get, keys[o // MIB], ctx=DEMAND),
     }
     if DEFAULT_ALGORITHM != CRC32:  # what a process without xxhash would pay instead
         cases["· checksum alone: crc32 of 1 MiB (the fallback)"] = lambda o: verify(

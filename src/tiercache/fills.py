@@ -14,13 +14,14 @@ import threading
 import time
 from collections.abc import Callable
 
-from .stats import FillCounters, carry
+from .context import ReadContext
+from .stats import FillCounters
 
 logger = logging.getLogger(__name__)
 
 _Job = Callable[[], None]
-# A job and the bytes it holds; None tells a worker to stop.
-_Item = tuple[_Job, int] | None
+# A job, the bytes it holds and what it is counted as; None tells a worker to stop.
+_Item = tuple[_Job, int, ReadContext] | None
 
 
 class FillQueue:
@@ -54,8 +55,8 @@ class FillQueue:
         """Bytes held by the jobs accepted and not finished yet."""
         return self._bytes
 
-    def submit(self, job: _Job, nbytes: int) -> bool:
-        """Queue ``job``, which holds ``nbytes`` bytes; never waits.
+    def submit(self, job: _Job, nbytes: int, *, ctx: ReadContext) -> bool:
+        """Queue ``job``, which holds ``nbytes`` bytes and is counted in ``ctx``; never waits.
 
         Returns False (and counts a drop) when the queue is closed, holds ``maxsize`` jobs, or
         would hold more than ``max_bytes`` bytes with this one.
@@ -69,14 +70,14 @@ class FillQueue:
         with self._lock:  # the check, the reservation and the put are one step (see close)
             if not self._closed and nbytes <= self.max_bytes - self._bytes:
                 try:
-                    self._queue.put_nowait((carry(job), nbytes))
+                    self._queue.put_nowait((job, nbytes, ctx))
                 except queue.Full:
                     pass
                 else:
                     self._bytes += nbytes
-                    self.counters.add("queued")
+                    self.counters.add("queued", ctx=ctx)
                     return True
-        self._count_dropped(nbytes)
+        self._count_dropped(nbytes, ctx)
         return False
 
     def join(self, timeout_s: float | None = None) -> bool:
@@ -131,7 +132,7 @@ class FillQueue:
             try:
                 if item is not None:
                     self._release(item[1])
-                    self._count_dropped(item[1])
+                    self._count_dropped(item[1], item[2])
             finally:
                 self._queue.task_done()
 
@@ -139,9 +140,9 @@ class FillQueue:
         with self._lock:
             self._bytes -= nbytes
 
-    def _count_dropped(self, nbytes: int) -> None:
-        self.counters.add("dropped")
-        self.counters.add("dropped_bytes", nbytes)
+    def _count_dropped(self, nbytes: int, ctx: ReadContext) -> None:
+        self.counters.add("dropped", ctx=ctx)
+        self.counters.add("dropped_bytes", nbytes, ctx=ctx)
 
     def _start(self) -> None:
         if len(self._threads) >= self._workers:
@@ -160,12 +161,12 @@ class FillQueue:
             try:
                 if item is None:
                     return
-                job, nbytes = item
+                job, nbytes, ctx = item
                 try:
                     job()
-                    self.counters.add("done")
+                    self.counters.add("done", ctx=ctx)
                 except Exception:  # a fill failure is a tier's problem, never the reader's
-                    self.counters.add("failed")
+                    self.counters.add("failed", ctx=ctx)
                     logger.debug("background fill failed", exc_info=True)
                 finally:
                     self._release(nbytes)  # before task_done: join() sees the bytes released

@@ -22,6 +22,9 @@ class SingleFlight(Generic[K, V]):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pending: dict[K, Future[V]] = {}
+        #: Keys resolved so far. A reader that saw no key of its own and then claims it may
+        #: look again only if this moved meanwhile (a leader finished in between).
+        self.resolutions = 0
 
     def claim(self, keys: Iterable[K]) -> tuple[list[K], dict[K, Future[V]]]:
         """Claim the keys nobody is fetching; return them and the futures of the others."""
@@ -41,6 +44,7 @@ class SingleFlight(Generic[K, V]):
         """Hand ``value`` to everyone waiting on ``key`` and release it."""
         with self._lock:
             future = self._pending.pop(key, None)
+            self.resolutions += 1
         if future is not None:
             future.set_result(value)
 

@@ -26,6 +26,7 @@ from fsspec.utils import tokenize
 
 from .chain import TierChain
 from .config import Settings
+from .context import Purpose
 from .errors import ConfigError, ObjectChangedError
 from .origin import FsspecOrigin, info_from_raw
 from .protocol import ObjectInfo, Tier
@@ -219,6 +220,8 @@ class TieredFileSystem(ChainedFileSystem, metaclass=_NoCacheForObjects):  # type
             self._owns_chain = False
         self._paths: dict[str, str] = {}
         self._ranges_pool: ThreadPoolExecutor | None = None
+        self.purpose: Purpose = "demand"
+        self._read: Callable[[str, int | None, int | None], bytes] = self._chain.read_range
 
     # -- paths ---------------------------------------------------------------------------------
 
@@ -260,7 +263,21 @@ class TieredFileSystem(ChainedFileSystem, metaclass=_NoCacheForObjects):  # type
             FileNotFoundError: The object does not exist (as the target raises it).
             OriginError: The origin failed after retries and within the deadline.
         """
-        return self._chain.read_range(self._tpath(path), start, end)
+        return self._read(self._tpath(path), start, end)
+
+    def prefetching(self) -> TieredFileSystem:
+        """This filesystem with every read counted as prefetch (``stats()["prefetch"]``).
+
+        For work ahead of demand that reads through ordinary filesystem calls (warmup reading a
+        Delta log, say). It shares this filesystem's chain; closing it closes nothing.
+        """
+        view: TieredFileSystem = object.__new__(type(self))
+        view.__dict__.update(self.__dict__)
+        view._owns_chain = False
+        view._ranges_pool = None
+        view.purpose = "prefetch"
+        view._read = self._chain.prefetch
+        return view
 
     def prefetch_range(self, path: str, start: int | None, end: int | None) -> bytes:
         """Read like :meth:`read_range`, counted as prefetch (``stats()["prefetch"]``)."""
@@ -546,11 +563,12 @@ class TieredFile(AbstractBufferedFile):  # type: ignore[misc]  # fsspec is untyp
         super().__init__(fs, path, mode="rb", cache_type="none", size=info.size)
         self.object_info = info
         self._details = dict(info.raw)
-        self._read_pinned: Callable[[ObjectInfo, int, int], bytes] = fs.chain.read_pinned
+        self._purpose = fs.purpose
+        self._read_pinned = fs.chain.read_pinned
 
     def _fetch_range(self, start: int, end: int) -> bytes:
         try:
-            return self._read_pinned(self.object_info, start, end)
+            return self._read_pinned(self.object_info, start, end, self._purpose)
         except ObjectChangedError as exc:
             raise ObjectChangedError(
                 f"{self.path!r} was overwritten while open: {exc}; "

@@ -25,6 +25,7 @@ from concurrent.futures import TimeoutError as FutureTimeoutError
 from enum import StrEnum
 from typing import TypeVar
 
+from .context import ReadContext
 from .deadline import DaemonPool
 from .errors import (
     IntegrityError,
@@ -189,7 +190,7 @@ class Guard:
         self._last_warning = -WARNING_INTERVAL_S
         self._warned = False
 
-    def call(self, fn: Callable[..., T], *args: object, read: bool = True) -> T:
+    def call(self, fn: Callable[..., T], *args: object, read: bool = True, ctx: ReadContext) -> T:
         """Call ``fn(*args)`` on the bulkhead within the time budget.
 
         Args:
@@ -198,6 +199,7 @@ class Guard:
             read: Whether this is a read. Only reads prove the tier healthy: a tier whose reads
                 hang while its writes succeed must still open its breaker. Failures of any
                 call count against it.
+            ctx: What the call is counted as (purpose and block class).
 
         Raises:
             TierRejectedError: The breaker is open or every bulkhead slot is busy.
@@ -207,11 +209,11 @@ class Guard:
             TierError: The call raised; the original exception is the cause.
         """
         if not self.breaker.allow():
-            self.counters.add("rejected")
+            self.counters.add("rejected", ctx=ctx)
             raise TierRejectedError(f"tier {self.name!r}: circuit breaker is open")
         if not self._slots.acquire(blocking=False):
             self.breaker.release_probe()
-            self.counters.add("rejected")
+            self.counters.add("rejected", ctx=ctx)
             raise TierRejectedError(f"tier {self.name!r}: bulkhead full")
         began = time.perf_counter()
         try:
@@ -224,11 +226,11 @@ class Guard:
         try:
             result = future.result(timeout=self.timeout_s)
             if read:
-                self.latency.observe(time.perf_counter() - began)
+                self.latency.observe(time.perf_counter() - began, ctx=ctx)
         except FutureTimeoutError as exc:
             if read:
-                self.latency.observe(time.perf_counter() - began)
-            self.counters.add("timeouts")
+                self.latency.observe(time.perf_counter() - began, ctx=ctx)
+            self.counters.add("timeouts", ctx=ctx)
             error: TierError = TierTimeoutError(
                 f"tier {self.name!r}: no answer within {self.timeout_s * 1000:.0f} ms"
             )
@@ -243,12 +245,12 @@ class Guard:
                 self.warn(f"tier {self.name!r} unavailable: {exc}")
             raise
         except TierTimeoutError as exc:  # the tier's own timeout (a Redis socket timeout)
-            self.counters.add("timeouts")
+            self.counters.add("timeouts", ctx=ctx)
             error = TierTimeoutError(f"tier {self.name!r}: {exc}")
             self._failed(error)
             raise error from exc
         except Exception as exc:
-            self.counters.add("errors")
+            self.counters.add("errors", ctx=ctx)
             # A tier that translates its backend's errors says what failed; others are named.
             what = str(exc) if isinstance(exc, TierError) else f"{type(exc).__name__}: {exc}"
             error = TierError(f"tier {self.name!r}: {what}")

@@ -20,14 +20,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from fsspec import AbstractFileSystem
-from fsspec.asyn import sync
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -37,25 +35,16 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from .attempts import (
-    Attempts,
-    answer_of_error,
-    failure_message,
-    recording,
-    retries_among,
-    watch,
-)
+from .attempts import Attempts, failure_message, recording, retries_among
+from .context import ReadContext
 from .errors import ObjectChangedError, OriginError, OriginTimeoutError, ShortReadError
 from .lateness import Pace
+from .origin_s3 import RangeNotSatisfiableError, S3Reads, is_s3
 from .protocol import ObjectInfo
 from .stats import Histogram, OriginCounters
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
-
-
-class RangeNotSatisfiableError(OSError):
-    """The store answered 416: the range starts at or past the end of the object."""
 
 
 # Errors that say something true about the object (or the caller): retrying cannot help.
@@ -73,7 +62,6 @@ PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 # Options that name the endpoint a filesystem talks to: part of the target identity.
 _ENDPOINT_OPTIONS = ("endpoint_url", "host", "port", "account_name", "account_url", "project")
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 # Backoff: full jitter, uniform in [0, min(max, multiplier * 2**attempt)] seconds.
 _BACKOFF_MULTIPLIER_S = 0.05
 _BACKOFF_MAX_S = 2.0
@@ -124,12 +112,6 @@ def info_from_raw(path: str, raw: Mapping[str, Any]) -> ObjectInfo:
     return ObjectInfo(path=path, size=size, version=version, etag=etag, raw=dict(raw))
 
 
-def _is_precondition_failed(exc: BaseException) -> bool:
-    """Return whether ``exc`` (or an exception it wraps) is an HTTP 412 from the store."""
-    answer = answer_of_error(exc)
-    return answer is not None and (answer.status == 412 or "PreconditionFailed" in answer.label)
-
-
 class FsspecOrigin:
     """Any fsspec filesystem as the origin of a tier chain.
 
@@ -157,12 +139,7 @@ class FsspecOrigin:
         self._target = target_identity(protocol, fs.storage_options)
         # s3fs exposes its async client call; through it reads carry If-Match and tell us the
         # object's ETag and size from the same response.
-        self._s3 = protocol in ("s3", "s3a") and hasattr(fs, "_call_s3")
-        # The pieces of s3fs's _call_s3 without its retry loop: the session, the (per-region)
-        # client and the request-wide keyword arguments (requester pays, SSE, ...).
-        self._s3_direct = self._s3 and all(
-            hasattr(fs, name) for name in ("set_session", "get_s3", "_get_s3_method_kwargs")
-        )
+        self._s3 = is_s3(fs, protocol)
         self.retries = retries
         self.timeout_s = timeout_s
         self.counters = OriginCounters()
@@ -173,6 +150,7 @@ class FsspecOrigin:
         self._degraded = False
         #: First-byte latency and throughput of completed reads (see :meth:`expected_s`).
         self.pace = Pace()
+        self._s3_reads = S3Reads(fs, self.pace) if self._s3 else None
 
     @property
     def target(self) -> str:
@@ -207,19 +185,41 @@ class FsspecOrigin:
         except Exception:  # a target without a cache, or a broken one: nothing to drop
             logger.debug("invalidate_cache(%r) failed on the target", path, exc_info=True)
 
-    def info(self, path: str, /, *, deadline: float | None = None) -> ObjectInfo:
+    def info(self, path: str, /, *, deadline: float | None = None, ctx: ReadContext) -> ObjectInfo:
         """Return the object's info (one metadata request, retried).
 
         Args:
             path: The object.
             deadline: Absolute :func:`time.monotonic` time to finish by; default now plus
                 :attr:`timeout_s`.
+            ctx: What the requests are counted as.
         """
-        raw = self._call(lambda: self.fs.info(path), f"info of {path!r}", deadline=deadline)
+        what = f"info of {path!r}"
+        raw = self._call(lambda: self.fs.info(path), what, deadline=deadline, ctx=ctx)
         return info_from_raw(path, raw)
 
+    def read_object(
+        self, path: str, start: int | None, end: int | None, /, *, ctx: ReadContext
+    ) -> bytes:
+        """Return ``[start, end)`` of whatever ``path`` is, as the target reads it, unpinned.
+
+        For paths that are not files (a directory, say): whatever the target does, tiercache
+        does, with the same retries, deadline and error mapping as every other request.
+        """
+        what = f"read of {path!r} [{start}, {end})"
+        return self._call(
+            lambda: bytes(self.fs.cat_file(path, start=start, end=end)), what, ctx=ctx
+        )
+
     def read(
-        self, info: ObjectInfo, start: int, end: int, /, *, deadline: float | None = None
+        self,
+        info: ObjectInfo,
+        start: int,
+        end: int,
+        /,
+        *,
+        deadline: float | None = None,
+        ctx: ReadContext,
     ) -> bytes:
         """Return exactly ``[start, end)`` of the version of the object described by ``info``.
 
@@ -230,6 +230,7 @@ class FsspecOrigin:
             deadline: Absolute :func:`time.monotonic` time by which the read, retries included,
                 must end; default now plus :attr:`timeout_s`. A reader that narrows a late
                 block fetch passes the deadline its read started with.
+            ctx: What the requests are counted as.
 
         Raises:
             ObjectChangedError: The object is no longer at that version (S3 412).
@@ -239,8 +240,8 @@ class FsspecOrigin:
         expected = end - start
 
         def attempt(remaining_s: float) -> bytes:
-            if self._s3 and info.etag:
-                data, _ = self._s3_get(info.path, start, end, info.etag, remaining_s)
+            if self._s3_reads is not None and info.etag:
+                data, _ = self._s3_reads.get(info.path, start, end, info.etag, remaining_s)
             else:
                 began = time.perf_counter()
                 data = self.fs.cat_file(info.path, start=start, end=end)
@@ -257,29 +258,31 @@ class FsspecOrigin:
             f"read of {info.path!r} [{start}, {end})",
             deadline_arg=True,
             deadline=deadline,
+            ctx=ctx,
         )
 
     def read_discover(
-        self, path: str, start: int, end: int, /, *, deadline: float | None = None
+        self,
+        path: str,
+        start: int,
+        end: int,
+        /,
+        *,
+        deadline: float | None = None,
+        ctx: ReadContext,
     ) -> tuple[bytes, ObjectInfo]:
         """Read ``[start, end)`` (clipped at EOF) and learn the object's info from the response.
 
         Only for S3 (:attr:`can_discover`). A range that starts past EOF costs a second request
         (the store answers 416; the info then comes from a HEAD) and returns ``b""``.
-        ``deadline`` is as for :meth:`read`.
+        ``deadline`` and ``ctx`` are as for :meth:`read`.
         """
+        s3 = self._s3_reads
+        if s3 is None:
+            raise NotImplementedError(f"{self._protocol} cannot learn info from a ranged read")
 
         def attempt(remaining_s: float) -> tuple[bytes, ObjectInfo]:
-            data, resp = self._s3_get(path, start, end, None, remaining_s)
-            match = _CONTENT_RANGE.match(str(resp.get("ContentRange", "")))
-            if match is None:
-                raise ShortReadError(f"{path!r}: ranged GET answered without a Content-Range")
-            first, last, size = (int(g) for g in match.groups())
-            if first != start or len(data) != last - first + 1 or last >= min(end, size):
-                raise ShortReadError(
-                    f"{path!r} [{start}, {end}): got bytes {first}-{last} of {size} "
-                    f"in {len(data)} bytes"
-                )
+            data, resp, size = s3.get_discovering(path, start, end, remaining_s)
             raw = {"name": path, "size": size, "type": "file"}
             for name in ("ETag", "LastModified", "VersionId", "ContentType"):
                 if resp.get(name) is not None:
@@ -288,69 +291,10 @@ class FsspecOrigin:
 
         what = f"read of {path!r} [{start}, {end})"
         try:
-            return self._call(attempt, what, deadline_arg=True, deadline=deadline)
+            return self._call(attempt, what, deadline_arg=True, deadline=deadline, ctx=ctx)
         except RangeNotSatisfiableError:
             pass
-        return b"", self.info(path, deadline=deadline)
-
-    def _s3_get(
-        self, path: str, start: int, end: int, etag: str | None, timeout_s: float
-    ) -> tuple[bytes, Mapping[str, Any]]:
-        fs: Any = self.fs
-        bucket, key, version_id = fs.split_path(path)
-        kwargs: dict[str, Any] = {"Range": f"bytes={start}-{end - 1}"}
-        if etag:
-            kwargs["IfMatch"] = etag
-        if version_id:
-            kwargs["VersionId"] = version_id
-
-        async def get() -> tuple[bytes, Mapping[str, Any]]:
-            began = time.perf_counter()
-            resp = await self._get_object(bucket, key, kwargs)
-            first_byte_s = time.perf_counter() - began
-            try:
-                body: bytes = await resp["Body"].read()
-            finally:
-                resp["Body"].close()
-            self.pace.observe(len(body), time.perf_counter() - began, first_byte_s)
-            return body, resp
-
-        try:
-            result: tuple[bytes, Mapping[str, Any]] = sync(fs.loop, get, timeout=timeout_s)
-        except OSError as exc:
-            if _is_precondition_failed(exc):
-                raise ObjectChangedError(f"{path!r} changed: it no longer has ETag {etag}") from exc
-            answer = answer_of_error(exc)
-            if answer is not None and answer.status == 416:
-                raise RangeNotSatisfiableError(f"{path!r}: {answer.label}") from exc
-            raise
-        return result
-
-    async def _get_object(
-        self, bucket: str, key: str, kwargs: Mapping[str, Any]
-    ) -> Mapping[str, Any]:
-        """One ``get_object`` through the client: botocore's retries, not s3fs's on top."""
-        fs: Any = self.fs
-        if not self._s3_direct:
-            if getattr(fs, "_s3", None) is not None:
-                watch(fs._s3)
-            response: Mapping[str, Any] = await fs._call_s3(
-                "get_object", Bucket=bucket, Key=key, **kwargs
-            )
-            return response
-        await fs.set_session()
-        client = await fs.get_s3(bucket)
-        watch(client)
-        method = client.get_object
-        params = fs._get_s3_method_kwargs(method, Bucket=bucket, Key=key, **kwargs)
-        try:
-            response = await method(**params)
-        except Exception as exc:
-            translated = _translate_s3_error(exc)
-            if translated is exc:
-                raise
-            raise translated from exc
-        return response
+        return b"", self.info(path, deadline=deadline, ctx=ctx)
 
     def _call(
         self,
@@ -359,6 +303,7 @@ class FsspecOrigin:
         *,
         deadline_arg: bool = False,
         deadline: float | None = None,
+        ctx: ReadContext,
     ) -> T:
         """Run ``fn`` with retries, backoff, the deadline and the concurrency limit.
 
@@ -368,6 +313,7 @@ class FsspecOrigin:
             deadline_arg: Pass the seconds left to ``fn``.
             deadline: Absolute :func:`time.monotonic` time to finish by; default now plus
                 :attr:`timeout_s`.
+            ctx: What the requests are counted as.
         """
         began = time.monotonic()
         if deadline is None:
@@ -377,10 +323,10 @@ class FsspecOrigin:
         attempts = Attempts()  # the requests the S3 client sent, over every attempt
 
         def attempt() -> T:
-            return self._attempt(fn, what, end_by, attempts, deadline_arg=deadline_arg)
+            return self._attempt(fn, what, end_by, attempts, deadline_arg=deadline_arg, ctx=ctx)
 
         def count_retry(state: RetryCallState) -> None:
-            self.counters.add("retries")
+            self.counters.add("retries", ctx=ctx)
             if not self._degraded:  # one WARNING per episode of origin errors
                 self._degraded = True
                 error = state.outcome.exception() if state.outcome else None
@@ -419,6 +365,7 @@ class FsspecOrigin:
         attempts: Attempts,
         *,
         deadline_arg: bool,
+        ctx: ReadContext,
     ) -> T:
         """One attempt of :meth:`_call`: a concurrency slot, the request, its counters."""
         remaining_s = end_by - time.monotonic()
@@ -430,31 +377,33 @@ class FsspecOrigin:
         seen = len(attempts.answers)
         raised = True
         try:
-            self.counters.add("requests")
+            self.counters.add("requests", ctx=ctx)
             with recording(attempts):
                 result = fn(remaining_s) if deadline_arg else fn()
             raised = False
         except FileNotFoundError:
             # An answer, not a failure: pyarrow and pandas probe for optional files
             # (_common_metadata, _metadata) on every dataset, and operators watch "errors".
-            self.counters.add("not_found")
+            self.counters.add("not_found", ctx=ctx)
             raise
         except RangeNotSatisfiableError:
             raise  # an answer too: the range starts past the end (read_discover)
         except BaseException:
-            self.counters.add("errors")
+            self.counters.add("errors", ctx=ctx)
             raise
         finally:
             self._slots.release()
-            self.latency.observe(time.perf_counter() - began)
-            self._count_client_requests(attempts, seen, raised)
+            self.latency.observe(time.perf_counter() - began, ctx=ctx)
+            self._count_client_requests(attempts, seen, raised, ctx)
         if isinstance(result, bytes):
-            self.counters.add("bytes", len(result))
+            self.counters.add("bytes", len(result), ctx=ctx)
         elif isinstance(result, tuple) and isinstance(result[0], bytes):
-            self.counters.add("bytes", len(result[0]))
+            self.counters.add("bytes", len(result[0]), ctx=ctx)
         return result
 
-    def _count_client_requests(self, attempts: Attempts, seen: int, raised: bool) -> None:
+    def _count_client_requests(
+        self, attempts: Attempts, seen: int, raised: bool, ctx: ReadContext
+    ) -> None:
         """Count the requests the S3 client sent in one attempt beyond the first.
 
         The attempt itself is counted as one request (and one error if it raised); here come
@@ -465,22 +414,12 @@ class FsspecOrigin:
         answers = attempts.answers[seen:]
         extra = len(answers) - 1
         if extra > 0:
-            self.counters.add("requests", extra)
+            self.counters.add("requests", extra, ctx=ctx)
         retries = retries_among(answers)
         if retries:
-            self.counters.add("retries", retries)
+            self.counters.add("retries", retries, ctx=ctx)
         failed = sum(answer.failed for answer in answers)
         if raised and answers and answers[-1].failed:
             failed -= 1  # the attempt's own error, counted already
         if failed > 0:
-            self.counters.add("errors", failed)
-
-
-def _translate_s3_error(exc: Exception) -> BaseException:
-    """Map a botocore error to the builtin s3fs would raise (NoSuchKey: FileNotFoundError...)."""
-    try:
-        from s3fs.errors import translate_boto_error
-    except ImportError:  # pragma: no cover - s3fs is what gave us the client
-        return exc
-    translated: BaseException = translate_boto_error(exc)
-    return translated
+            self.counters.add("errors", failed, ctx=ctx)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from .blocks import BlockKind, metadata_start
+from .context import ReadContext
+from .stats import Histogram, OriginCounters
 
 __all__ = [
     "BlockKey",
@@ -233,7 +235,12 @@ InfoTier = DocumentTier
 
 
 class Origin(Protocol):
-    """The source of truth: an object store (or any fsspec filesystem) behind the tiers."""
+    """The source of truth: an object store (or any fsspec filesystem) behind the tiers.
+
+    Every request is counted by the origin itself in :attr:`counters` and :attr:`latency`, in
+    the :class:`~tiercache.context.ReadContext` the chain passes with it (purpose and block
+    class). :class:`~tiercache.origin.FsspecOrigin` is the implementation tiercache builds.
+    """
 
     @property
     def target(self) -> str:
@@ -241,17 +248,28 @@ class Origin(Protocol):
         ...
 
     @property
-    def can_discover(self) -> bool:
-        """Whether :meth:`read_discover` can learn an object's info from a ranged read."""
+    def protocol(self) -> str:
+        """The target's protocol ("s3", "gcs", "file", ...), for labels and messages."""
         ...
 
-    def info(self, path: str, /) -> ObjectInfo:
-        """Return the object's info (one metadata request, retried)."""
+    @property
+    def can_discover(self) -> bool:
+        """Whether :meth:`read_discover` can learn an object's info from a ranged read."""
         ...
 
     @property
     def timeout_s(self) -> float:
         """The deadline of one read, retries included (``TIERCACHE_ORIGIN_TIMEOUT``)."""
+        ...
+
+    @property
+    def counters(self) -> OriginCounters:
+        """Requests, bytes, retries, errors... (:mod:`tiercache.stats`), by purpose and class."""
+        ...
+
+    @property
+    def latency(self) -> Histogram:
+        """Latency of each request, by purpose and class."""
         ...
 
     def expected_s(self, nbytes: int, /) -> float | None:
@@ -261,22 +279,54 @@ class Origin(Protocol):
         """
         ...
 
+    def info(self, path: str, /, *, deadline: float | None = None, ctx: ReadContext) -> ObjectInfo:
+        """Return the object's info (one metadata request, retried)."""
+        ...
+
     def read(
-        self, info: ObjectInfo, start: int, end: int, /, *, deadline: float | None = None
+        self,
+        info: ObjectInfo,
+        start: int,
+        end: int,
+        /,
+        *,
+        deadline: float | None = None,
+        ctx: ReadContext,
     ) -> bytes:
         """Return exactly ``[start, end)`` of the object version described by ``info``.
 
         ``deadline`` is an absolute :func:`time.monotonic` time by which the read, retries
         included, must end; None: :attr:`timeout_s` from now.
+
+        Raises:
+            ObjectChangedError: The object is no longer at that version.
         """
         ...
 
     def read_discover(
-        self, path: str, start: int, end: int, /, *, deadline: float | None = None
+        self,
+        path: str,
+        start: int,
+        end: int,
+        /,
+        *,
+        deadline: float | None = None,
+        ctx: ReadContext,
     ) -> tuple[bytes, ObjectInfo]:
         """Read ``[start, end)`` (clipped at EOF) without knowing the object first.
 
         Returns the bytes and the object's info learnt from the same response, so a cold
         read costs one request, not a HEAD and a GET. ``deadline`` as for :meth:`read`.
+        Only called when :attr:`can_discover`.
         """
+        ...
+
+    def read_object(
+        self, path: str, start: int | None, end: int | None, /, *, ctx: ReadContext
+    ) -> bytes:
+        """Return ``[start, end)`` (slice semantics) of a path that is not a file, unpinned."""
+        ...
+
+    def forget(self, path: str, /) -> None:
+        """Drop what the origin itself caches for ``path`` (the object changed under a read)."""
         ...

@@ -43,14 +43,20 @@ Every counter only goes up. ``TieredFileSystem.stats()`` returns a snapshot::
                  counters split by purpose and block class}
 
 **Purpose.** Every top-level counter counts *demand* reads: what the application asked for. Reads
-made ahead of demand (warmup, :func:`tiercache.warm`) run under :func:`prefetching` and are counted
-apart, so a warmed cache does not inflate the hit ratio and warmup's origin traffic stays visible.
+made ahead of demand (warmup, :func:`tiercache.warm`, ``TieredFileSystem.prefetch_range``) are
+counted apart, so a warmed cache does not inflate the hit ratio and warmup's origin traffic stays
+visible.
 
 **Class.** Each block is ``metadata`` (footers, Delta log files, small objects; object info too) or
-``data`` (:func:`tiercache.blocks.classify`). The chain sets the class of the block it is working
-on with :func:`set_kind`; every counter and histogram update made meanwhile, by whatever part of
-tiercache, lands in that class. An origin request for a run of blocks that mixes both classes is
-counted as ``data``.
+``data`` (:func:`tiercache.blocks.classify`). An origin request for a run of blocks that mixes both
+classes is counted as ``data``.
+
+Both come with every update as a :class:`~tiercache.context.ReadContext`, passed explicitly by the
+chain to whatever counts on its behalf (:mod:`tiercache.context`).
+
+Each tier's entry also has ``"lookups"``: the blocks the chain asked it for, ``hits + misses``. A
+read the chain serves without asking a tier (a cold read of an unknown object learns its info and
+its bytes from one origin request) asks no tier at all.
 
 Histograms are ``{"bounds": [...], "counts": [...], "sum": seconds, "count": n}``: ``counts[i]``
 observations fell in ``(bounds[i-1], bounds[i]]``, the last one above every bound.
@@ -61,91 +67,30 @@ A tier that is not configured is absent from ``"tiers"``.
 from __future__ import annotations
 
 import bisect
-import contextlib
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any, ClassVar, Final, TypeVar
+from typing import Any, ClassVar, Final
 
-_T = TypeVar("_T")
+from .context import KINDS, PURPOSES, ReadContext, wanted
 
-PURPOSES: Final = ("demand", "prefetch")
-KINDS: Final = ("metadata", "data")
+__all__ = [
+    "KINDS",
+    "LATENCY_BOUNDS_S",
+    "PURPOSES",
+    "Counters",
+    "FillCounters",
+    "FlightCounters",
+    "Histogram",
+    "InfoCounters",
+    "OriginCounters",
+    "Tally",
+    "TierCounters",
+]
+
 #: Upper bounds (seconds) of the latency histogram buckets: 100 µs to 30 s.
 LATENCY_BOUNDS_S: Final = (
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 )  # fmt: skip
-
-_Key = tuple[bool, str]  # (prefetch, kind)
-
-
-class _Context(threading.local):
-    """What the current thread is working on: prefetch or demand, and the block class."""
-
-    prefetch: bool = False
-    kind: str = "data"
-
-
-_context = _Context()
-
-
-def is_prefetch() -> bool:
-    """Return whether the current thread is reading ahead of demand."""
-    return _context.prefetch
-
-
-@contextlib.contextmanager
-def prefetching() -> Iterator[None]:
-    """Count everything the current thread does inside the block as prefetch, not demand."""
-    previous = _context.prefetch
-    _context.prefetch = True
-    try:
-        yield
-    finally:
-        _context.prefetch = previous
-
-
-def set_kind(kind: str) -> str:
-    """Set the block class the current thread's updates count in; return the previous one.
-
-    Cheaper than a context manager (the chain calls it per block): restore in ``finally``.
-    """
-    previous = _context.kind
-    _context.kind = kind
-    return previous
-
-
-def carry(fn: Callable[..., _T]) -> Callable[..., _T]:
-    """Wrap ``fn`` to run, on whatever thread, in the purpose and class of the caller.
-
-    For work handed to pools (extra origin runs, background fills).
-    """
-    prefetch, kind = _context.prefetch, _context.kind
-    if not prefetch and kind == "data":
-        return fn
-
-    def run(*args: Any, **kwargs: Any) -> _T:
-        context = _context
-        saved = context.prefetch, context.kind
-        context.prefetch, context.kind = prefetch, kind
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            context.prefetch, context.kind = saved
-
-    return run
-
-
-def _key() -> _Key:
-    context = _context
-    return context.prefetch, context.kind
-
-
-def _wanted(key: _Key, purpose: str | None, kind: str | None) -> bool:
-    """Whether a cell of ``key`` belongs to ``purpose`` (None: both) and ``kind`` (None: all)."""
-    return (purpose is None or key[0] == (purpose == "prefetch")) and (
-        kind is None or key[1] == kind
-    )
 
 
 class _Cell:
@@ -189,30 +134,29 @@ class Tally:
 class Counters:
     """Named integer counters (``NAMES``), kept apart per purpose and block class.
 
-    :meth:`add` counts in the current thread's purpose and class; :meth:`snapshot` sums what a
-    purpose (and optionally a class) holds. One lock acquire per update.
+    :meth:`add` counts in the context it is given; :meth:`snapshot` sums what a purpose (and
+    optionally a class) holds. One lock acquire per update.
     """
 
     NAMES: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._cells: dict[_Key, dict[str, int]] = {}
+        self._cells: dict[ReadContext, dict[str, int]] = {}
 
-    def add(self, name: str, amount: int = 1) -> None:
-        """Add ``amount`` to the counter ``name`` (KeyError for a name not in ``NAMES``)."""
-        key = _key()
+    def add(self, name: str, amount: int = 1, *, ctx: ReadContext) -> None:
+        """Add ``amount`` to the counter ``name`` in ``ctx`` (KeyError: a name not in ``NAMES``)."""
         with self._lock:
-            cell = self._cells.get(key)
+            cell = self._cells.get(ctx)
             if cell is None:
-                cell = self._cells[key] = dict.fromkeys(self.NAMES, 0)
+                cell = self._cells[ctx] = dict.fromkeys(self.NAMES, 0)
             cell[name] += amount
 
     def snapshot(self, purpose: str = "demand", kind: str | None = None) -> dict[str, int]:
         """Return the counters of ``purpose`` (all classes, or ``kind`` only) as a plain dict."""
         totals = dict.fromkeys(self.NAMES, 0)
         with self._lock:
-            cells = [cell for key, cell in self._cells.items() if _wanted(key, purpose, kind)]
+            cells = [cell for key, cell in self._cells.items() if wanted(key, purpose, kind)]
         for cell in cells:
             for name, value in cell.items():
                 totals[name] += value
@@ -228,19 +172,18 @@ class _TalliedCounters(Counters):
 
     def __init__(self) -> None:
         super().__init__()
-        self._hits: dict[_Key, Tally] = {}
+        self._hits: dict[ReadContext, Tally] = {}
 
-    def _tally(self) -> Tally:
-        key = _key()
-        tally = self._hits.get(key)
+    def _tally(self, ctx: ReadContext) -> Tally:
+        tally = self._hits.get(ctx)
         if tally is None:
             with self._lock:
-                tally = self._hits.setdefault(key, Tally())
+                tally = self._hits.setdefault(ctx, Tally())
         return tally
 
     def _hit_totals(self, purpose: str, kind: str | None) -> tuple[int, int]:
         with self._lock:
-            tallies = [t for key, t in self._hits.items() if _wanted(key, purpose, kind)]
+            tallies = [t for key, t in self._hits.items() if wanted(key, purpose, kind)]
         hits = amount = 0
         for tally in tallies:
             count, total = tally.totals()
@@ -254,9 +197,9 @@ class TierCounters(_TalliedCounters):
 
     NAMES = ("misses", "errors", "timeouts", "rejected", "corrupt", "bytes_written")
 
-    def hit(self, nbytes: int, count: int = 1) -> None:
+    def hit(self, nbytes: int, count: int = 1, *, ctx: ReadContext) -> None:
         """Count ``count`` hits of ``nbytes`` bytes in all (lock-free: this is the hot path)."""
-        self._tally().add(nbytes, count)
+        self._tally(ctx).add(nbytes, count)
 
     def snapshot(self, purpose: str = "demand", kind: str | None = None) -> dict[str, int]:
         """Return the counters as a plain dict, hits and bytes read included."""
@@ -284,9 +227,9 @@ class InfoCounters(_TalliedCounters):
 
     NAMES = ("misses", "shared_hits", "origin", "listings_reused")
 
-    def hit(self) -> None:
+    def hit(self, *, ctx: ReadContext) -> None:
         """Count one hit (lock-free)."""
-        self._tally().add()
+        self._tally(ctx).add()
 
     def snapshot(self, purpose: str = "demand", kind: str | None = None) -> dict[str, int]:
         """Return hits and misses."""
@@ -316,16 +259,15 @@ class Histogram:
     def __init__(self, bounds: tuple[float, ...] = LATENCY_BOUNDS_S) -> None:
         self.bounds = bounds
         self._lock = threading.Lock()
-        self._cells: dict[_Key, tuple[list[int], list[float]]] = {}
+        self._cells: dict[ReadContext, tuple[list[int], list[float]]] = {}
 
-    def observe(self, seconds: float) -> None:
-        """Count one observation of ``seconds`` in the current purpose and class."""
-        key = _key()
+    def observe(self, seconds: float, *, ctx: ReadContext) -> None:
+        """Count one observation of ``seconds`` in ``ctx``."""
         index = bisect.bisect_left(self.bounds, seconds)
         with self._lock:
-            cell = self._cells.get(key)
+            cell = self._cells.get(ctx)
             if cell is None:
-                cell = self._cells[key] = ([0] * (len(self.bounds) + 1), [0.0])
+                cell = self._cells[ctx] = ([0] * (len(self.bounds) + 1), [0.0])
             cell[0][index] += 1
             cell[1][0] += seconds
 
@@ -335,7 +277,7 @@ class Histogram:
         total = 0.0
         with self._lock:
             for key, (cell, seconds) in self._cells.items():
-                if _wanted(key, purpose, kind):
+                if wanted(key, purpose, kind):
                     for i, n in enumerate(cell):
                         counts[i] += n
                     total += seconds[0]

@@ -100,7 +100,7 @@ def test_a_failed_leader_fails_its_waiters_and_nothing_is_cached(
     with pytest.raises(FileNotFoundError):
         chain.read_range(path, 0, 10)
     assert len(memory) == 0
-    assert len(chain._blocks_flight) == 0
+    assert len(chain.fetcher.blocks) == 0
     assert chain.read_range(path, 0, 10) == letters(10)
     chain.close()
 

@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from tiercache.context import DEMAND
 from tiercache.errors import IntegrityError, TierError, TierRejectedError, TierTimeoutError
 from tiercache.guard import CircuitBreaker, Guard
 from tiercache.stats import TierCounters
@@ -118,21 +119,21 @@ def make_guard(timeout_s: float = 0.05, bulkhead: int = 2) -> Guard:
 def test_guard_passes_results_and_wraps_errors() -> None:
     guard = make_guard()
     try:
-        assert guard.call(lambda x: x * 2, 21) == 42
+        assert guard.call(lambda x: x * 2, 21, ctx=DEMAND) == 42
 
         def boom() -> None:
             raise OSError("disk on fire")
 
         with pytest.raises(TierError, match="disk on fire") as info:
-            guard.call(boom)
+            guard.call(boom, ctx=DEMAND)
         assert isinstance(info.value.__cause__, OSError)
         assert guard.counters.snapshot()["errors"] == 1
         assert guard.breaker.state.value == "closed"
         with pytest.raises(TierError):
-            guard.call(boom)
+            guard.call(boom, ctx=DEMAND)
         assert guard.breaker.state.value == "open"
         with pytest.raises(TierRejectedError, match="open"):
-            guard.call(lambda: None)
+            guard.call(lambda: None, ctx=DEMAND)
         assert guard.counters.snapshot()["rejected"] == 1
     finally:
         guard.close()
@@ -147,7 +148,7 @@ def test_guard_integrity_error_is_a_miss_not_a_failure() -> None:
 
         for _ in range(5):
             with pytest.raises(IntegrityError):
-                guard.call(corrupt)
+                guard.call(corrupt, ctx=DEMAND)
         assert guard.breaker.state.value == "closed"
     finally:
         guard.close()
@@ -159,13 +160,13 @@ def test_guard_times_out_and_bulkhead_rejects_without_queueing() -> None:
     try:
         for _ in range(2):
             with pytest.raises(TierTimeoutError):
-                guard.call(release.wait)
+                guard.call(release.wait, ctx=DEMAND)
         assert guard.counters.snapshot()["timeouts"] == 2
         # Both workers are still stuck: the breaker is open and would reject anyway; force
         # it closed to see the bulkhead itself reject.
         guard.breaker.record_success()
         with pytest.raises(TierRejectedError, match="bulkhead"):
-            guard.call(lambda: None)
+            guard.call(lambda: None, ctx=DEMAND)
     finally:
         release.set()
         guard.close()
@@ -180,10 +181,11 @@ def test_a_hung_tier_call_does_not_keep_the_process_from_exiting() -> None:
         "from tiercache.errors import TierTimeoutError\n"
         "from tiercache.guard import CircuitBreaker, Guard\n"
         "from tiercache.stats import TierCounters\n"
+        "from tiercache.context import DEMAND\n"
         "g = Guard('hung', timeout_s=0.05, breaker=CircuitBreaker(1, 60.0),"
         " counters=TierCounters())\n"
         "try:\n"
-        "    g.call(threading.Event().wait)\n"
+        "    g.call(threading.Event().wait, ctx=DEMAND)\n"
         "except TierTimeoutError:\n"
         "    print('timed out')\n"
     )
@@ -209,9 +211,9 @@ def test_opening_and_recovering_log_once_each(caplog: pytest.LogCaptureFixture) 
         with caplog.at_level("INFO", logger="tiercache.guard"):
             for _ in range(6):
                 with pytest.raises(TierError):
-                    guard.call(boom)
-            guard.call(lambda: None)
-            guard.call(lambda: None)
+                    guard.call(boom, ctx=DEMAND)
+            guard.call(lambda: None, ctx=DEMAND)
+            guard.call(lambda: None, ctx=DEMAND)
         records = [(r.levelname, r.getMessage()) for r in caplog.records]
         assert len(records) == 2, records
         assert records[0][0] == "WARNING"  # one WARNING per episode...

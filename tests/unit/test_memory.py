@@ -7,9 +7,11 @@ import threading
 
 import pytest
 
+from tiercache.chain.info import InfoCache
+from tiercache.context import DEMAND
 from tiercache.protocol import BlockKey, ObjectInfo
 from tiercache.tiers import _malloc
-from tiercache.tiers.memory import InfoCache, MemoryTier
+from tiercache.tiers.memory import MemoryTier
 
 
 def key(index: int, path: str = "p", version: str = "v") -> BlockKey:
@@ -90,16 +92,16 @@ def test_info_ttl_applies_to_mutable_paths_only() -> None:
     cache.put(mutable)
     cache.put(immutable)
     clock.now = 59.0
-    assert cache.get(mutable.path) == mutable
+    assert cache.get(mutable.path, DEMAND) == mutable
     clock.now = 61.0
-    assert cache.get(mutable.path) is None
-    assert cache.get(immutable.path) == immutable
+    assert cache.get(mutable.path, DEMAND) is None
+    assert cache.get(immutable.path, DEMAND) == immutable
 
 
 def test_info_ttl_zero_never_reuses_mutable_info() -> None:
     cache = InfoCache(0.0)
     cache.put(ObjectInfo("a.csv", 1, "v"))
-    assert cache.get("a.csv") is None
+    assert cache.get("a.csv", DEMAND) is None
 
 
 def test_info_fetched_before_an_invalidation_is_not_stored_after_it() -> None:
@@ -107,9 +109,9 @@ def test_info_fetched_before_an_invalidation_is_not_stored_after_it() -> None:
     epoch = cache.epoch
     cache.discard("a.csv")  # a writer invalidated while a reader was fetching
     cache.put(ObjectInfo("a.csv", 1, "old"), epoch)
-    assert cache.get("a.csv") is None
+    assert cache.get("a.csv", DEMAND) is None
     cache.put(ObjectInfo("a.csv", 1, "new"), cache.epoch)
-    assert cache.get("a.csv") is not None
+    assert cache.get("a.csv", DEMAND) is not None
 
 
 def test_info_cache_is_bounded() -> None:
@@ -117,8 +119,8 @@ def test_info_cache_is_bounded() -> None:
     for i in range(5):
         cache.put(ObjectInfo(f"p{i}", 1, "v"))
     assert len(cache) == 3
-    assert cache.get("p0") is None
-    assert cache.get("p4") is not None
+    assert cache.get("p0", DEMAND) is None
+    assert cache.get("p4", DEMAND) is not None
 
 
 def test_freed_memory_is_handed_back_every_quarter_of_the_budget(

@@ -170,7 +170,7 @@ class _NoPool:
 def test_whole_block_reads_and_ram_hits_never_use_the_fetch_pool(
     chain: TierChain, path: str
 ) -> None:
-    chain._fetches = _NoPool()  # type: ignore[assignment]
+    chain.fetcher._fetches = _NoPool()  # type: ignore[assignment]
     assert chain.read_range(path, 0, BS) == DATA[:BS]  # cold, the whole block: in this thread
     assert chain.read_range(path, BS, SIZE) == DATA[BS:]
     assert chain.read_range(path, 10, 20) == DATA[10:20]  # RAM hit

@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.helpers import CountingFS, letters
 from tiercache import Settings, TieredFileSystem
 from tiercache.blocks import FOOTER_TAIL_BYTES
+from tiercache.context import DEMAND
 from tiercache.guard import CircuitBreaker
 from tiercache.ops import metrics, statsfile
 from tiercache.tiers.memory import MemoryTier
@@ -183,8 +184,8 @@ def test_collector_exports_what_stats_reports(path: str) -> None:
 
 def test_dropped_fill_bytes_are_a_family_of_their_own(path: str) -> None:
     fs = make_fs()
-    fs.chain.fills.counters.add("dropped")
-    fs.chain.fills.counters.add("dropped_bytes", 4096)
+    fs.chain.fills.counters.add("dropped", ctx=DEMAND)
+    fs.chain.fills.counters.add("dropped_bytes", 4096, ctx=DEMAND)
     registry = CollectorRegistry()
     metrics.register(registry)
     samples = _samples(generate_latest(registry).decode())

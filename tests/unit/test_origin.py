@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from tests.helpers import CountingFS, letters
+from tiercache.context import DEMAND
 from tiercache.errors import OriginError, OriginTimeoutError, ShortReadError
 from tiercache.origin import FsspecOrigin, info_from_raw, target_identity
 
@@ -25,8 +26,8 @@ def make(retries: int = 3, timeout_s: float = 5.0) -> tuple[FsspecOrigin, Counti
 def test_transient_errors_are_retried() -> None:
     origin, fs, path = make()
     fs.failures = [ConnectionError("reset"), OSError(16, "SlowDown")]
-    info = origin.info(path)
-    assert origin.read(info, 100, 200) == letters(10_000)[100:200]
+    info = origin.info(path, ctx=DEMAND)
+    assert origin.read(info, 100, 200, ctx=DEMAND) == letters(10_000)[100:200]
     stats = origin.counters.snapshot()
     assert stats["retries"] == 2
     assert stats["errors"] == 2
@@ -35,10 +36,10 @@ def test_transient_errors_are_retried() -> None:
 
 def test_retries_run_out_into_a_typed_error() -> None:
     origin, fs, path = make(retries=2)
-    info = origin.info(path)
+    info = origin.info(path, ctx=DEMAND)
     fs.failures = [ConnectionError("reset")] * 3
     with pytest.raises(OriginError, match=r"read of .* failed: ConnectionError") as exc:
-        origin.read(info, 0, 10)
+        origin.read(info, 0, 10, ctx=DEMAND)
     assert isinstance(exc.value, OSError)
     assert len(fs.reads) == 3
 
@@ -46,32 +47,32 @@ def test_retries_run_out_into_a_typed_error() -> None:
 @pytest.mark.parametrize("error", [FileNotFoundError("gone"), PermissionError("denied")])
 def test_not_found_and_permission_errors_are_not_retried(error: OSError) -> None:
     origin, fs, path = make()
-    info = origin.info(path)
+    info = origin.info(path, ctx=DEMAND)
     fs.failures = [error]
     with pytest.raises(type(error)):
-        origin.read(info, 0, 10)
+        origin.read(info, 0, 10, ctx=DEMAND)
     assert len(fs.reads) == 1
     assert origin.counters.snapshot()["retries"] == 0
 
 
 def test_a_short_answer_is_retried_and_never_returned() -> None:
     origin, fs, path = make()
-    info = origin.info(path)
+    info = origin.info(path, ctx=DEMAND)
     fs.short_by = 1
-    assert origin.read(info, 0, 100) == letters(10_000)[:100]
+    assert origin.read(info, 0, 100, ctx=DEMAND) == letters(10_000)[:100]
     assert origin.counters.snapshot()["retries"] == 1
     for _ in range(4):
         fs.short_by = 1  # short every time: an error, not short bytes
         origin2, fs2, path2 = make(retries=0)
         fs2.short_by = 1
         with pytest.raises(ShortReadError, match=r"returned 99 bytes, expected 100"):
-            origin2.read(origin2.info(path2), 0, 100)
+            origin2.read(origin2.info(path2, ctx=DEMAND), 0, 100, ctx=DEMAND)
 
 
 def test_missing_object_raises_file_not_found() -> None:
     origin, _, _ = make()
     with pytest.raises(FileNotFoundError):
-        origin.info("/origin/does-not-exist")
+        origin.info("/origin/does-not-exist", ctx=DEMAND)
     counts = origin.counters.snapshot()
     assert (counts["not_found"], counts["errors"]) == (1, 0)  # an answer, not an error
 
@@ -81,10 +82,10 @@ def test_deadline_stops_retrying() -> None:
     path = f"/origin/{uuid.uuid4().hex}"
     fs.pipe_file(path, b"x" * 100)
     origin = FsspecOrigin(fs, retries=100, timeout_s=0.3, concurrency=1)
-    info = origin.info(path)
+    info = origin.info(path, ctx=DEMAND)
     fs.failures = [ConnectionError("reset")] * 1000
     with pytest.raises(OriginError):
-        origin.read(info, 0, 10)
+        origin.read(info, 0, 10, ctx=DEMAND)
     assert len(fs.reads) < 100
 
 
@@ -108,15 +109,15 @@ def test_versions_prefer_etag_then_generation_then_size_and_mtime() -> None:
 def test_an_origin_deadline_is_a_timeout_error() -> None:
     """``except TimeoutError`` catches an origin that keeps timing out: OriginTimeoutError."""
     origin, fs, path = make(retries=1)
-    info = origin.info(path)
+    info = origin.info(path, ctx=DEMAND)
     fs.failures = [TimeoutError("socket timed out")] * 2
     with pytest.raises(TimeoutError) as caught:
-        origin.read(info, 0, 100)
+        origin.read(info, 0, 100, ctx=DEMAND)
     assert isinstance(caught.value, OriginTimeoutError)
     assert isinstance(caught.value, OriginError)  # and still an OSError for fsspec callers
     assert "2 attempts" in str(caught.value)
     assert origin.counters.snapshot()["retries"] == 1
     fs.failures = [ConnectionError("reset")] * 2  # any other failure is not a timeout
     with pytest.raises(OriginError) as other:
-        origin.read(info, 0, 100)
+        origin.read(info, 0, 100, ctx=DEMAND)
     assert not isinstance(other.value, TimeoutError)

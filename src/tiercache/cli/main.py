@@ -64,6 +64,10 @@ def _doctor(args: argparse.Namespace) -> int:
     return report.exit_status
 
 
+#: How long ``tiercache read`` waits for the background fills of the slower tiers.
+FILL_WAIT_S = 5.0
+
+
 def _read(args: argparse.Namespace) -> int:
     import fsspec
 
@@ -72,6 +76,9 @@ def _read(args: argparse.Namespace) -> int:
         print(f"tiercache: {args.url!r} is not a tiercache:: URL", file=sys.stderr)
         return 2
     data = fs.read_range(path, args.start, args.end)
+    # The slower tiers are filled behind the read: let them finish (a few seconds at most), so
+    # that the next process finds the blocks and the stats show what was written.
+    fs.chain.fills.join(FILL_WAIT_S)
     print(json.dumps({"path": path, "bytes": len(data), "stats": fs.stats()}, indent=2))
     return 0
 

@@ -24,7 +24,6 @@ from fsspec import AbstractFileSystem
 
 from tiercache.errors import ConfigError
 from tiercache.integrations.arrow import pyarrow_filesystem, strip_scheme
-from tiercache.stats import carry
 
 logger = logging.getLogger(__name__)
 
@@ -239,7 +238,7 @@ def _open_through(fs: Any, root: str, version: int | None, workdir: str) -> Any:
     local.mkdir()
     paths = [f"{log}/{name}" for name in needed]
     with ThreadPoolExecutor(min(LOG_READ_CONCURRENCY, len(paths))) as pool:
-        contents = list(pool.map(carry(fs.cat_file), paths))
+        contents = list(pool.map(fs.cat_file, paths))
     for name, data in zip(needed, contents, strict=True):
         (local / name).write_bytes(data)
     table = DeltaTable(workdir, version=target)

@@ -30,7 +30,7 @@ from tiercache.blocks import FOOTER_TAIL_BYTES
 from tiercache.config import Settings
 from tiercache.deadline import DaemonPool, call_within
 from tiercache.errors import ConfigError
-from tiercache.stats import carry, prefetching
+from tiercache.fs import TieredFileSystem
 
 logger = logging.getLogger(__name__)
 
@@ -145,19 +145,17 @@ def warm(
     max_files, max_bytes, concurrency, time_limit_s = limits
     report = WarmReport(target=target)
     if filesystem is None:
-        from tiercache.fs import TieredFileSystem
         from tiercache.integrations.delta import target_for
 
         protocol, options = target_for(target, storage_options)
         filesystem = TieredFileSystem(target_protocol=protocol, target_options=options)
     deadline = began + time_limit_s
     try:
-        with prefetching():  # what the listing reads (the Delta log) is prefetch, not demand
-            listing = carry(_candidates)
         candidates = call_within(
             deadline,
-            listing,
-            filesystem,
+            _candidates,
+            # What the listing reads (the Delta log) is prefetch, not demand.
+            filesystem.prefetching() if isinstance(filesystem, TieredFileSystem) else filesystem,
             target,
             storage_options,
             version,

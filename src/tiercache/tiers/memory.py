@@ -1,16 +1,11 @@
-"""The RAM tier: a byte-bounded, thread-safe LRU of blocks, and the object-info table."""
+"""The RAM tier: a byte-bounded, thread-safe LRU of blocks."""
 
 from __future__ import annotations
 
-import math
 import threading
-import time
 from collections import OrderedDict
-from collections.abc import Callable
 
-from tiercache.blocks import is_immutable
-from tiercache.protocol import BlockKey, BlockKind, ObjectInfo
-from tiercache.stats import InfoCounters
+from tiercache.protocol import BlockKey, BlockKind
 from tiercache.tiers import _malloc
 
 #: The least evicted bytes between two hand-backs of freed memory to the operating system.
@@ -129,105 +124,18 @@ class MemoryTier:
                 del self._by_object[(key.target, key.path)]
 
 
-class InfoCache:
-    """Object info (size, version) by path, bounded by entry count, with per-path freshness.
+def __getattr__(name: str) -> object:
+    """``InfoCache`` moved to :mod:`tiercache.chain.info` (this path works for one release)."""
+    if name == "InfoCache":
+        import warnings
 
-    Immutable paths (see :func:`tiercache.blocks.is_immutable`) are trusted for as long as they
-    stay in the table; other paths for ``ttl_s`` seconds. This table stays on even when the RAM
-    block tier is disabled: without it every read would pay a metadata request.
+        from tiercache.chain.info import InfoCache
 
-    Args:
-        ttl_s: Seconds info of a mutable path is trusted (``TIERCACHE_INFO_TTL``; 0 = never).
-        max_entries: Entries kept; the least recently used is dropped beyond it.
-        clock: Monotonic clock; injected by tests.
-    """
-
-    def __init__(
-        self,
-        ttl_s: float,
-        max_entries: int = 100_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.ttl_s = ttl_s
-        self.max_entries = max_entries
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._entries: OrderedDict[str, tuple[ObjectInfo, float]] = OrderedDict()
-        self.counters = InfoCounters()
-        # Bumped by every discard: info fetched before an invalidation must not be stored
-        # after it (a reader racing a writer would otherwise re-cache the old version).
-        self._epoch = 0
-
-    @property
-    def epoch(self) -> int:
-        """The invalidation epoch; pass the value seen before fetching info to :meth:`put`."""
-        return self._epoch
-
-    def get(self, path: str) -> ObjectInfo | None:
-        """Return fresh info for ``path``, or ``None`` (unknown or expired); count which."""
-        info = self.peek(path)
-        if info is None:
-            self.counters.add("misses")
-        else:
-            self.counters.hit()
-        return info
-
-    def peek(self, path: str) -> ObjectInfo | None:
-        """Like :meth:`get`, without counting (the caller counts: the chain's hot path)."""
-        # Lock-free for the same reasons as MemoryTier.get; writers hold the lock.
-        entries = self._entries
-        entry = entries.get(path)
-        if entry is None:
-            return None
-        info, expires_at = entry
-        if expires_at >= self._clock():
-            try:  # noqa: SIM105  # contextlib.suppress costs a call on the hot path
-                entries.move_to_end(path)
-            except KeyError:
-                pass  # dropped meanwhile; the info we hold was fresh when read
-            return info
-        with self._lock:
-            if entries.get(path) is entry:
-                del entries[path]
-        return None
-
-    def put(self, info: ObjectInfo, epoch: int | None = None, *, age_s: float = 0.0) -> None:
-        """Remember ``info`` for its path, unless an invalidation happened since ``epoch``.
-
-        Args:
-            info: The object info.
-            epoch: :attr:`epoch` as seen before the info was fetched.
-            age_s: How long ago the info was fetched (info shared by another pod); it is trusted
-                for the rest of ``ttl_s`` only.
-        """
-        if is_immutable(info.path):
-            expires_at = math.inf
-        elif self.fresh_for(info.path, age_s) <= 0:
-            return
-        else:
-            expires_at = self._clock() + self.fresh_for(info.path, age_s)
-        with self._lock:
-            if epoch is not None and epoch != self._epoch:
-                return
-            self._entries[info.path] = (info, expires_at)
-            self._entries.move_to_end(info.path)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
-
-    def fresh_for(self, path: str, age_s: float) -> float:
-        """Seconds info of ``path`` fetched ``age_s`` ago may still be trusted (inf: immutable)."""
-        return math.inf if is_immutable(path) else self.ttl_s - max(0.0, age_s)
-
-    def discard(self, path: str) -> None:
-        """Forget ``path``."""
-        with self._lock:
-            self._epoch += 1
-            self._entries.pop(path, None)
-
-    def clear(self) -> None:
-        """Forget everything."""
-        with self._lock:
-            self._entries.clear()
-
-    def __len__(self) -> int:
-        return len(self._entries)
+        warnings.warn(
+            "tiercache.tiers.memory.InfoCache moved to tiercache.chain.info.InfoCache; "
+            "the old path goes away in the next release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return InfoCache
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
