@@ -74,7 +74,7 @@ def origin(fs: TieredFileSystem) -> CountingFS:
 
 def forget_in_ram(fs: TieredFileSystem) -> None:
     """Empty the pod's RAM (info and blocks), so that the next read asks Redis."""
-    fs.chain.info_cache.clear()
+    fs.chain.info_table.clear()
     memory = fs.chain.slots[0].tier
     assert isinstance(memory, MemoryTier)
     memory.clear()

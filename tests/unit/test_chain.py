@@ -297,7 +297,7 @@ def test_tiers_are_asked_in_the_order_given(origin_fs: CountingFS, path: str) ->
     chain.fills.join()
     assert len(first.data) == 1
     assert len(memory) == 1  # an in-process tier after a guarded one is filled too
-    chain.info_cache.clear()
+    chain.info_table.clear()
     chain.read_range(path, 0, 10)
     stats = chain.stats()["tiers"]
     assert stats["first"]["hits"] == 1  # asked first, it answered

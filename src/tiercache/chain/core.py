@@ -18,6 +18,7 @@ import itertools
 import logging
 import threading
 import time
+import warnings
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -140,6 +141,7 @@ class TierChain:
             run_workers=run_workers,
             fetch_workers=fetch_workers,
         )
+        self._blocks = self.fetcher.blocks
         self._closed = threading.Event()
         # Hits of the hot path: an info hit and a memory-tier hit each (see read_range), per
         # block class.
@@ -162,7 +164,10 @@ class TierChain:
 
     @property
     def info_cache(self) -> InfoCache:
-        """The in-process object-info table (the old name of :attr:`info_table`)."""
+        """The old name of :attr:`info_table` (kept for one release)."""
+        warnings.warn(
+            "TierChain.info_cache is now TierChain.info_table", DeprecationWarning, stacklevel=2
+        )
         return self.info_table
 
     # -- object info ---------------------------------------------------------------------------
@@ -228,6 +233,7 @@ class TierChain:
             first = start // bs
             if first == (end - 1) // bs:
                 key = _new_key(BlockKey, (self.target, path, info.version, bs, first))
+                since = self._blocks.resolutions  # before the lookup (see Fetcher.fetch)
                 block = front.tier.get(key)
                 if block is not None:
                     shadow = self.shadow
@@ -239,7 +245,8 @@ class TierChain:
                         self.fast_data.add(len(block))
                     offset = first * bs
                     return block[start - offset : end - offset]
-                return self._read_general(path, start, end, info, "demand", front_missed=key)
+                missed = (key, since)
+                return self._read_general(path, start, end, info, "demand", front_missed=missed)
         return self._read_general(path, start, end, info, "demand")
 
     def prefetch(self, path: str, start: int | None, end: int | None) -> bytes:
@@ -258,11 +265,13 @@ class TierChain:
         info: ObjectInfo | None,
         purpose: Purpose,
         *,
-        front_missed: BlockKey | None = None,
+        front_missed: tuple[BlockKey, int] | None = None,
     ) -> bytes:
         """The general path of a read: counted, timed, every tier asked."""
         began = time.perf_counter()
-        scope = ReadScope(purpose, front_missed=front_missed)
+        scope = ReadScope(purpose)
+        if front_missed is not None:
+            scope.front_missed, scope.since = front_missed
         self.info_table.count_lookup(info is not None, scope.ctx("metadata"))
         if self.first_minute is None and time.monotonic() - self.started >= self._first_window_s:
             self._freeze_first_minute()
@@ -330,7 +339,7 @@ class TierChain:
             return b""
         bs = self.block_size
         first = start // bs
-        since = self.fetcher.blocks.resolutions
+        since = self._blocks.resolutions if scope.since is None else scope.since
         if first == (end - 1) // bs:  # the common case: one block, one slice
             # tuple.__new__ skips NamedTuple's Python-level __new__ (half the cost, hot path).
             key = _new_key(BlockKey, (self.target, info.path, info.version, bs, first))

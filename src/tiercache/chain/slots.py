@@ -81,6 +81,9 @@ class ReadScope:
     #: The block the hot path looked for in the RAM tier and missed, before this scope began:
     #: the RAM tier is not asked for it twice (one lookup, one miss).
     front_missed: BlockKey | None = None
+    #: The fetcher's resolutions when that lookup was made (None: no hot-path lookup). Before
+    #: fetching, the RAM tier is asked again if a fetch finished since (Fetcher.fetch).
+    since: int | None = None
 
     def ctx(self, kind: BlockKind) -> ReadContext:
         """What work of this read on a block of class ``kind`` is counted as."""
