@@ -67,10 +67,13 @@ def _doctor(args: argparse.Namespace) -> int:
 def _read(args: argparse.Namespace) -> int:
     import fsspec
 
+    from tiercache.ops import observe
+
     fs, path = fsspec.core.url_to_fs(args.url)
     if fs.protocol != "tiercache":
         print(f"tiercache: {args.url!r} is not a tiercache:: URL", file=sys.stderr)
         return 2
+    observe.start(fs.settings)  # the stats file (written at exit) and metrics, if asked for
     data = fs.read_range(path, args.start, args.end)
     print(json.dumps({"path": path, "bytes": len(data), "stats": fs.stats()}, indent=2))
     return 0

@@ -141,7 +141,9 @@ def delta_dataset(
             deltalake to read the log and, when ``filesystem`` is None, to derive the target
             options of the :class:`~tiercache.TieredFileSystem` (see :func:`target_for`).
         filesystem: The filesystem data files are read through; default: a
-            ``TieredFileSystem`` configured from the ``TIERCACHE_*`` environment.
+            ``TieredFileSystem`` configured from the ``TIERCACHE_*`` environment, with what
+            its ``TIERCACHE_METRICS_PORT`` / ``TIERCACHE_STATS_FILE`` ask started
+            (``tiercache.observe()``).
         version: The table version to read (time travel); default: the latest.
 
     Filters and projections given to the dataset (or pushed down by DataFusion) prune files by
@@ -153,9 +155,12 @@ def delta_dataset(
     """
     if filesystem is None:
         from tiercache.fs import TieredFileSystem
+        from tiercache.ops import observe
 
         protocol, options = target_for(table_uri, storage_options)
-        filesystem = TieredFileSystem(target_protocol=protocol, target_options=options)
+        tiered = TieredFileSystem(target_protocol=protocol, target_options=options)
+        observe.start(tiered.settings)  # what the environment asks: metrics, the stats file
+        filesystem = tiered
     root = _table_root(table_uri)
     with open_table(
         table_uri, filesystem=filesystem, storage_options=storage_options, version=version

@@ -122,7 +122,7 @@ def warm(
         target: A Delta table URI (a directory holding ``_delta_log``) or a prefix of Parquet
             files (``s3://bucket/path``, a local directory).
         filesystem: The :class:`~tiercache.TieredFileSystem` to warm; default: one configured
-            from the environment for ``target`` (as
+            from the environment for ``target``, with ``tiercache.observe()`` started (as
             :func:`tiercache.integrations.delta.delta_dataset`).
         storage_options: deltalake storage options (used for the Delta log and, without
             ``filesystem``, to derive the target options).
@@ -147,9 +147,12 @@ def warm(
     if filesystem is None:
         from tiercache.fs import TieredFileSystem
         from tiercache.integrations.delta import target_for
+        from tiercache.ops import observe
 
         protocol, options = target_for(target, storage_options)
-        filesystem = TieredFileSystem(target_protocol=protocol, target_options=options)
+        tiered = TieredFileSystem(target_protocol=protocol, target_options=options)
+        observe.start(tiered.settings)  # what the environment asks: metrics, the stats file
+        filesystem = tiered
     deadline = began + time_limit_s
     try:
         with prefetching():  # what the listing reads (the Delta log) is prefetch, not demand
