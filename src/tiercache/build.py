@@ -15,12 +15,11 @@ release where building started them would otherwise lose its endpoint in silence
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Sequence
-
-from fsspec import AbstractFileSystem
-from fsspec.utils import tokenize
+from typing import TYPE_CHECKING
 
 from .chain import TierChain
 from .config import Settings
@@ -29,6 +28,9 @@ from .protocol import Tier
 from .tiers.disk import DiskTier
 from .tiers.memory import MemoryTier
 from .tiers.redis import RedisTier
+
+if TYPE_CHECKING:  # the type only: fsspec is fs.py's, files.py's and origin.py's to import
+    from fsspec import AbstractFileSystem
 
 __all__ = [
     "SHADOW_TARGET_KEYS",
@@ -134,10 +136,12 @@ def shared_chain(fs: AbstractFileSystem, settings: Settings) -> TierChain:
     """Return the chain shared by every filesystem over ``fs``'s target with ``settings``.
 
     The first caller builds it with :func:`default_tiers`; it lives until
-    :func:`close_shared_chains`. The key is the target's type and options and the settings'
-    ``repr`` (secrets included, so two keys never share a chain).
+    :func:`close_shared_chains`. The key is a digest of the target's type and options and the
+    settings' ``repr``: settings that differ only in a secret (the HMAC key) never share a chain,
+    and the secret is not kept in the key.
     """
-    key = tokenize(type(fs).__name__, fs.storage_options, repr(settings))
+    identity = (type(fs).__name__, fs.storage_options, repr(settings))
+    key = hashlib.sha256(str(identity).encode()).hexdigest()
     with _SHARED_LOCK:
         chain = _SHARED.get(key)
         if chain is None:
