@@ -23,6 +23,7 @@ import tiercache
 from tests.helpers import CountingFS, letters
 from tiercache import ConfigError, Settings, TieredFileSystem, build
 from tiercache.blocks import FOOTER_TAIL_BYTES
+from tiercache.cli.main import main
 from tiercache.guard import CircuitBreaker
 from tiercache.ops import metrics, observe, statsfile
 from tiercache.testing import free_port
@@ -333,6 +334,30 @@ def test_observe_logs_a_port_taken_and_reads_go_on(
             observe.start(fs.settings)
         assert f"cannot serve metrics on port {port}" in caplog.text
         assert fs.read_range(path, 0, 10) == letters(SIZE)[:10]
+
+
+def test_entry_points_building_from_the_environment_observe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unobserved: None
+) -> None:
+    """``warm`` without a filesystem and ``tiercache read`` build theirs from the environment,
+    and start what it asks for (here the stats file, written at the latest by ``stop``)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "x.bin").write_bytes(b"0123456789")
+
+    def warm() -> bool:
+        return bool(tiercache.warm(str(data)).errors)
+
+    def read() -> bool:
+        return bool(main(["read", f"tiercache::file://{data}/x.bin"]))
+
+    for number, run in enumerate((warm, read)):
+        target = tmp_path / f"stats-{number}.json"
+        monkeypatch.setenv("TIERCACHE_STATS_FILE", str(target))
+        assert not run()  # no errors; exit status 0
+        assert "tiercache-stats-file" in {t.name for t in threading.enumerate()}
+        observe.stop()
+        assert statsfile.read(target)["chains"]
 
 
 def test_stats_file_is_written_periodically_and_on_stop(
