@@ -337,10 +337,14 @@ def test_observe_logs_a_port_taken_and_reads_go_on(
 
 
 def test_entry_points_building_from_the_environment_observe(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unobserved: None
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    unobserved: None,
 ) -> None:
     """``warm`` without a filesystem and ``tiercache read`` build theirs from the environment,
-    and start what it asks for (here the stats file, written at the latest by ``stop``)."""
+    and start what it asks for (here the stats file, written at the latest by ``stop``) before
+    building it: no warning."""
     data = tmp_path / "data"
     data.mkdir()
     (data / "x.bin").write_bytes(b"0123456789")
@@ -354,7 +358,9 @@ def test_entry_points_building_from_the_environment_observe(
     for number, run in enumerate((warm, read)):
         target = tmp_path / f"stats-{number}.json"
         monkeypatch.setenv("TIERCACHE_STATS_FILE", str(target))
-        assert not run()  # no errors; exit status 0
+        with caplog.at_level(logging.WARNING, logger="tiercache.build"):
+            assert not run()  # no errors; exit status 0
+        assert _warnings(caplog) == []
         assert "tiercache-stats-file" in {t.name for t in threading.enumerate()}
         observe.stop()
         assert statsfile.read(target)["chains"]

@@ -69,11 +69,11 @@ def _read(args: argparse.Namespace) -> int:
 
     from tiercache.ops import observe
 
+    observe.start()  # the environment's stats file (written at exit) and metrics, if asked for
     fs, path = fsspec.core.url_to_fs(args.url)
     if fs.protocol != "tiercache":
         print(f"tiercache: {args.url!r} is not a tiercache:: URL", file=sys.stderr)
         return 2
-    observe.start(fs.settings)  # the stats file (written at exit) and metrics, if asked for
     data = fs.read_range(path, args.start, args.end)
     print(json.dumps({"path": path, "bytes": len(data), "stats": fs.stats()}, indent=2))
     return 0

@@ -154,13 +154,16 @@ def delta_dataset(
         deltalake.exceptions.TableNotFoundError: No Delta table at ``table_uri``.
     """
     if filesystem is None:
+        from tiercache.config import Settings
         from tiercache.fs import TieredFileSystem
         from tiercache.ops import observe
 
         protocol, options = target_for(table_uri, storage_options)
-        tiered = TieredFileSystem(target_protocol=protocol, target_options=options)
-        observe.start(tiered.settings)  # what the environment asks: metrics, the stats file
-        filesystem = tiered
+        settings = Settings.from_env()
+        observe.start(settings)  # before building: the chain finds it observed, and says nothing
+        filesystem = TieredFileSystem(
+            target_protocol=protocol, target_options=options, settings=settings
+        )
     root = _table_root(table_uri)
     with open_table(
         table_uri, filesystem=filesystem, storage_options=storage_options, version=version

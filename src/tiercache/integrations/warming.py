@@ -150,9 +150,13 @@ def warm(
         from tiercache.ops import observe
 
         protocol, options = target_for(target, storage_options)
-        tiered = TieredFileSystem(target_protocol=protocol, target_options=options)
-        observe.start(tiered.settings)  # what the environment asks: metrics, the stats file
-        filesystem = tiered
+        # The filesystem's settings come from the environment (``settings`` sets the limits);
+        # observed before building, so the chain finds it observed and says nothing.
+        environment = Settings.from_env()
+        observe.start(environment)
+        filesystem = TieredFileSystem(
+            target_protocol=protocol, target_options=options, settings=environment
+        )
     deadline = began + time_limit_s
     try:
         with prefetching():  # what the listing reads (the Delta log) is prefetch, not demand
