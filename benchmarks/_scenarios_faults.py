@@ -32,7 +32,7 @@ from typing import Any
 from _scenarios import BUCKET, STORE, Context, fmt_s, summary
 from redis_footers import HMAC_KEY
 from tiercache import Settings, TieredFileSystem
-from tiercache.fs import default_tiers
+from tiercache.build import default_tiers
 from tiercache.parsing import KIB, MIB
 from tiercache.testing import RedisServer
 from tiercache.testing.servers.tmpfs import remount, tmpfs

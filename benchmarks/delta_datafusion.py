@@ -70,7 +70,7 @@ from _proxy import CountingProxy
 from _timing import Sample, measure
 from redis_footers import HMAC_KEY
 from tiercache import Settings, TieredFileSystem
-from tiercache.fs import default_tiers
+from tiercache.build import default_tiers
 from tiercache.integrations.datafusion import register_delta
 from tiercache.integrations.delta import storage_options_for
 from tiercache.parsing import KIB, MIB

@@ -57,7 +57,7 @@ import s3fs
 import tiercache
 from _proxy import CountingProxy
 from tiercache import Settings, TieredFileSystem
-from tiercache.fs import default_tiers
+from tiercache.build import default_tiers
 from tiercache.parsing import KIB, MIB
 from tiercache.testing import HttpFaultProxy, RedisServer, S3Server
 

@@ -25,7 +25,7 @@ from deltalake import write_deltalake
 
 import tiercache
 from tiercache import Settings, TieredFileSystem
-from tiercache.fs import default_tiers
+from tiercache.build import default_tiers
 from tiercache.integrations.datafusion import register_delta
 from tiercache.integrations.delta import storage_options_for
 from tiercache.testing import S3Server

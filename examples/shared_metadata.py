@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tiercache import Settings, TieredFileSystem
-from tiercache.fs import default_tiers
+from tiercache.build import default_tiers
 from tiercache.testing import RedisServer
 
 

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tiercache.fs import TieredFileSystem, close_shared_chains
+from tiercache.build import close_shared_chains
+from tiercache.fs import TieredFileSystem
 
 # Real servers (an S3 server, Redis, a cluster) and fault proxies, for any test that asks.
 pytest_plugins = ["tests.redis_fixtures", "tests.s3_fixtures"]

@@ -19,8 +19,10 @@ from .errors import (
     TierTimeoutError,
     TierUnavailableError,
 )
-from .fs import TieredFile, TieredFileSystem
+from .files import TieredFile
+from .fs import TieredFileSystem
 from .integrations.warming import WarmReport, warm
+from .ops.observe import start as observe
 from .protocol import (
     BlockKey,
     BlockKind,
@@ -80,5 +82,6 @@ __all__ = [
     "WarmReport",
     "WarningTier",
     "__version__",
+    "observe",
     "warm",
 ]

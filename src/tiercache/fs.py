@@ -5,15 +5,17 @@ the chain. Listing (``ls``, ``find``, ``glob``, ``exists``, ``isdir``) passes th
 target. Writes (``pipe_file``, ``put_file``, ``rm``, ``mv``, ``open(mode="wb")``) pass through
 and then invalidate what the cache holds for the path.
 
+Building one starts nothing but what reading needs (the chain's pools start their threads on the
+first read that needs them): no metrics endpoint, no stats file. Those start when the application
+calls ``tiercache.observe()`` (:mod:`tiercache.ops.observe`). Assembling the tiers and the chain
+from the settings is :mod:`tiercache.build`'s.
+
 Every method is written out; nothing is delegated by attribute magic (fsspec's own
 ``CachingFileSystem.__getattribute__`` list of method names caused a string of bugs).
 """
 
 from __future__ import annotations
 
-import io
-import logging
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
@@ -21,133 +23,27 @@ from typing import Any, ClassVar
 import fsspec
 from fsspec import AbstractFileSystem
 from fsspec.implementations.chained import ChainedFileSystem
-from fsspec.spec import AbstractBufferedFile
-from fsspec.utils import tokenize
 
+from .build import build_chain, close_shared_chains, default_tiers, shared_chain
 from .chain import TierChain
 from .config import Settings
 from .context import Purpose
-from .errors import ConfigError, ObjectChangedError
-from .origin import FsspecOrigin, info_from_raw
+from .errors import ConfigError
+from .files import TieredFile, WriteThrough
+from .origin import info_from_raw
 from .protocol import ObjectInfo, Tier
-from .tiers.disk import DiskTier
-from .tiers.memory import MemoryTier
-from .tiers.redis import RedisTier
 
-logger = logging.getLogger(__name__)
+__all__ = [
+    "TieredFile",
+    "TieredFileSystem",
+    # Kept importable from here for one release (CHANGELOG, "Deprecated"): their place is
+    # tiercache.build.
+    "build_chain",
+    "close_shared_chains",
+    "default_tiers",
+]
 
 _PREFIXES = ("tiercache::", "tiercache://")
-# Chains built from the environment are shared by every TieredFileSystem instance with the
-# same target and settings: fsspec caches sync filesystem instances per thread, and a cache
-# split per thread would miss what its siblings fetched.
-_SHARED: dict[str, TierChain] = {}
-_SHARED_LOCK = threading.Lock()
-
-
-def default_tiers(settings: Settings) -> list[Tier]:
-    """Build the tiers the settings ask for, in lookup order."""
-    tiers: list[Tier] = []
-    if settings.memory_bytes > 0:
-        tiers.append(MemoryTier(settings.memory_bytes))
-    if settings.disk_dir is not None:
-        tiers.append(
-            DiskTier(
-                settings.disk_dir,
-                capacity_bytes=settings.disk_bytes,
-                lock_timeout_s=settings.disk_timeout_s,
-                clear_on_start=settings.disk_clear_on_start,
-                retry_after_s=settings.breaker_cooldown_s,
-                eviction_policy=settings.disk_eviction,
-            )
-        )
-    if settings.redis_url is not None:
-        tiers.append(
-            RedisTier(
-                settings.redis_url,
-                timeout_s=settings.redis_timeout_s,
-                ttl_s=settings.redis_ttl_s,
-                max_value_bytes=settings.redis_max_value_bytes,
-                prefix=settings.redis_prefix,
-                hmac_key=settings.redis_hmac_key,
-                allow_unauthenticated=settings.redis_allow_unauthenticated,
-                retry_after_s=settings.breaker_cooldown_s,
-            )
-        )
-    return tiers
-
-
-def build_chain(target: AbstractFileSystem, settings: Settings, tiers: Sequence[Tier]) -> TierChain:
-    """Assemble the origin and the chain for a target filesystem."""
-    origin = FsspecOrigin(
-        target,
-        retries=settings.origin_retries,
-        timeout_s=settings.origin_timeout_s,
-        concurrency=settings.origin_concurrency,
-    )
-    chain = TierChain(
-        origin,
-        tiers,
-        block_size=settings.block_size_bytes,
-        info_ttl_s=settings.info_ttl_s,
-        breaker_failures=settings.breaker_failures,
-        breaker_cooldown_s=settings.breaker_cooldown_s,
-        fill_queue_size=settings.fill_queue_size,
-        fill_queue_bytes=settings.fill_queue_bytes,
-        run_workers=min(settings.origin_concurrency, 16),
-        fetch_workers=settings.origin_concurrency,
-        shadow_rate=shadow_rate(settings),
-    )
-    chain.settings = settings
-    _observe(settings)
-    return chain
-
-
-#: The shadow cache's automatic rate aims at this many sampled blocks within 16x the RAM tier.
-SHADOW_TARGET_KEYS = 2048
-
-
-def shadow_rate(settings: Settings) -> float | None:
-    """The shadow cache's sampling rate: ``TIERCACHE_SHADOW_RATE``, else chosen from the RAM size
-    (about :data:`SHADOW_TARGET_KEYS` sampled blocks within 16x the RAM tier); None: off."""
-    if settings.shadow_rate is not None:
-        return settings.shadow_rate or None
-    if settings.memory_bytes <= 0:
-        return None
-    blocks = max(1, settings.memory_bytes // settings.block_size_bytes)
-    return min(1.0, SHADOW_TARGET_KEYS / (16 * blocks))
-
-
-def _observe(settings: Settings) -> None:
-    """Start the metrics endpoint and the stats file the settings ask for (once per process).
-
-    A missing prometheus-client is a configuration error; a port already taken is logged and
-    the filesystem works on without its endpoint (observability never stops reads).
-    """
-    if settings.metrics_port is not None:
-        from tiercache.ops import metrics
-
-        try:
-            metrics.serve(settings.metrics_port)
-        except ImportError as exc:
-            raise ConfigError(
-                f"TIERCACHE_METRICS_PORT={settings.metrics_port} needs prometheus-client: "
-                "pip install 'tiercache[metrics]'"
-            ) from exc
-        except OSError as exc:
-            logger.error("cannot serve metrics on port %d: %s", settings.metrics_port, exc)
-    if settings.stats_file is not None:
-        from tiercache.ops import statsfile
-
-        statsfile.start(settings.stats_file, settings.stats_interval_s)
-
-
-def close_shared_chains() -> None:
-    """Close every shared chain (for tests and orderly shutdown)."""
-    with _SHARED_LOCK:
-        chains = list(_SHARED.values())
-        _SHARED.clear()
-    for chain in chains:
-        chain.close()
 
 
 class _NoCacheForObjects(type(ChainedFileSystem)):  # type: ignore[misc]  # fsspec is untyped
@@ -170,7 +66,9 @@ class TieredFileSystem(ChainedFileSystem, metaclass=_NoCacheForObjects):  # type
     Args:
         target_protocol: Protocol of the target filesystem (``"s3"``, ``"file"``, ...).
         target_options: Options for the target filesystem (credentials, endpoint, ...).
-        settings: Settings; default: :meth:`Settings.from_env`.
+        settings: Settings; default: :meth:`Settings.from_env`. Their
+            ``TIERCACHE_METRICS_PORT`` and ``TIERCACHE_STATS_FILE`` take effect when
+            ``tiercache.observe()`` runs, not here.
         tiers: Tiers in lookup order, replacing those the settings would build. Objects
             satisfying :class:`tiercache.Tier`; each runs under a guard unless it declares
             ``in_process = True``.
@@ -210,13 +108,7 @@ class TieredFileSystem(ChainedFileSystem, metaclass=_NoCacheForObjects):  # type
             self._chain = build_chain(fs, self.settings, tiers)
             self._owns_chain = True
         else:
-            key = tokenize(type(fs).__name__, fs.storage_options, repr(self.settings))
-            with _SHARED_LOCK:
-                chain = _SHARED.get(key)
-                if chain is None:
-                    chain = build_chain(fs, self.settings, default_tiers(self.settings))
-                    _SHARED[key] = chain
-            self._chain = chain
+            self._chain = shared_chain(fs, self.settings)
             self._owns_chain = False
         self._paths: dict[str, str] = {}
         self._ranges_pool: ThreadPoolExecutor | None = None
@@ -360,7 +252,7 @@ class TieredFileSystem(ChainedFileSystem, metaclass=_NoCacheForObjects):  # type
         if "r" in mode or "+" in mode:
             raise ValueError(f"tiercache: unsupported mode {mode!r} for {path!r}")
         inner = self.target.open(tpath, mode=mode, block_size=block_size, **kwargs)
-        return _WriteThrough(inner, lambda: self._chain.invalidate(tpath))
+        return WriteThrough(inner, lambda: self._chain.invalidate(tpath))
 
     # -- listing: passed through ---------------------------------------------------------------
 
@@ -546,62 +438,3 @@ class TieredFileSystem(ChainedFileSystem, metaclass=_NoCacheForObjects):  # type
             self._ranges_pool = None
         if self._owns_chain:
             self._chain.close()
-
-
-class TieredFile(AbstractBufferedFile):  # type: ignore[misc]  # fsspec is untyped
-    """A read-only file whose reads go through the chain, pinned to the version seen at open.
-
-    No second buffer cache: fsspec's ``cache_type`` is always ``"none"`` here, so every read
-    is a ``read_pinned`` of the chain, which is where the caching happens.
-
-    Raises:
-        ObjectChangedError: On a read after the object was overwritten, when a block of the
-            version opened is no longer cached (it cannot be fetched any more).
-    """
-
-    def __init__(self, fs: TieredFileSystem, path: str, info: ObjectInfo) -> None:
-        super().__init__(fs, path, mode="rb", cache_type="none", size=info.size)
-        self.object_info = info
-        self._details = dict(info.raw)
-        self._purpose = fs.purpose
-        self._read_pinned = fs.chain.read_pinned
-
-    def _fetch_range(self, start: int, end: int) -> bytes:
-        try:
-            return self._read_pinned(self.object_info, start, end, self._purpose)
-        except ObjectChangedError as exc:
-            raise ObjectChangedError(
-                f"{self.path!r} was overwritten while open: {exc}; "
-                "reopen it to read the new version"
-            ) from exc
-
-
-class _WriteThrough(io.IOBase):
-    """A target's writable file that invalidates the cached object once it is closed."""
-
-    def __init__(self, inner: Any, on_close: Callable[[], None]) -> None:
-        super().__init__()
-        self._inner = inner
-        self._on_close = on_close
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        return int(self._inner.write(data))
-
-    def tell(self) -> int:
-        return int(self._inner.tell())
-
-    def flush(self) -> None:
-        if not self._inner.closed:  # IOBase.close() flushes after the inner file has closed
-            self._inner.flush()
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        try:
-            self._inner.close()
-        finally:
-            self._on_close()
-            super().close()

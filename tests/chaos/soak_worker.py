@@ -39,7 +39,7 @@ import s3fs
 
 from tests.helpers import HMAC_KEY
 from tiercache import Settings, TieredFileSystem
-from tiercache.fs import default_tiers
+from tiercache.build import default_tiers
 from tiercache.parsing import KIB, MIB
 
 BUCKET = "soak"

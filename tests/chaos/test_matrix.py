@@ -53,7 +53,7 @@ import s3fs
 
 from tests.helpers import HMAC_KEY
 from tiercache import Settings, TieredFileSystem
-from tiercache.fs import default_tiers
+from tiercache.build import default_tiers
 from tiercache.testing import HttpFaultProxy, RedisServer, S3Server, TcpFaultProxy
 
 pytestmark = pytest.mark.chaos
@@ -62,9 +62,10 @@ BLOCK = 256 * 1024
 COOLDOWN_S = 0.5
 BUDGET_S = 0.1  # Redis and disk time budget
 SLACK_S = 1.0  # scheduling slack on a shared 2-core machine; a stall would be many seconds
-# The tiers' budget in the origin rows: they test the origin's faults, and a disk call over
-# 100 ms on the loaded 2-core CI machine (seen once, twice in a row) opened the disk breaker,
-# a second WARNING for a timing these rows do not test (the hung/slow tier rows do).
+# The tiers' budget in rows that test no tier's timing (the origin rows, refused writes): a disk
+# or Redis call over 100 ms on the loaded 2-core CI machine (seen in a row, twice in a row)
+# opened the breaker, a second WARNING for a timing these rows do not test (the hung and slow
+# tier rows do).
 ORIGIN_ROW_BUDGET_S = 1.0
 
 
@@ -529,7 +530,7 @@ def _redis_config(world: World, *args: str) -> None:
 def test_redis_oom_refuses_writes_reads_go_on(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = world.settings(disk_dir=None)
+    settings = world.settings(disk_dir=None, redis_timeout_s=ORIGIN_ROW_BUDGET_S)
 
     def inject() -> None:
         _redis_config(world, "CONFIG", "SET", "maxmemory-policy", "noeviction")
@@ -555,7 +556,7 @@ def test_redis_oom_refuses_writes_reads_go_on(
 def test_redis_readonly_replica_refuses_writes_reads_go_on(
     world: World, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = world.settings(disk_dir=None)
+    settings = world.settings(disk_dir=None, redis_timeout_s=ORIGIN_ROW_BUDGET_S)
 
     def inject() -> None:
         _redis_config(world, "REPLICAOF", "127.0.0.1", "1")  # a master that never answers

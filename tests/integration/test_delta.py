@@ -18,8 +18,8 @@ from deltalake.exceptions import DeltaError
 
 from tests.helpers import HMAC_KEY
 from tiercache import Settings, TieredFileSystem, warm
+from tiercache.build import default_tiers
 from tiercache.cli.main import main
-from tiercache.fs import default_tiers
 from tiercache.integrations.datafusion import register_delta
 from tiercache.integrations.delta import delta_dataset, open_table, storage_options_for
 from tiercache.testing import HttpFaultProxy, S3Server

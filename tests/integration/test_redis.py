@@ -19,7 +19,7 @@ from redis.cluster import RedisCluster as RedisClusterClient
 
 from tests.helpers import HMAC_KEY, CountingFS
 from tiercache import BlockKey, MemoryTier, RedisTier, Settings, TieredFileSystem, TierError
-from tiercache.fs import default_tiers
+from tiercache.build import default_tiers
 from tiercache.testing.faults.tcp import TcpFaultProxy
 from tiercache.testing.servers.redis import RedisCluster, RedisServer, make_tls_files
 

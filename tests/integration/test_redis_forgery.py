@@ -21,8 +21,8 @@ import redis
 
 from tests.helpers import HMAC_KEY, CountingFS
 from tiercache import BlockKey, ConfigError, MemoryTier, RedisTier, Settings, TieredFileSystem
+from tiercache.build import default_tiers
 from tiercache.cli.doctor import format_report, run_doctor
-from tiercache.fs import default_tiers
 from tiercache.testing.servers.redis import RedisServer
 from tiercache.tiers.framing import HEADER_BYTES, MAC_BYTES, frame, header, parse_header, unframe
 from tiercache.tiers.redis import info_key

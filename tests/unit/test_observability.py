@@ -1,9 +1,12 @@
 """Counters per purpose and block class, histograms, single-flight waits, breaker transitions,
-the first-minute snapshot, the Prometheus collector and the stats file."""
+the first-minute snapshot, the Prometheus collector and the stats file, and what starts them
+(``tiercache.observe()``, never building a filesystem)."""
 
 from __future__ import annotations
 
 import json
+import logging
+import socket
 import threading
 import time
 import urllib.request
@@ -16,12 +19,15 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+import tiercache
 from tests.helpers import CountingFS, letters
-from tiercache import Settings, TieredFileSystem
+from tiercache import ConfigError, Settings, TieredFileSystem, build
 from tiercache.blocks import FOOTER_TAIL_BYTES
+from tiercache.cli.main import main
 from tiercache.context import DEMAND
 from tiercache.guard import CircuitBreaker
-from tiercache.ops import metrics, statsfile
+from tiercache.ops import metrics, observe, statsfile
+from tiercache.testing import free_port
 from tiercache.tiers.memory import MemoryTier
 
 BS = 64 * 1024
@@ -215,16 +221,155 @@ def test_metrics_endpoint_is_scraped_over_http(path: str) -> None:
         metrics.stop_serving()
 
 
-def test_the_settings_start_the_endpoint(path: str) -> None:
-    fs = make_fs(metrics_port=0)
+@pytest.fixture
+def unobserved(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A process where ``tiercache.observe()`` has not run and the warning was not logged yet
+    (other tests run the CLI, which observes); whatever the test starts is stopped after."""
+    monkeypatch.setattr(build._observation, "observed", False)
+    monkeypatch.setattr(build._observation, "warned", False)
+    yield
+    observe.stop()
+
+
+def _refused(port: int) -> bool:
     try:
-        assert metrics.serve(0) > 0  # already started by the filesystem: the same port
-        fs.read_range(path, 0, 10)
-    finally:
-        metrics.stop_serving()
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
 
 
-def test_stats_file_is_written_periodically_and_on_stop(path: str, tmp_path: Path) -> None:
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "tiercache.build" and r.levelno == logging.WARNING
+    ]
+
+
+def test_building_a_filesystem_starts_no_server_and_no_thread(
+    path: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, unobserved: None
+) -> None:
+    """Construction starts nothing, with settings asking for an endpoint and a stats file; it
+    logs one WARNING per process saying what to call. The first read may start the chain's own
+    threads (its run and fetch pools, ``tiercache-run-*`` / ``tiercache-fetch-*``, and the fill
+    workers, ``tiercache-fill-*``, lazily): still no server and no stats-file writer."""
+    port = free_port()
+    target = tmp_path / "stats.json"
+    settings = Settings(
+        block_size_bytes=BS, metrics_port=port, stats_file=str(target), stats_interval_s=0.1
+    )
+    before = set(threading.enumerate())
+    with caplog.at_level(logging.WARNING, logger="tiercache.build"):
+        shared = TieredFileSystem(fs=CountingFS(skip_instance_cache=True), settings=settings)
+        own = TieredFileSystem(
+            fs=CountingFS(skip_instance_cache=True), settings=settings, tiers=[MemoryTier(1 << 20)]
+        )
+    assert set(threading.enumerate()) - before == set()
+    assert _refused(port)
+    assert _warnings(caplog) == [
+        f"TIERCACHE_METRICS_PORT={port} and TIERCACHE_STATS_FILE={target} are set, but building "
+        "a filesystem no longer starts the metrics endpoint or the stats file: call "
+        "tiercache.observe() once at startup (docs/operations.md)"
+    ]
+    shared.read_range(path, 0, 10)
+    own.read_range(path, 0, 10)
+    time.sleep(0.3)  # three stats-file periods
+    assert _refused(port)
+    assert not target.exists()
+    started = {t.name for t in set(threading.enumerate()) - before}
+    assert not [name for name in started if not name.startswith("tiercache-")], started
+    assert "tiercache-stats-file" not in started
+    own.close()
+
+
+def test_observe_serves_metrics_and_writes_the_stats_file(
+    path: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, unobserved: None
+) -> None:
+    port = free_port()
+    target = tmp_path / "run" / "stats.json"
+    settings = Settings(
+        block_size_bytes=BS, metrics_port=port, stats_file=str(target), stats_interval_s=0.1
+    )
+    tiercache.observe(settings)
+    tiercache.observe(settings)  # once per process: the second call starts nothing
+    with caplog.at_level(logging.WARNING, logger="tiercache.build"):
+        fs = TieredFileSystem(
+            fs=CountingFS(skip_instance_cache=True), settings=settings, tiers=[MemoryTier(1 << 20)]
+        )
+    assert _warnings(caplog) == []  # observed: nothing to warn about
+    fs.read_range(path, 0, 10)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        samples = _samples(answer.read().decode())
+    assert _value(samples, "tiercache_origin_requests_total", chain=str(fs.chain.serial)) == 2
+    deadline = time.monotonic() + 10
+    while not target.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    mine = [c for c in statsfile.read(target)["chains"] if c["chain"] == fs.chain.serial]
+    assert len(mine) == 1
+    observe.stop()
+    assert _refused(port)
+    fs.close()
+
+
+def test_observe_without_prometheus_client_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, unobserved: None
+) -> None:
+    def missing(port: int) -> int:
+        raise ImportError("No module named 'prometheus_client'")
+
+    monkeypatch.setattr(metrics, "serve", missing)
+    with pytest.raises(ConfigError, match=r"TIERCACHE_METRICS_PORT=9464 .*tiercache\[metrics\]"):
+        observe.start(Settings(metrics_port=9464))
+
+
+def test_observe_logs_a_port_taken_and_reads_go_on(
+    path: str, caplog: pytest.LogCaptureFixture, unobserved: None
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        fs = make_fs(metrics_port=port)
+        with caplog.at_level(logging.ERROR, logger="tiercache.ops.observe"):
+            observe.start(fs.settings)
+        assert f"cannot serve metrics on port {port}" in caplog.text
+        assert fs.read_range(path, 0, 10) == letters(SIZE)[:10]
+
+
+def test_entry_points_building_from_the_environment_observe(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    unobserved: None,
+) -> None:
+    """``warm`` without a filesystem and ``tiercache read`` build theirs from the environment,
+    and start what it asks for (here the stats file, written at the latest by ``stop``) before
+    building it: no warning."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "x.bin").write_bytes(b"0123456789")
+
+    def warm() -> bool:
+        return bool(tiercache.warm(str(data)).errors)
+
+    def read() -> bool:
+        return bool(main(["read", f"tiercache::file://{data}/x.bin"]))
+
+    for number, run in enumerate((warm, read)):
+        target = tmp_path / f"stats-{number}.json"
+        monkeypatch.setenv("TIERCACHE_STATS_FILE", str(target))
+        with caplog.at_level(logging.WARNING, logger="tiercache.build"):
+            assert not run()  # no errors; exit status 0
+        assert _warnings(caplog) == []
+        assert "tiercache-stats-file" in {t.name for t in threading.enumerate()}
+        observe.stop()
+        assert statsfile.read(target)["chains"]
+
+
+def test_stats_file_is_written_periodically_and_on_stop(
+    path: str, tmp_path: Path, unobserved: None
+) -> None:
     target = tmp_path / "run" / "stats.json"
     fs = make_fs(
         stats_file=str(target),
@@ -232,6 +377,7 @@ def test_stats_file_is_written_periodically_and_on_stop(path: str, tmp_path: Pat
         redis_url="redis://user:hunter2@127.0.0.1:1/0",
         redis_hmac_key="k" * 20,
     )
+    observe.start(fs.settings)
     try:
         fs.read_range(path, 0, 10)
         deadline = time.monotonic() + 10

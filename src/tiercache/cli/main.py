@@ -71,6 +71,9 @@ FILL_WAIT_S = 5.0
 def _read(args: argparse.Namespace) -> int:
     import fsspec
 
+    from tiercache.ops import observe
+
+    observe.start()  # the environment's stats file (written at exit) and metrics, if asked for
     fs, path = fsspec.core.url_to_fs(args.url)
     if fs.protocol != "tiercache":
         print(f"tiercache: {args.url!r} is not a tiercache:: URL", file=sys.stderr)

@@ -140,7 +140,9 @@ def delta_dataset(
             deltalake to read the log and, when ``filesystem`` is None, to derive the target
             options of the :class:`~tiercache.TieredFileSystem` (see :func:`target_for`).
         filesystem: The filesystem data files are read through; default: a
-            ``TieredFileSystem`` configured from the ``TIERCACHE_*`` environment.
+            ``TieredFileSystem`` configured from the ``TIERCACHE_*`` environment, with what
+            its ``TIERCACHE_METRICS_PORT`` / ``TIERCACHE_STATS_FILE`` ask started
+            (``tiercache.observe()``).
         version: The table version to read (time travel); default: the latest.
 
     Filters and projections given to the dataset (or pushed down by DataFusion) prune files by
@@ -151,10 +153,16 @@ def delta_dataset(
         deltalake.exceptions.TableNotFoundError: No Delta table at ``table_uri``.
     """
     if filesystem is None:
+        from tiercache.config import Settings
         from tiercache.fs import TieredFileSystem
+        from tiercache.ops import observe
 
         protocol, options = target_for(table_uri, storage_options)
-        filesystem = TieredFileSystem(target_protocol=protocol, target_options=options)
+        settings = Settings.from_env()
+        observe.start(settings)  # before building: the chain finds it observed, and says nothing
+        filesystem = TieredFileSystem(
+            target_protocol=protocol, target_options=options, settings=settings
+        )
     root = _table_root(table_uri)
     with open_table(
         table_uri, filesystem=filesystem, storage_options=storage_options, version=version

@@ -122,7 +122,7 @@ def warm(
         target: A Delta table URI (a directory holding ``_delta_log``) or a prefix of Parquet
             files (``s3://bucket/path``, a local directory).
         filesystem: The :class:`~tiercache.TieredFileSystem` to warm; default: one configured
-            from the environment for ``target`` (as
+            from the environment for ``target``, with ``tiercache.observe()`` started (as
             :func:`tiercache.integrations.delta.delta_dataset`).
         storage_options: deltalake storage options (used for the Delta log and, without
             ``filesystem``, to derive the target options).
@@ -146,9 +146,16 @@ def warm(
     report = WarmReport(target=target)
     if filesystem is None:
         from tiercache.integrations.delta import target_for
+        from tiercache.ops import observe
 
         protocol, options = target_for(target, storage_options)
-        filesystem = TieredFileSystem(target_protocol=protocol, target_options=options)
+        # The filesystem's settings come from the environment (``settings`` sets the limits);
+        # observed before building, so the chain finds it observed and says nothing.
+        environment = Settings.from_env()
+        observe.start(environment)
+        filesystem = TieredFileSystem(
+            target_protocol=protocol, target_options=options, settings=environment
+        )
     deadline = began + time_limit_s
     try:
         candidates = call_within(

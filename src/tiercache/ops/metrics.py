@@ -4,8 +4,8 @@ Nothing is counted twice: :class:`TierCacheCollector` turns each live chain's
 :meth:`~tiercache.chain.TierChain.stats` into metric families when Prometheus scrapes, so the read
 path pays nothing for the exporter. Two ways in:
 
-- ``TIERCACHE_METRICS_PORT``: the first :class:`~tiercache.TieredFileSystem` of the process
-  serves ``/metrics`` on that port (all interfaces) from its own registry;
+- ``TIERCACHE_METRICS_PORT``: ``tiercache.observe()`` (:mod:`tiercache.ops.observe`) serves
+  ``/metrics`` on that port (all interfaces) from its own registry;
 - :func:`register`: add the collector to the application's registry (its own ``/metrics``).
 
 Every series carries ``target`` (the protocol and a digest of the endpoint, never credentials) and
