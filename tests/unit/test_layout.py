@@ -87,7 +87,6 @@ REACHING_OUT: dict[str, str] = {
 LARGE: dict[str, str] = {
     "tiercache.chain": "being split into tiercache/chain/",
     "tiercache.fs": "chain assembly moves to tiercache.build",
-    "tiercache.shadow": "plotting moves to tiercache.ops",
     "tiercache.origin": "to split",
     "tiercache.config": "to split",
     "tiercache.cli.doctor": "to split",
