@@ -88,7 +88,6 @@ LARGE: dict[str, str] = {
     "tiercache.chain": "being split into tiercache/chain/",
     "tiercache.fs": "chain assembly moves to tiercache.build",
     "tiercache.origin": "to split",
-    "tiercache.config": "to split",
     "tiercache.cli.doctor": "to split",
     "tiercache.cli.demo.run": "to split",
     "tiercache.tiers.disk": "to split",
