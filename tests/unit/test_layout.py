@@ -90,7 +90,6 @@ LARGE: dict[str, str] = {
     "tiercache.origin": "to split",
     "tiercache.cli.doctor": "to split",
     "tiercache.cli.demo.run": "to split",
-    "tiercache.tiers.disk": "to split",
     "tiercache.testing.servers.redis": "to split",
     "tiercache.testing.faults.http": "to split",
     "tiercache.testing.faults.tcp": "to split",
