@@ -91,8 +91,6 @@ LARGE: dict[str, str] = {
     "tiercache.cli.doctor": "to split",
     "tiercache.cli.demo.run": "to split",
     "tiercache.testing.servers.redis": "to split",
-    "tiercache.testing.faults.http": "to split",
-    "tiercache.testing.faults.tcp": "to split",
 }
 MAX_LINES = 450
 
