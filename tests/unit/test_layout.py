@@ -90,7 +90,6 @@ LARGE: dict[str, str] = {
     "tiercache.origin": "to split",
     "tiercache.cli.doctor": "to split",
     "tiercache.cli.demo.run": "to split",
-    "tiercache.testing.servers.redis": "to split",
 }
 MAX_LINES = 450
 
