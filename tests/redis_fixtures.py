@@ -31,7 +31,8 @@ import pytest
 import redis
 
 from tiercache.testing.faults.tcp import TcpFaultProxy
-from tiercache.testing.servers.redis import RedisCluster, RedisServer
+from tiercache.testing.servers.redis import RedisServer
+from tiercache.testing.servers.redis_cluster import RedisCluster
 
 # Settings that legitimately differ between two starts of the same server.
 _VOLATILE_SETTINGS = frozenset({"dir"})

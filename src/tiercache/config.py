@@ -9,15 +9,25 @@ built from the environment. Errors are ``ConfigError`` naming the variable and t
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from types import MappingProxyType
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
+from .config_fields import (
+    boolean,
+    check_fields,
+    describe_bounds,
+    eviction_policy,
+    fraction_or_none,
+    hmac_key_or_none,
+    optional_text,
+    redis_url_or_none,
+    required_text,
+    setting,
+)
 from .errors import ConfigError
 from .parsing import (
     DOCS,
@@ -46,13 +56,6 @@ __all__ = [
     "parse_bool", "parse_duration", "parse_int", "parse_size", "redact_url",
 ]  # fmt: skip
 
-_MIN_HMAC_KEY: Final = 16
-#: diskcache eviction policies the disk tier may use (measured in docs/benchmarks.md).
-DISK_EVICTION_POLICIES: Final = (
-    "least-recently-stored",
-    "least-recently-used",
-    "least-frequently-used",
-)
 _NO_HMAC_KEY: Final = (
     "TIERCACHE_REDIS_URL is set but TIERCACHE_REDIS_HMAC_KEY is not: values shared through Redis "
     "must be authenticated, or anyone who can write to that Redis can make every pod return wrong "
@@ -72,91 +75,7 @@ UNAUTHENTICATED_REDIS: Final = (
 
 def describe_range(field: str) -> str:
     """Return the accepted range of a numeric setting as the docs state it, e.g. ``1ms to 60s``."""
-    low, high = RANGES[field]
-    if field.endswith("_s"):
-        return f"{_show_seconds(float(low))} to {_show_seconds(float(high))}"
-    if field.endswith("_bytes"):
-        return f"{_show_bytes(int(low))} to {_show_bytes(int(high))}"
-    return f"{int(low)} to {int(high)}"
-
-
-def _show_bytes(value: int) -> str:
-    for unit, size in (("TiB", 1024 * GIB), ("GiB", GIB), ("MiB", MIB), ("KiB", KIB)):
-        if value >= size and value % size == 0:
-            return f"{value // size}{unit}"
-    return str(value)
-
-
-def _show_seconds(value: float) -> str:
-    for unit, size in (("h", 3600.0), ("s", 1.0)):
-        if value >= size and value % size == 0:
-            return f"{round(value / size)}{unit}"
-    return f"{round(value * 1000)}ms" if value else "0"
-
-
-class _Check(Protocol):
-    def __call__(self, settings: Settings, field: str, /) -> None: ...
-
-
-def _setting(
-    variable: str,
-    default: Any,
-    parse: Parser,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    check: _Check | None = None,
-) -> Any:
-    """One setting: its variable, default, parser, and its range (numbers) or check (others).
-
-    Everything about a variable is written once, here, on its field; ``VARIABLES``, ``RANGES``
-    and ``Settings.__post_init__`` are derived from the fields.
-    """
-    metadata: dict[str, object] = {"variable": variable, "parse": parse}
-    if low is not None and high is not None:
-        metadata["range"] = (low, high)
-    if check is not None:
-        metadata["check"] = check
-    return dataclasses.field(default=default, metadata=MappingProxyType(metadata))
-
-
-def _optional_text(settings: Settings, name: str, /) -> None:
-    _check_text(settings, name, optional=True)
-
-
-def _required_text(settings: Settings, name: str, /) -> None:
-    _check_text(settings, name, optional=False)
-
-
-def _boolean(settings: Settings, name: str, /) -> None:
-    value = getattr(settings, name)
-    if not isinstance(value, bool):
-        raise _invalid(name, "True or False", value)
-
-
-def _eviction_policy(settings: Settings, name: str, /) -> None:
-    if settings.disk_eviction not in DISK_EVICTION_POLICIES:
-        raise _invalid(name, "one of " + ", ".join(DISK_EVICTION_POLICIES), settings.disk_eviction)
-
-
-def _redis_url(settings: Settings, name: str, /) -> None:
-    _check_text(settings, name, optional=True)
-    if settings.redis_url is not None:
-        check_redis_url(settings.redis_url)
-
-
-def _hmac_key(settings: Settings, name: str, /) -> None:
-    _check_text(settings, name, optional=True)
-    if settings.redis_hmac_key is not None and len(settings.redis_hmac_key) < _MIN_HMAC_KEY:
-        raise _invalid(name, f"at least {_MIN_HMAC_KEY} characters", "<secret>")
-
-
-def _fraction_or_none(settings: Settings, name: str, /) -> None:
-    value = getattr(settings, name)
-    if value is not None and (
-        isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1
-    ):
-        raise _invalid(name, "a number between 0 and 1, or None", value)
+    return describe_bounds(field, *RANGES[field])
 
 
 _DAY: Final = 86400.0
@@ -176,109 +95,94 @@ class Settings:
             and its variable.
     """
 
-    block_size_bytes: int = _setting(
+    block_size_bytes: int = setting(
         "TIERCACHE_BLOCK_SIZE", MIB, parse_size, low=4 * KIB, high=256 * MIB
     )
     # 0 turns the RAM block tier off
-    memory_bytes: int = _setting("TIERCACHE_MEMORY_BYTES", 256 * MIB, parse_size, low=0, high=_TIB)
-    disk_dir: str | None = _setting("TIERCACHE_DISK_DIR", None, parse_text, check=_optional_text)
-    disk_bytes: int = _setting("TIERCACHE_DISK_BYTES", GIB, parse_size, low=MIB, high=64 * _TIB)
-    disk_timeout_s: float = _setting(
+    memory_bytes: int = setting("TIERCACHE_MEMORY_BYTES", 256 * MIB, parse_size, low=0, high=_TIB)
+    disk_dir: str | None = setting("TIERCACHE_DISK_DIR", None, parse_text, check=optional_text)
+    disk_bytes: int = setting("TIERCACHE_DISK_BYTES", GIB, parse_size, low=MIB, high=64 * _TIB)
+    disk_timeout_s: float = setting(
         "TIERCACHE_DISK_TIMEOUT", 0.05, parse_duration, low=0.001, high=60.0
     )
-    disk_clear_on_start: bool = _setting(
-        "TIERCACHE_DISK_CLEAR_ON_START", False, parse_bool, check=_boolean
+    disk_clear_on_start: bool = setting(
+        "TIERCACHE_DISK_CLEAR_ON_START", False, parse_bool, check=boolean
     )
-    disk_eviction: str = _setting(
-        "TIERCACHE_DISK_EVICTION", "least-recently-stored", parse_word, check=_eviction_policy
+    disk_eviction: str = setting(
+        "TIERCACHE_DISK_EVICTION", "least-recently-stored", parse_word, check=eviction_policy
     )
-    redis_url: str | None = _setting("TIERCACHE_REDIS_URL", None, parse_url, check=_redis_url)
-    redis_timeout_s: float = _setting(
+    redis_url: str | None = setting("TIERCACHE_REDIS_URL", None, parse_url, check=redis_url_or_none)
+    redis_timeout_s: float = setting(
         "TIERCACHE_REDIS_TIMEOUT", 0.05, parse_duration, low=0.001, high=60.0
     )
-    redis_ttl_s: float = _setting(
+    redis_ttl_s: float = setting(
         "TIERCACHE_REDIS_TTL", 3600.0, parse_duration, low=1.0, high=30 * _DAY
     )
     # Redis's own limit on one value is 512 MiB.
-    redis_max_value_bytes: int = _setting(
+    redis_max_value_bytes: int = setting(
         "TIERCACHE_REDIS_MAX_VALUE_BYTES", 4 * MIB, parse_size, low=1, high=512 * MIB
     )
-    redis_prefix: str = _setting(
-        "TIERCACHE_REDIS_PREFIX", "tiercache:", parse_text, check=_required_text
+    redis_prefix: str = setting(
+        "TIERCACHE_REDIS_PREFIX", "tiercache:", parse_text, check=required_text
     )
     # A secret: never shown.
-    redis_hmac_key: str | None = _setting(
-        "TIERCACHE_REDIS_HMAC_KEY", None, parse_secret, check=_hmac_key
+    redis_hmac_key: str | None = setting(
+        "TIERCACHE_REDIS_HMAC_KEY", None, parse_secret, check=hmac_key_or_none
     )
     # Without a key, the Redis tier starts only with this.
-    redis_allow_unauthenticated: bool = _setting(
-        "TIERCACHE_REDIS_ALLOW_UNAUTHENTICATED", False, parse_bool, check=_boolean
+    redis_allow_unauthenticated: bool = setting(
+        "TIERCACHE_REDIS_ALLOW_UNAUTHENTICATED", False, parse_bool, check=boolean
     )
     # 0: never reuse the info of a mutable path.
-    info_ttl_s: float = _setting("TIERCACHE_INFO_TTL", 60.0, parse_duration, low=0.0, high=_DAY)
+    info_ttl_s: float = setting("TIERCACHE_INFO_TTL", 60.0, parse_duration, low=0.0, high=_DAY)
     # 0: list the Delta log on every open.
-    delta_log_ttl_s: float = _setting(
+    delta_log_ttl_s: float = setting(
         "TIERCACHE_DELTA_LOG_TTL", 0.0, parse_duration, low=0.0, high=_DAY
     )
-    origin_retries: int = _setting("TIERCACHE_ORIGIN_RETRIES", 3, parse_count, low=0, high=100)
-    origin_timeout_s: float = _setting(
+    origin_retries: int = setting("TIERCACHE_ORIGIN_RETRIES", 3, parse_count, low=0, high=100)
+    origin_timeout_s: float = setting(
         "TIERCACHE_ORIGIN_TIMEOUT", 30.0, parse_duration, low=0.01, high=3600.0
     )
-    origin_concurrency: int = _setting(
+    origin_concurrency: int = setting(
         "TIERCACHE_ORIGIN_CONCURRENCY", 32, parse_count, low=1, high=4096
     )
-    breaker_failures: int = _setting("TIERCACHE_BREAKER_FAILURES", 5, parse_count, low=1, high=1000)
-    breaker_cooldown_s: float = _setting(
+    breaker_failures: int = setting("TIERCACHE_BREAKER_FAILURES", 5, parse_count, low=1, high=1000)
+    breaker_cooldown_s: float = setting(
         "TIERCACHE_BREAKER_COOLDOWN", 5.0, parse_duration, low=0.01, high=3600.0
     )
-    fill_queue_size: int = _setting(
-        "TIERCACHE_FILL_QUEUE", 1024, parse_count, low=1, high=1_000_000
-    )
+    fill_queue_size: int = setting("TIERCACHE_FILL_QUEUE", 1024, parse_count, low=1, high=1_000_000)
     # 0 turns background fills off; a fill larger than the budget is dropped (and counted), so a
     # budget below the block size lets only object info and listings through.
-    fill_queue_bytes: int = _setting(
+    fill_queue_bytes: int = setting(
         "TIERCACHE_FILL_QUEUE_BYTES", 16 * MIB, parse_size, low=0, high=_TIB
     )
     # 0: warm nothing.
-    warm_max_files: int = _setting(
+    warm_max_files: int = setting(
         "TIERCACHE_WARM_MAX_FILES", 32, parse_count, low=0, high=1_000_000
     )
-    warm_max_bytes: int = _setting(
+    warm_max_bytes: int = setting(
         "TIERCACHE_WARM_MAX_BYTES", 64 * MIB, parse_size, low=0, high=_TIB
     )
-    warm_concurrency: int = _setting("TIERCACHE_WARM_CONCURRENCY", 8, parse_count, low=1, high=256)
-    warm_time_limit_s: float = _setting(
+    warm_concurrency: int = setting("TIERCACHE_WARM_CONCURRENCY", 8, parse_count, low=1, high=256)
+    warm_time_limit_s: float = setting(
         "TIERCACHE_WARM_TIME_LIMIT", 10.0, parse_duration, low=0.01, high=3600.0
     )
     # 0: a free port (tests); None: no endpoint.
-    metrics_port: int | None = _setting(
+    metrics_port: int | None = setting(
         "TIERCACHE_METRICS_PORT", None, parse_count, low=0, high=65535
     )
-    stats_file: str | None = _setting(
-        "TIERCACHE_STATS_FILE", None, parse_text, check=_optional_text
-    )
+    stats_file: str | None = setting("TIERCACHE_STATS_FILE", None, parse_text, check=optional_text)
     # Shorter would spend a CPU rewriting the file.
-    stats_interval_s: float = _setting(
+    stats_interval_s: float = setting(
         "TIERCACHE_STATS_INTERVAL", 60.0, parse_duration, low=0.1, high=_DAY
     )
     # None: chosen from the RAM size.
-    shadow_rate: float | None = _setting(
-        "TIERCACHE_SHADOW_RATE", None, parse_fraction, check=_fraction_or_none
+    shadow_rate: float | None = setting(
+        "TIERCACHE_SHADOW_RATE", None, parse_fraction, check=fraction_or_none
     )
 
     def __post_init__(self) -> None:
-        for spec in fields(self):
-            bounds = spec.metadata.get("range")
-            if bounds is not None and not (
-                spec.default is None and getattr(self, spec.name) is None
-            ):
-                low, high = bounds
-                if spec.name.endswith("_s"):
-                    _check_seconds(self, spec.name, low, high)
-                else:
-                    _check_int(self, spec.name, int(low), int(high))
-            elif bounds is None:
-                spec.metadata["check"](self, spec.name)
+        check_fields(self)
         if (
             self.redis_url is not None
             and self.redis_hmac_key is None
@@ -424,40 +328,3 @@ def _shown(settings: Settings, field: str) -> object:
     if field == "redis_hmac_key":
         return "***"
     return redact_url(value) if field == "redis_url" else value
-
-
-def _invalid(field: str, requirement: str, value: object) -> ConfigError:
-    if field == "redis_url" and value is not None:
-        value = redact_url(str(value))  # the message must never carry the password
-    return ConfigError(
-        f"Settings.{field} ({_VARIABLE_OF[field]}) must be {requirement}, got {value!r}"
-    )
-
-
-def _check_int(settings: Settings, field: str, low: int, high: int) -> None:
-    value = getattr(settings, field)
-    # bool is an int subclass; True as a byte count or a retry count is always a mistake.
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _invalid(field, "an int", value)
-    if not low <= value <= high:
-        raise _invalid(field, f"from {describe_range(field)} ({low} to {high})", value)
-
-
-def _check_seconds(settings: Settings, field: str, low: float, high: float) -> None:
-    value = getattr(settings, field)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _invalid(field, "a finite number of seconds", value)
-    if not low <= value <= high:
-        raise _invalid(field, f"from {describe_range(field)} ({low:g} to {high:g} s)", value)
-    object.__setattr__(settings, field, float(value))  # frozen: store 1 as 1.0 once, here
-
-
-def _check_text(settings: Settings, field: str, *, optional: bool) -> None:
-    value = getattr(settings, field)
-    if value is None and optional:
-        return
-    if not isinstance(value, str) or not value:
-        raise _invalid(field, "a non-empty string" + (" or None" if optional else ""), value)
-    if "\x00" in value:  # no path, URL or key can hold one; the OS would reject it later
-        shown = "<secret>" if field == "redis_hmac_key" else value
-        raise _invalid(field, "free of NUL characters", shown)

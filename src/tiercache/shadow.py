@@ -26,7 +26,9 @@ cache would reach at *any* size, so that the operator can see what 0.25x to 16x 
 Memory is ``O(max_keys + bins)`` whatever the length of the stream: a dict, a heap and three
 lists of about ``2 * max_keys`` entries for the sampled keys, and a histogram of distances in
 units of ``unit_bytes`` (the block size): exact up to 255 units, then 64 log-spaced bins per
-octave (each under 1.1 % wide), at most a few thousand bins in all.
+octave (each under 1.1 % wide), at most a few thousand bins in all. The histogram and the curve
+read from it are :mod:`tiercache.mrc` (re-exported here); drawing curves is
+:func:`tiercache.ops.plots.plot_curves`.
 
 **Hot-path contract.** An unsampled reference must cost next to nothing, so the caller does the
 check inline and calls :meth:`access` only for sampled keys::
@@ -52,153 +54,24 @@ from __future__ import annotations
 
 import heapq
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
+from tiercache.mrc import (
+    FACTORS,
+    SNAPSHOT_VERSION,
+    MissRatioCurve,
+    bin_bounds,
+    bin_of,
+    curve_from_snapshot,
+    sizes_around,
+)
 from tiercache.stats import Tally
 
 #: The modulus ``P`` of the sampling condition ``(h & MASK) < threshold`` (``R = threshold / P``).
 MODULUS: Final = 1 << 24
 #: ``MODULUS - 1``: ``h & MASK == h mod MODULUS`` for any int ``h``, negative ones included.
 MASK: Final = MODULUS - 1
-#: Cache sizes of a default curve, as multiples of the current size.
-FACTORS: Final = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
-#: Version of the :meth:`ShadowCache.snapshot` format.
-SNAPSHOT_VERSION: Final = 1
-
-# Histogram bins, in units of ``unit_bytes``: distances below 2**_EXACT_BITS units get a bin
-# each; every octave above is split into 2**_SUB_BITS bins of equal width.
-_EXACT_BITS: Final = 8
-_SUB_BITS: Final = 6
-_EXACT: Final = 1 << _EXACT_BITS
-_SUB: Final = 1 << _SUB_BITS
-
-
-def _bin(units: int) -> int:
-    """Return the histogram bin of a distance of ``units`` (>= 1)."""
-    if units < _EXACT:
-        return units
-    bits = units.bit_length()
-    shift = bits - 1 - _SUB_BITS
-    return _EXACT + ((bits - 1 - _EXACT_BITS) << _SUB_BITS) + (units >> shift) - _SUB
-
-
-def _bin_bounds(index: int) -> tuple[int, int]:
-    """Return the distances ``[lo, hi)`` (units) of histogram bin ``index``."""
-    if index < _EXACT:
-        return index, index + 1
-    octave, sub = divmod(index - _EXACT, _SUB)
-    shift = _EXACT_BITS + octave - _SUB_BITS
-    lo = (_SUB + sub) << shift
-    return lo, lo + (1 << shift)
-
-
-def sizes_around(current_bytes: int, factors: Sequence[float] = FACTORS) -> list[int]:
-    """Return the cache sizes ``current_bytes * f`` for each factor (0.25x to 16x by default)."""
-    return [max(1, round(current_bytes * f)) for f in factors]
-
-
-@dataclass(frozen=True)
-class MissRatioCurve:
-    """An LRU miss-ratio curve, from a :class:`ShadowCache` or one of its snapshots.
-
-    Attributes:
-        unit_bytes: Size of one distance unit (the block size).
-        bins: ``(lo, hi, count)``: ``count`` sampled references (rescaled to ``rate``) whose
-            distance in units is in ``[lo, hi)``; sorted by ``lo``.
-        cold: Sampled references with no previous reference (rescaled).
-        rate: The sampling rate the counts are expressed at.
-        references: Every reference of the stream, sampled or not; ``None`` if unknown (then no
-            adjustment is made and ratios are relative to the sampled references).
-    """
-
-    unit_bytes: int
-    bins: tuple[tuple[int, int, float], ...]
-    cold: float
-    rate: float
-    references: int | None = None
-
-    @property
-    def sampled_total(self) -> float:
-        """The histogram's total: rescaled sampled references, cold ones included."""
-        return self.cold + sum(count for _, _, count in self.bins)
-
-    @property
-    def total(self) -> float:
-        """The denominator of every ratio: ``references * rate`` if known, else the histogram's."""
-        if self.references:
-            return self.references * self.rate
-        return self.sampled_total
-
-    def hit_ratio(self, size_bytes: int) -> float:
-        """Estimate the fraction of all references an LRU cache of ``size_bytes`` would hit.
-
-        Within a log-spaced bin the distances are taken as evenly spread (exact below 256 units).
-        """
-        total = self.total
-        if total <= 0 or size_bytes <= 0:
-            return 0.0
-        limit = size_bytes // self.unit_bytes  # hit iff distance (units) <= limit
-        hits = total - self.sampled_total  # SHARDS_adj: the shortfall counts at distance 0
-        for lo, hi, count in self.bins:
-            if hi - 1 <= limit:
-                hits += count
-            elif lo <= limit:
-                hits += count * (limit - lo + 1) / (hi - lo)
-            else:
-                break
-        return min(1.0, max(0.0, hits / total))
-
-    def miss_ratio(self, size_bytes: int) -> float:
-        """Return ``1 - hit_ratio(size_bytes)``."""
-        return 1.0 - self.hit_ratio(size_bytes)
-
-    def curve(self, sizes_bytes: Sequence[int]) -> list[tuple[int, float]]:
-        """Return ``[(size, hit ratio), ...]`` for each size."""
-        return [(int(size), self.hit_ratio(size)) for size in sizes_bytes]
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the histogram in the compact JSON form used by :meth:`ShadowCache.snapshot`."""
-        return {
-            "unit_bytes": self.unit_bytes,
-            "rate": self.rate,
-            "references": self.references,
-            "cold": self.cold,
-            "bins": [[lo, hi, count] for lo, hi, count in self.bins],
-        }
-
-    @classmethod
-    def from_snapshot(cls, snapshot: Mapping[str, Any]) -> MissRatioCurve:
-        """Rebuild the curve from a :meth:`ShadowCache.snapshot` dict (as read back from JSON).
-
-        Raises:
-            ValueError: The dict is not a shadow-cache snapshot of a known version.
-        """
-        try:
-            version = snapshot.get("version", SNAPSHOT_VERSION)
-            if version != SNAPSHOT_VERSION:
-                raise ValueError(f"unsupported shadow snapshot version {version!r}")
-            hist = snapshot["histogram"]
-            references = hist.get("references")
-            bins = tuple((int(lo), int(hi), float(count)) for lo, hi, count in sorted(hist["bins"]))
-            return cls(
-                unit_bytes=int(hist["unit_bytes"]),
-                bins=bins,
-                cold=float(hist["cold"]),
-                rate=float(hist["rate"]),
-                references=None if references is None else int(references),
-            )
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(f"not a shadow-cache snapshot: {exc!r}") from exc
-
-
-def curve_from_snapshot(
-    snapshot: Mapping[str, Any], sizes_bytes: Sequence[int]
-) -> list[tuple[int, float]]:
-    """Return ``[(size, hit ratio), ...]`` at ``sizes_bytes`` from a snapshot dict."""
-    return MissRatioCurve.from_snapshot(snapshot).curve(sizes_bytes)
 
 
 class ShadowCache:
@@ -311,7 +184,7 @@ class ShadowCache:
             if slot is not None and slot == self._next - 1 and self._slot_size[slot] == size:
                 # The key referenced last, again (a reader walking through one block): nothing
                 # in between, the distance is the block itself, and the order does not change.
-                index = _bin(-(-size // self.unit_bytes))
+                index = bin_of(-(-size // self.unit_bytes))
                 self._hist[index] = self._hist.get(index, 0.0) + self._weight
                 return
             if self._next == self._capacity:
@@ -346,7 +219,7 @@ class ShadowCache:
             since = self._bytes - before
             # Scaled by 1/R = MODULUS/threshold, plus the block itself; ceilings in ints.
             distance = -(-since * MODULUS // threshold) + size
-            index = _bin(-(-distance // self.unit_bytes))
+            index = bin_of(-(-distance // self.unit_bytes))
             hist = self._hist
             hist[index] = hist.get(index, 0.0) + self._weight
             slot_key[slot] = None
@@ -413,7 +286,7 @@ class ShadowCache:
         references = self.references
         with self._lock:
             scale = self._scale
-            bins = tuple((*_bin_bounds(i), c * scale) for i, c in sorted(self._hist.items()) if c)
+            bins = tuple((*bin_bounds(i), c * scale) for i, c in sorted(self._hist.items()) if c)
             cold = self._cold * scale
             return MissRatioCurve(self.unit_bytes, bins, cold, self.rate, references)
 
@@ -450,70 +323,6 @@ class ShadowCache:
         }
 
 
-def _format_bytes(value: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:g} {unit}" if unit == "B" else f"{value:.3g} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
-def plot_curves(
-    curves: Mapping[str, Sequence[tuple[int, float]]],
-    path: str | Path,
-    *,
-    marks: Mapping[str, int] | None = None,
-    title: str = "Estimated LRU miss ratio",
-) -> None:
-    """Draw miss-ratio curves to a PNG file.
-
-    Args:
-        curves: Label -> ``[(size in bytes, hit ratio), ...]`` (as :meth:`ShadowCache.curve`
-            returns); drawn as miss ratio (``1 - hit ratio``) against size on a log scale.
-        path: The PNG file to write.
-        marks: Label -> size in bytes (e.g. a tier's current budget): a vertical line each.
-        title: The plot's title.
-
-    Raises:
-        ImportError: matplotlib is not installed (``pip install 'tiercache[plot]'``).
-    """
-    try:
-        from matplotlib.colors import to_hex
-        from matplotlib.figure import Figure
-        from matplotlib.ticker import FuncFormatter
-    except ImportError as exc:
-        raise ImportError(
-            "plotting miss-ratio curves needs matplotlib: pip install 'tiercache[plot]'"
-        ) from exc
-    # A bare Figure renders with Agg and leaves pyplot's global state (and backend) alone.
-    figure = Figure(figsize=(8, 5), dpi=100)
-    axes = figure.add_subplot()
-    colors: dict[str, str] = {}
-    for label, points in curves.items():
-        ordered = sorted(points)
-        (line,) = axes.plot(
-            [size for size, _ in ordered],
-            [1.0 - ratio for _, ratio in ordered],
-            marker="o",
-            label=label,
-        )
-        colors[label] = to_hex(line.get_color())
-    for n, (label, size) in enumerate((marks or {}).items()):
-        color = colors.get(label, f"C{n + len(curves)}")  # a curve's own colour if it has one
-        axes.axvline(size, color=color, linestyle="--", label=f"{label}: current size")
-    axes.set_xscale("log", base=2)
-    axes.xaxis.set_major_formatter(FuncFormatter(lambda x, _: _format_bytes(x)))
-    axes.set_ylim(0.0, 1.0)
-    axes.set_xlabel("cache size")
-    axes.set_ylabel("miss ratio")
-    axes.set_title(title)
-    axes.grid(True, which="both", alpha=0.3)
-    if curves or marks:
-        axes.legend()
-    figure.tight_layout()
-    figure.savefig(str(path), format="png")
-
-
 __all__ = [
     "FACTORS",
     "MASK",
@@ -522,6 +331,5 @@ __all__ = [
     "MissRatioCurve",
     "ShadowCache",
     "curve_from_snapshot",
-    "plot_curves",
     "sizes_around",
 ]

@@ -78,7 +78,7 @@ from tests.chaos.soak_worker import (
 )
 from tiercache.testing import HttpFaultProxy, RedisServer, S3Server, TcpFaultProxy
 from tiercache.testing.servers.tmpfs import remount, tmpfs
-from tiercache.tiers.disk import SUBDIR
+from tiercache.tiers.diskdir import SUBDIR
 
 SOAK_SECONDS = float(os.environ.get("TIERCACHE_SOAK_SECONDS", "60"))
 SEED = int(os.environ.get("TIERCACHE_SOAK_SEED", "1124"))

@@ -9,7 +9,8 @@ import pytest
 from tests.helpers import HMAC_KEY
 from tiercache import RedisTier, Tier
 from tiercache.testing import TierContract
-from tiercache.testing.servers.redis import RedisCluster, RedisServer
+from tiercache.testing.servers.redis import RedisServer
+from tiercache.testing.servers.redis_cluster import RedisCluster
 
 
 class TestRedisTier(TierContract):

@@ -21,7 +21,9 @@ from tests.helpers import HMAC_KEY, CountingFS
 from tiercache import BlockKey, MemoryTier, RedisTier, Settings, TieredFileSystem, TierError
 from tiercache.build import default_tiers
 from tiercache.testing.faults.tcp import TcpFaultProxy
-from tiercache.testing.servers.redis import RedisCluster, RedisServer, make_tls_files
+from tiercache.testing.servers.redis import RedisServer
+from tiercache.testing.servers.redis_cluster import RedisCluster
+from tiercache.testing.servers.redis_tls import make_tls_files
 
 pytestmark = pytest.mark.integration
 

@@ -25,13 +25,10 @@ from tests.redis_fixtures import redis_fresh as redis_fresh_fixture  # noqa: F40
 from tests.redis_fixtures import redis_server as redis_server_fixture  # noqa: F401
 from tests.redis_fixtures import tcp_proxy as tcp_proxy_fixture  # noqa: F401
 from tiercache.testing.faults.tcp import TcpFaultProxy
-from tiercache.testing.servers.redis import (
-    RedisCluster,
-    RedisServer,
-    TlsFiles,
-    find_redis_binaries,
-    make_tls_files,
-)
+from tiercache.testing.servers.redis import RedisServer
+from tiercache.testing.servers.redis_binaries import find_redis_binaries
+from tiercache.testing.servers.redis_cluster import RedisCluster
+from tiercache.testing.servers.redis_tls import TlsFiles, make_tls_files
 
 pytestmark = pytest.mark.integration
 
@@ -458,7 +455,8 @@ def test_no_orphans_when_the_owner_exits_without_closing(tmp_path: Path) -> None
     script = textwrap.dedent(
         """
         import sys
-        from tiercache.testing.servers.redis import RedisCluster, RedisServer
+        from tiercache.testing.servers.redis import RedisServer
+        from tiercache.testing.servers.redis_cluster import RedisCluster
 
         plain, stopped = RedisServer(), RedisServer()
         plain.start()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tiercache.ops.plots import plot_curves
 from tiercache.protocol import BlockKey
 from tiercache.shadow import (
     MASK,
@@ -19,7 +20,6 @@ from tiercache.shadow import (
     MissRatioCurve,
     ShadowCache,
     curve_from_snapshot,
-    plot_curves,
     sizes_around,
 )
 from tiercache.tiers.memory import MemoryTier

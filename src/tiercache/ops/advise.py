@@ -231,7 +231,7 @@ def plot(stats_list: Sequence[Mapping[str, Any]], path: str) -> None:
         ImportError: matplotlib is not installed (``pip install 'tiercache[plot]'``).
         ValueError: No chain has a curve yet.
     """
-    from tiercache.shadow import plot_curves
+    from tiercache.ops.plots import plot_curves
 
     curves: dict[str, list[tuple[int, float]]] = {}
     marks: dict[str, int] = {}

@@ -30,13 +30,10 @@ from tiercache.testing.faults.disk import (
 from tiercache.testing.faults.http import HttpFaultProxy, s3_error_body
 from tiercache.testing.faults.tcp import TcpFaultProxy
 from tiercache.testing.servers.ports import free_port
-from tiercache.testing.servers.redis import (
-    RedisCluster,
-    RedisServer,
-    TlsFiles,
-    find_redis_binaries,
-    make_tls_files,
-)
+from tiercache.testing.servers.redis import RedisServer
+from tiercache.testing.servers.redis_binaries import find_redis_binaries
+from tiercache.testing.servers.redis_cluster import RedisCluster
+from tiercache.testing.servers.redis_tls import TlsFiles, make_tls_files
 from tiercache.testing.servers.s3 import S3Server
 
 __all__ = [

@@ -1,5 +1,6 @@
-"""Moved to :mod:`tiercache.testing.servers.redis`; this path is kept for one release."""
+"""Moved to :mod:`tiercache.testing.servers.redis` (and, for clusters,
+:mod:`tiercache.testing.servers.redis_cluster`); this path is kept for one release."""
 
-from tiercache._moved import alias
+from tiercache._moved import gather
 
-alias(__name__, "tiercache.testing.servers.redis")
+gather(__name__, ["tiercache.testing.servers.redis", "tiercache.testing.servers.redis_cluster"])

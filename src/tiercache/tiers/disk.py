@@ -12,23 +12,16 @@ tier *unavailable*: calls raise
 :class:`~tiercache.errors.TierUnavailableError` (the chain reports the tier ``disabled``) and the
 tier tries to open again, at most once per ``retry_after_s``, when the guard lets a probe through.
 
-Layout: ``<TIERCACHE_DISK_DIR>/tiercache-v1/`` holds the diskcache database and value files
-(directories ``0700``, files ``0600``); ``<TIERCACHE_DISK_DIR>/tiercache-v1.lock`` is held with a
-shared ``flock`` by every process using the cache, so that ``clear_on_start`` wipes the cache only
-when no live process shares it.
-
-Directory safety (docs/disk-tier.md, "Directory safety"): every open checks that the directory,
-the lock file and the database files belong to this user, are not writable by others and are no
-symlinks, and that the path diskcache and SQLite open leads to the directory that was checked
-(its device and inode, ``_root_id``, checked again before every write). Value files are created
-``O_EXCL | O_NOFOLLOW`` and read ``O_NOFOLLOW`` by :class:`_PrivateDisk`, which also refuses a
-value file that is not private and every value diskcache would unpickle.
+The directory (its layout, the checks that it is private to this user, the shared lock that
+guards clearing it, and whether it is still the directory that was checked) is
+:mod:`.diskdir`. Value files are created ``O_EXCL | O_NOFOLLOW`` and read ``O_NOFOLLOW`` by
+:class:`_PrivateDisk`, which also refuses a value file that is not private and every value
+diskcache would unpickle.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
 import logging
 import os
@@ -44,23 +37,13 @@ import diskcache
 from tiercache.errors import IntegrityError, TierTimeoutError, TierUnavailableError
 from tiercache.protocol import BlockKey, BlockKind
 from tiercache.tiers import safedir
+from tiercache.tiers.diskdir import CacheDirectory, is_full, out_of_space
 from tiercache.tiers.framing import HEADER_BYTES, frame, parse_header, verify
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX: no cross-process lock, no clearing guard
-    fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 
-SUBDIR = "tiercache-v1"
 # The default of TIERCACHE_DISK_EVICTION; measured in docs/benchmarks.md, "Disk tier".
 EVICTION_POLICY = "least-recently-stored"
-LOCK_NAME = f"{SUBDIR}.lock"
-#: The SQLite database and the files SQLite keeps beside it (write-ahead log, shared memory).
-DATABASE_FILES = ("cache.db", "cache.db-wal", "cache.db-shm")
-_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
-_SQLITE_FULL = ("database or disk is full",)
 
 
 class _PrivateDisk(diskcache.Disk):  # type: ignore[misc]  # diskcache is untyped
@@ -145,7 +128,8 @@ class DiskTier:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.directory = Path(directory)
-        self.root = self.directory / SUBDIR
+        self._dir = CacheDirectory(self.directory)
+        self.root = self._dir.root
         self.capacity_bytes = capacity_bytes
         self.lock_timeout_s = lock_timeout_s
         self.retry_after_s = retry_after_s
@@ -156,17 +140,11 @@ class DiskTier:
         self._closed = False
         self._cache: diskcache.Cache | None = None
         self._retired: list[diskcache.Cache] = []
-        self._lock_fd: int | None = None
-        # The (st_dev, st_ino) of the directory checked at open and of its database.
-        self._root_id: tuple[int, int] | None = None
-        self._db_id: tuple[int, int] | None = None
         self._next_open = 0.0
         self._full_until = 0.0
         self._full = False
         self._volume = 0
         self.last_error: str | None = None
-        #: Who else could rename entries of ``directory`` (see :func:`safedir.parent_warning`).
-        self.directory_warning: str | None = None
         # Tier-specific counters (the chain counts hits, misses, errors, timeouts, corrupt).
         self.full_skips = 0
         self.reopens = 0
@@ -174,6 +152,11 @@ class DiskTier:
         self._open(first=True)
 
     # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def directory_warning(self) -> str | None:
+        """Who else could rename entries of ``directory`` (see :func:`safedir.parent_warning`)."""
+        return self._dir.warning
 
     @property
     def warnings(self) -> list[str]:
@@ -229,10 +212,10 @@ class DiskTier:
                 cache.delete(digest, retry=False)
             raise
         except sqlite3.OperationalError as exc:
-            if self._root_moved():
+            if self._dir.moved():
                 self._reopen_later()  # the directory went away under us: a miss, not a failure
                 return None
-            if _out_of_space(self.root):
+            if out_of_space(self.root):
                 # No inode left for this thread's connection (SQLite creates the WAL and shared
                 # memory files again once every connection closed): the disk is full, a miss.
                 self._disk_full(exc)
@@ -282,7 +265,7 @@ class DiskTier:
                 self._full = False
                 logger.info("disk tier: %s has space again; writes resumed", self.root)
         except (OSError, sqlite3.OperationalError) as exc:
-            if _is_full(exc) or _out_of_space(self.root):
+            if is_full(exc) or out_of_space(self.root):
                 self._disk_full(exc)
                 return
             raise
@@ -311,9 +294,7 @@ class DiskTier:
             for cache in self._retired:  # this thread's connections to databases replaced
                 with contextlib.suppress(Exception):
                     cache.close()
-            if self._lock_fd is not None:
-                os.close(self._lock_fd)
-                self._lock_fd = None
+            self._dir.release()
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -347,7 +328,7 @@ class DiskTier:
         for old in self._retired:  # this thread's connection to a replaced database, if any:
             old.close()  # closed now, so deleted files do not stay open (cheap when none)
         cache = self._cache
-        if cache is not None and check_root and self._root_moved():
+        if cache is not None and check_root and self._dir.moved():
             self._reopen_later()
             cache = None
         if cache is None:
@@ -366,29 +347,12 @@ class DiskTier:
             self._close_locked()
         logger.warning("disk tier: %s was removed or replaced; reopening it", self.root)
 
-    def _root_moved(self) -> bool:
-        """Whether the directory (or its database) is not the one we opened and checked.
-
-        Checked before every write, so that nothing is written into an unlinked database, nor
-        through a directory put in the place of the one checked. Neither is followed if it is a
-        symlink: a symlink is not the directory we opened.
-        """
-        try:
-            root = os.lstat(self.root)
-            database = os.lstat(self.root / "cache.db")
-        except OSError:
-            return True
-        return (root.st_dev, root.st_ino) != self._root_id or (
-            database.st_dev,
-            database.st_ino,
-        ) != self._db_id
-
     def _open(self, *, first: bool) -> diskcache.Cache | None:
         with self._lock:
             if self._cache is not None or self._closed:
                 return self._cache
             try:
-                cache = self._open_checked(first)
+                cache = self._dir.open(self._new_cache, clear=first and self._clear_on_start)
             except Exception as exc:  # OSError, sqlite3.Error, diskcache.Timeout, and anything
                 # else a library rejects: the tier never raises out of its constructor.
                 self.open_failures += 1
@@ -413,98 +377,17 @@ class DiskTier:
             self.last_error = None
             return cache
 
-    def _open_checked(self, first: bool) -> diskcache.Cache:
-        """Open the database in a directory checked to be private to this user (:mod:`.safedir`).
-
-        Raises:
-            UnsafePathError: The directory, the lock file or a database file is not private.
-            OSError: A path cannot be created or opened.
-            sqlite3.Error: The database cannot be opened.
-        """
-        euid = os.geteuid()
-        safedir.make_dirs(str(self.directory))
-        parent_fd = safedir.open_parent(str(self.directory))
-        warning = safedir.parent_warning(str(self.directory), os.fstat(parent_fd), euid=euid)
-        if warning is not None and warning != self.directory_warning:
-            logger.info("disk tier: %s", warning)  # doctor and stats() show it too
-        self.directory_warning = warning
-        lock_fd: int | None = None
-        try:
-            if self._lock_fd is None and fcntl is not None:
-                lock_fd = safedir.open_private_file(
-                    parent_fd, LOCK_NAME, shown=str(self.directory / LOCK_NAME), euid=euid
-                )
-            root_fd = safedir.open_private_dir(parent_fd, SUBDIR, shown=str(self.root), euid=euid)
-            try:
-                if lock_fd is not None:
-                    assert fcntl is not None
-                    if first and self._clear_on_start:
-                        self._clear_if_alone(lock_fd, root_fd)
-                    fcntl.flock(lock_fd, fcntl.LOCK_SH)
-                    self._lock_fd, lock_fd = lock_fd, None
-                if not os.access(self.root, os.W_OK | os.X_OK):
-                    raise PermissionError(errno.EACCES, "not writable", str(self.root))
-                with contextlib.suppress(FileExistsError):
-                    # Created here, 0600: SQLite gives its WAL and shared-memory files the mode
-                    # of the database.
-                    os.close(
-                        safedir.create_private_file(
-                            "cache.db", dir_fd=root_fd, shown=str(self.root / "cache.db")
-                        )
-                    )
-                self._check_database(root_fd, euid)
-                cache = diskcache.Cache(
-                    str(self.root),
-                    timeout=self.lock_timeout_s,
-                    disk=_PrivateDisk,
-                    size_limit=self.capacity_bytes,
-                    eviction_policy=self.eviction_policy,
-                    tag_index=True,
-                    statistics=False,
-                )
-                try:
-                    # What diskcache and SQLite opened by name is what was checked: the path
-                    # leads to the same directory, and the files SQLite made are private too.
-                    root = os.fstat(root_fd)
-                    by_name = os.lstat(self.root)
-                    if (by_name.st_dev, by_name.st_ino) != (root.st_dev, root.st_ino):
-                        raise safedir.UnsafePathError(
-                            f"{self.root} was replaced while it was being opened"
-                        )
-                    database = self._check_database(root_fd, euid)
-                except BaseException:
-                    cache.close()
-                    raise
-            finally:
-                os.close(root_fd)
-        finally:
-            if lock_fd is not None:
-                os.close(lock_fd)
-            os.close(parent_fd)
-        self._root_id = (root.st_dev, root.st_ino)
-        self._db_id = (database.st_dev, database.st_ino)
-        return cache
-
-    def _check_database(self, root_fd: int, euid: int) -> os.stat_result:
-        """Check the database files in the directory ``root_fd``; return the database's stat."""
-        found = [
-            safedir.check_private_file(root_fd, name, shown=str(self.root / name), euid=euid)
-            for name in DATABASE_FILES
-        ]
-        if found[0] is None:
-            raise FileNotFoundError(errno.ENOENT, "no database", str(self.root / "cache.db"))
-        return found[0]
-
-    def _clear_if_alone(self, lock_fd: int, root_fd: int) -> None:
-        """Empty the (checked) directory if no other live process holds the directory lock."""
-        assert fcntl is not None
-        try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            logger.info("disk tier: %s is in use by another process; not clearing it", self.root)
-            return
-        safedir.clear(root_fd)
-        logger.info("disk tier: cleared %s (TIERCACHE_DISK_CLEAR_ON_START)", self.root)
+    def _new_cache(self) -> diskcache.Cache:
+        """Open diskcache in the checked directory, every setting passed explicitly."""
+        return diskcache.Cache(
+            str(self.root),
+            timeout=self.lock_timeout_s,
+            disk=_PrivateDisk,
+            size_limit=self.capacity_bytes,
+            eviction_policy=self.eviction_policy,
+            tag_index=True,
+            statistics=False,
+        )
 
     def _close_locked(self) -> None:
         cache, self._cache = self._cache, None
@@ -535,25 +418,6 @@ class DiskTier:
 def _object_tag(target: str, path: str) -> str:
     """The diskcache tag shared by every block of one object, for :meth:`DiskTier.delete_object`."""
     return BlockKey(target, path, "", 0, 0).digest()
-
-
-def _out_of_space(root: Path) -> bool:
-    """Whether the filesystem holding ``root`` has no free blocks or no free inodes.
-
-    diskcache hides ENOSPC when it cannot create a value's subdirectory (no inodes left): what
-    surfaces is a FileNotFoundError for the file. The filesystem's own figures tell the truth.
-    """
-    try:
-        st = os.statvfs(root)
-    except OSError:
-        return False
-    return st.f_bavail == 0 or (st.f_files > 0 and st.f_favail == 0)
-
-
-def _is_full(exc: BaseException) -> bool:
-    if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
-        return True
-    return isinstance(exc, sqlite3.OperationalError) and any(m in str(exc) for m in _SQLITE_FULL)
 
 
 __all__ = ["EVICTION_POLICY", "DiskTier"]

@@ -19,7 +19,8 @@ URL (typically an :class:`~tiercache.testing.S3Server`). Between client and upst
 over probabilistic ones, and probabilistic ones are seeded for reproducible runs (see
 :mod:`tiercache.testing.faults._plan` for the exact order of decisions). The proxy counts requests
 by method and the faults it injected. Requests and responses are buffered whole, so it is meant
-for test-sized objects. Only plain ``http://`` upstreams are supported.
+for test-sized objects. Only plain ``http://`` upstreams are supported. This module holds the
+controls; the serving side is :mod:`._http_server`, the error documents :mod:`.s3_errors`.
 
 Example::
 
@@ -33,123 +34,24 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
-import http.client
-import logging
 import math
-import socket
-import socketserver
-import struct
-import sys
 import threading
-import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
-from xml.sax.saxutils import escape
 
-from tiercache.testing.faults._plan import FAULT_KINDS, Failure, FaultKind, FaultPlan, Reset
-from tiercache.testing.servers._service import Service
+from tiercache.testing.faults._http_server import ProxyServer, Upstream
+from tiercache.testing.faults._plan import FAULT_KINDS, Failure, FaultKind, FaultPlan
+from tiercache.testing.faults._proxy import (
+    STOP_JOIN_TIMEOUT_S,
+    ListeningProxy,
+    bandwidth_control,
+    seconds_control,
+)
+from tiercache.testing.faults.s3_errors import s3_error_body
 from tiercache.testing.servers.ports import LOOPBACK
 
-_log = logging.getLogger(__name__)
 
-_CHUNK_BYTES = 64 * 1024
-_IDLE_TIMEOUT_S = 60.0
-_STOP_JOIN_TIMEOUT_S = 5.0
-_LINGER_RST = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST, not FIN.
-
-# Headers that describe one connection, not the message (RFC 9110 section 7.6.1), plus those the
-# proxy sets itself: Host (the upstream's), Content-Length (recomputed), Expect (answered here).
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
-_NOT_FORWARDED = _HOP_BY_HOP | {"host", "content-length", "expect"}
-
-
-def _forwardable(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Drop hop-by-hop headers, those the proxy sets itself, and those named in Connection."""
-    items = list(headers)
-    named = {
-        token.strip().lower()
-        for name, value in items
-        if name.lower() == "connection"
-        for token in value.split(",")
-    }
-    return [(n, v) for n, v in items if n.lower() not in _NOT_FORWARDED | named]
-
-
-# What S3 itself answers; other statuses get a code derived from the reason phrase.
-_S3_ERRORS = {
-    500: ("InternalError", "We encountered an internal error. Please try again."),
-    503: ("SlowDown", "Please reduce your request rate."),
-}
-
-
-def s3_error_body(status: int) -> bytes:
-    """Return the S3-style XML error document the proxy sends for an injected ``status``.
-
-    Args:
-        status: An HTTP status code. 503 gives ``SlowDown`` and 500 ``InternalError``, as S3
-            sends them; any other status gives its reason phrase as code and message.
-
-    Returns:
-        ``<Error><Code>…</Code><Message>…</Message></Error>`` encoded as UTF-8.
-    """
-    if status in _S3_ERRORS:
-        code, message = _S3_ERRORS[status]
-    else:
-        phrase = HTTPStatus(status).phrase
-        code, message = phrase.replace(" ", ""), phrase
-    return (
-        f"<Error><Code>{escape(code)}</Code><Message>{escape(message)}</Message></Error>"
-    ).encode()
-
-
-@dataclass(frozen=True, slots=True)
-class _Upstream:
-    """Where and how requests are forwarded."""
-
-    host: str
-    port: int
-    prefix: str
-    timeout_s: float
-
-    @classmethod
-    def parse(cls, url: str, timeout_s: float) -> _Upstream:
-        parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"upstream_url must be an http:// URL with a host: {url!r}")
-        return cls(parts.hostname, parts.port or 80, parts.path.rstrip("/"), timeout_s)
-
-    def connect(self) -> http.client.HTTPConnection:
-        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
-
-    def target(self, path: str) -> str:
-        return self.prefix + path
-
-
-@dataclass(frozen=True, slots=True)
-class _UpstreamResponse:
-    status: int
-    reason: str
-    headers: list[tuple[str, str]]
-    body: bytes
-
-
-class HttpFaultProxy(Service):
+class HttpFaultProxy(ListeningProxy):
     """A threaded HTTP/1.1 forwarding proxy on ``127.0.0.1`` that injects faults and latency.
 
     Every control is thread-safe and may be changed while requests are in flight. Use it as a
@@ -180,32 +82,21 @@ class HttpFaultProxy(Service):
         bandwidth_bytes_per_s: float | None = None,
         upstream_timeout_s: float = 60.0,
     ) -> None:
-        self._upstream = _Upstream.parse(upstream_url, upstream_timeout_s)
+        super().__init__(port)
+        self._upstream = Upstream.parse(upstream_url, upstream_timeout_s)
         self._upstream_url = upstream_url
-        self._port = port
         self._faults = FaultPlan()
         self._lock = threading.Lock()
         self._delay_s = 0.0
         self._bandwidth_bytes_per_s: float | None = None
         self.delay_s = delay_s
         self.bandwidth_bytes_per_s = bandwidth_bytes_per_s
-        self._server: _ProxyServer | None = None
+        self._server: ProxyServer | None = None
         self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
         running = self._server is not None
         return f"HttpFaultProxy(upstream_url={self._upstream_url!r}, running={running})"
-
-    @property
-    def port(self) -> int:
-        """The port the proxy listens on.
-
-        Raises:
-            RuntimeError: The proxy was created with port 0 and has never been started.
-        """
-        if self._port == 0:
-            raise RuntimeError("the proxy has not been started, so it has no port yet")
-        return self._port
 
     @property
     def url(self) -> str:
@@ -232,10 +123,9 @@ class HttpFaultProxy(Service):
 
     @delay_s.setter
     def delay_s(self, value: float) -> None:
-        if not value >= 0:
-            raise ValueError(f"delay_s must be >= 0, got {value!r}")
+        delay_s = seconds_control("delay_s", value)
         with self._lock:
-            self._delay_s = float(value)
+            self._delay_s = delay_s
 
     @property
     def bandwidth_bytes_per_s(self) -> float | None:
@@ -249,10 +139,9 @@ class HttpFaultProxy(Service):
 
     @bandwidth_bytes_per_s.setter
     def bandwidth_bytes_per_s(self, value: float | None) -> None:
-        if value is not None and not value > 0:
-            raise ValueError(f"bandwidth_bytes_per_s must be > 0 or None, got {value!r}")
+        bandwidth = bandwidth_control(value)
         with self._lock:
-            self._bandwidth_bytes_per_s = None if value is None else float(value)
+            self._bandwidth_bytes_per_s = bandwidth
 
     def fail_next(
         self,
@@ -453,7 +342,7 @@ class HttpFaultProxy(Service):
         with self._lock:
             if self._server is not None:
                 return
-            server = _ProxyServer((LOOPBACK, self._port), self, self._faults, self._upstream)
+            server = ProxyServer((LOOPBACK, self._port), self, self._faults, self._upstream)
             self._port = server.server_address[1]
             thread = threading.Thread(
                 target=server.serve_forever,
@@ -478,7 +367,7 @@ class HttpFaultProxy(Service):
         server.shutdown()
         server.server_close()
         thread.join()
-        server.close_connections(timeout_s=_STOP_JOIN_TIMEOUT_S)
+        server.close_connections(timeout_s=STOP_JOIN_TIMEOUT_S)
 
 
 def _methods(methods: Iterable[str]) -> frozenset[str]:
@@ -514,270 +403,4 @@ def _failure(status: int, retry_after_s: float | None) -> Failure:
     return Failure.of(status, retry_after_s)
 
 
-class _ProxyServer(ThreadingHTTPServer):
-    """The listening socket, plus the open client connections so :meth:`close` can end them."""
-
-    daemon_threads = True
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        proxy: HttpFaultProxy,
-        faults: FaultPlan,
-        upstream: _Upstream,
-    ) -> None:
-        self.proxy = proxy
-        self.faults = faults
-        self.upstream = upstream
-        self.closing = threading.Event()
-        self._connections_lock = threading.Lock()
-        self._connections: dict[socket.socket, threading.Thread] = {}
-        super().__init__(address, _ProxyHandler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind resolves the host's FQDN, which can stall on a badly configured
-        # resolver; the name is never used here.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = LOOPBACK, self.server_address[1]
-
-    def track(self, connection: socket.socket) -> None:
-        with self._connections_lock:
-            self._connections[connection] = threading.current_thread()
-            if self.closing.is_set():
-                _shut(connection)
-
-    def untrack(self, connection: socket.socket) -> None:
-        with self._connections_lock:
-            self._connections.pop(connection, None)
-
-    def close_connections(self, *, timeout_s: float) -> None:
-        """Shut every client connection down and wait (bounded) for its handler thread."""
-        with self._connections_lock:
-            connections = dict(self._connections)
-        for connection in connections:
-            _shut(connection)
-        deadline = time.monotonic() + timeout_s
-        for thread in connections.values():
-            thread.join(max(0.0, deadline - time.monotonic()))
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        # A client that goes away (or a connection cut by close()) is routine for a fault proxy;
-        # anything else is a bug worth a log record, but never a traceback on stderr.
-        if self.closing.is_set() or isinstance(sys.exc_info()[1], ConnectionError):
-            _log.debug("HttpFaultProxy: connection from %s ended", client_address, exc_info=True)
-        else:
-            _log.exception("HttpFaultProxy: error while serving %s", client_address)
-
-
-def _shut(connection: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        connection.shutdown(socket.SHUT_RDWR)
-
-
-class _ProxyHandler(BaseHTTPRequestHandler):
-    """Forwards one client connection's requests; one instance (and thread) per connection."""
-
-    protocol_version = "HTTP/1.1"
-    timeout = _IDLE_TIMEOUT_S
-    # Headers and body go out in separate writes; with Nagle's algorithm the body would wait
-    # for the client's delayed ACK (40 ms on Linux), a latency no real store adds.
-    disable_nagle_algorithm = True
-    server: _ProxyServer
-
-    def setup(self) -> None:
-        super().setup()
-        self._upstream: http.client.HTTPConnection | None = None
-        self.server.track(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self._close_upstream()
-            self.server.untrack(self.connection)
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Log nothing: a proxy under load must not write a line per request to stderr."""
-
-    def do_GET(self) -> None:
-        """Forward, fail, truncate or reset one request, as the proxy's controls say."""
-        self._serve()
-
-    do_HEAD = do_GET
-    do_PUT = do_GET
-    do_POST = do_GET
-    do_DELETE = do_GET
-
-    def _serve(self) -> None:
-        faults = self.server.faults
-        method = self.command
-        faults.received(method)
-        body = self._read_body()
-        if body is None:
-            return
-        decision = faults.before_forward(method)
-        if isinstance(decision, Reset):
-            self._reset_connection()
-            return
-        if decision is not None:
-            self._respond_error(decision.status, retry_after=decision.retry_after)
-            return
-        try:
-            response = self._forward(body)
-        except (OSError, http.client.HTTPException) as exc:
-            _log.debug("HttpFaultProxy: upstream failed for %s %s: %r", method, self.path, exc)
-            self._respond_error(HTTPStatus.BAD_GATEWAY)
-            return
-        keep_bytes = None
-        if method != "HEAD":
-            keep_bytes = faults.take_truncation(method, len(response.body))
-        headers = _forwardable(response.headers)
-        if method == "HEAD":
-            # A HEAD answer's Content-Length describes the object, not the (empty) body.
-            headers += [(n, v) for n, v in response.headers if n.lower() == "content-length"]
-        else:
-            headers.append(("Content-Length", str(len(response.body))))
-        self._respond(response.status, response.reason, headers, response.body, keep_bytes)
-
-    def _read_body(self) -> bytes | None:
-        """Read the request body; return ``b""`` if there is none, ``None`` if it is unusable.
-
-        An unusable body (malformed framing, or a client that hung up) leaves the connection in
-        an unknown state, so it is answered with 400 if possible and closed.
-        """
-        try:
-            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-                return self._read_chunked()
-            length = self.headers.get("Content-Length")
-            if length is None:
-                return b""
-            size = int(length)
-            if size < 0:
-                raise ValueError(f"negative Content-Length {size}")
-            body = self.rfile.read(size)
-            if len(body) < size:
-                raise ValueError(f"request body ended after {len(body)} of {size} bytes")
-        except ValueError as exc:
-            _log.debug("HttpFaultProxy: unusable request body: %s", exc)
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self._respond_error(HTTPStatus.BAD_REQUEST)
-            return None
-        return body
-
-    def _read_chunked(self) -> bytes:
-        parts: list[bytes] = []
-        while True:
-            line = self.rfile.readline()
-            if not line:
-                raise ValueError("request body ended inside chunked framing")
-            size = int(line.split(b";", 1)[0].strip(), 16)
-            if size == 0:
-                break
-            chunk = self.rfile.read(size)
-            if len(chunk) < size:
-                raise ValueError("request body ended inside a chunk")
-            parts.append(chunk)
-            self.rfile.readline()  # The CRLF after each chunk.
-        while self.rfile.readline().strip():  # Trailer fields, up to the blank line.
-            pass
-        return b"".join(parts)
-
-    def _forward(self, body: bytes) -> _UpstreamResponse:
-        has_body = bool(body) or any(
-            name in self.headers for name in ("Content-Length", "Transfer-Encoding")
-        )
-        headers = _forwardable(self.headers.items())
-        reused = self._upstream is not None
-        try:
-            return self._exchange(headers, body if has_body else None)
-        except ConnectionError:
-            if not reused:
-                raise
-            # The upstream may have closed an idle kept-alive connection: retry once on a fresh
-            # one, as HTTP clients do.
-            return self._exchange(headers, body if has_body else None)
-
-    def _exchange(self, headers: list[tuple[str, str]], body: bytes | None) -> _UpstreamResponse:
-        """Send one request upstream and read the whole response; close the connection on error."""
-        upstream = self.server.upstream
-        if self._upstream is None:
-            self._upstream = upstream.connect()
-        connection = self._upstream
-        try:
-            connection.putrequest(
-                self.command, upstream.target(self.path), skip_accept_encoding=True
-            )
-            for name, value in headers:
-                connection.putheader(name, value)
-            if body is not None:
-                connection.putheader("Content-Length", str(len(body)))
-            connection.endheaders(body)
-            response = connection.getresponse()
-            data = response.read()
-        except BaseException:
-            self._close_upstream()
-            raise
-        if response.will_close:
-            self._close_upstream()
-        return _UpstreamResponse(response.status, response.reason, response.getheaders(), data)
-
-    def _close_upstream(self) -> None:
-        upstream, self._upstream = self._upstream, None
-        if upstream is not None:
-            upstream.close()
-
-    def _respond_error(self, status: int, *, retry_after: str | None = None) -> None:
-        body = s3_error_body(status)
-        headers = [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))]
-        if retry_after is not None:
-            headers.append(("Retry-After", retry_after))
-        self._respond(status, HTTPStatus(status).phrase, headers, body, None)
-
-    def _reset_connection(self) -> None:
-        """Close the client connection with an RST, sending nothing; end this handler's loop."""
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
-        # The socket is really closed only once its reader (which holds a reference) is closed.
-        # The server's own shutdown_request() would send a FIN first; closing here avoids that,
-        # and its later shutdown and close of the already closed socket are harmless.
-        self.rfile.close()
-        self.connection.close()
-
-    def _respond(
-        self,
-        status: int,
-        reason: str,
-        headers: list[tuple[str, str]],
-        body: bytes,
-        keep_bytes: int | None,
-    ) -> None:
-        proxy = self.server.proxy
-        delay_s = proxy.delay_s
-        if delay_s > 0:
-            self.server.closing.wait(delay_s)
-        self.send_response_only(status, reason)
-        for name, value in headers:
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command == "HEAD":
-            return
-        if keep_bytes is not None:
-            body = body[:keep_bytes]
-            self.close_connection = True
-        self._write_paced(body, proxy.bandwidth_bytes_per_s)
-
-    def _write_paced(self, body: bytes, bandwidth_bytes_per_s: float | None) -> None:
-        if bandwidth_bytes_per_s is None:
-            self.wfile.write(body)
-            return
-        # Like a link of that bandwidth, release each chunk only once all of its bytes could
-        # have been transmitted, so the last byte arrives no earlier than len(body) / bandwidth.
-        start = time.monotonic()
-        for offset in range(0, len(body), _CHUNK_BYTES):
-            chunk = body[offset : offset + _CHUNK_BYTES]
-            wait_s = start + (offset + len(chunk)) / bandwidth_bytes_per_s - time.monotonic()
-            if wait_s > 0 and self.server.closing.wait(wait_s):
-                return
-            self.wfile.write(chunk)
+__all__ = ["HttpFaultProxy", "s3_error_body"]

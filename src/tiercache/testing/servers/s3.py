@@ -18,10 +18,8 @@ Example::
 from __future__ import annotations
 
 import atexit
-import contextlib
 import http.client
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -31,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from tiercache.testing.servers._process import stop_process_group
 from tiercache.testing.servers._service import Service, log_tail
 from tiercache.testing.servers.ports import LOOPBACK, free_port
 
@@ -46,7 +45,6 @@ REGION = "us-east-1"
 _POLL_INTERVAL_S = 0.05
 _PROBE_TIMEOUT_S = 1.0
 _REQUEST_TIMEOUT_S = 30.0
-_STOP_TIMEOUT_S = 5.0
 
 
 class S3Server(Service):
@@ -147,7 +145,7 @@ class S3Server(Service):
             if process is None:
                 return
             atexit.unregister(self.close)
-            _stop_process_group(process)
+            stop_process_group(process)
             if log_path is not None:
                 log_path.unlink(missing_ok=True)
 
@@ -266,20 +264,3 @@ def _answers_http(port: int) -> bool:
     finally:
         connection.close()
     return True
-
-
-def _stop_process_group(process: subprocess.Popen[bytes]) -> None:
-    """Terminate a process started with ``start_new_session=True`` and everything in its group."""
-    # Until the leader is reaped, and afterwards while any member of its group lives, the
-    # group id cannot name another process, so signalling the group is safe.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=_STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    # Sweep up anything the server left behind in its group.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
