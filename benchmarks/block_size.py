@@ -28,7 +28,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import s3fs
 
-from _proxy import CountingProxy
+from harness.context import BUCKET
+from harness.proxy import CountingProxy
 from tiercache import MemoryTier, Settings, TieredFileSystem
 from tiercache.parsing import KIB, MIB
 from tiercache.testing import HttpFaultProxy, S3Server
@@ -79,14 +80,15 @@ def sweep(
     block_sizes: tuple[int, ...] = BLOCK_SIZES,
     key: str = "sweep.parquet",
 ) -> Sweep:
-    """Write the Parquet file (bucket ``bench`` must exist), then run every reader ``rounds`` times.
+    """Write the Parquet file (bucket :data:`~harness.context.BUCKET` must exist), then run
+    every reader ``rounds`` times.
 
     Readers: direct s3fs, then tiercache with each of ``block_sizes`` (a new RAM-only chain per
     round over one shared s3fs client), all through ``proxy``.
     """
     table = make_table(rows)
     client = s3fs.S3FileSystem(**server.storage_options(proxy.url), skip_instance_cache=True)
-    path = f"bench/{key}"
+    path = f"{BUCKET}/{key}"
     with client.open(path, "wb") as f:
         pq.write_table(table, f, row_group_size=rows // 5)
     out = Sweep(rows=rows, size=client.info(path)["size"], rounds=rounds)
@@ -147,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         S3Server() as server,
         HttpFaultProxy(server.endpoint_url, delay_s=0.02, bandwidth_bytes_per_s=100e6) as proxy,
     ):
-        server.create_bucket("bench")
+        server.create_bucket(BUCKET)
         result = sweep(server, proxy, rows=rows, rounds=rounds)
 
     print(

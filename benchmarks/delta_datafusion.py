@@ -66,8 +66,10 @@ from datafusion import SessionContext
 from deltalake import DeltaTable, WriterProperties, write_deltalake
 
 import tiercache
-from _proxy import CountingProxy
-from _timing import Sample, measure
+from harness.context import BUCKET
+from harness.fmt import fmt_count
+from harness.proxy import CountingProxy
+from harness.timing import Sample, measure, spread
 from redis_footers import HMAC_KEY
 from tiercache import Settings, TieredFileSystem
 from tiercache.build import default_tiers
@@ -76,7 +78,6 @@ from tiercache.integrations.delta import storage_options_for
 from tiercache.parsing import KIB, MIB
 from tiercache.testing import HttpFaultProxy, RedisServer, S3Server
 
-BUCKET = "bench"
 TABLE_KEY = "spans"
 TABLE_ROOT = f"{BUCKET}/{TABLE_KEY}"
 TABLE_URI = f"s3://{TABLE_ROOT}"
@@ -347,7 +348,7 @@ def query(ctx: SessionContext, text: str) -> list[pa.RecordBatch]:
 
 
 def runner(ctx: SessionContext, text: str) -> Callable[[int], object]:
-    """A case for ``_timing.measure``: run the query (its argument is unused)."""
+    """A case for ``harness.timing.measure``: run the query (its argument is unused)."""
     return lambda _: query(ctx, text)
 
 
@@ -641,20 +642,8 @@ def processes(
 # -- the report ------------------------------------------------------------------------------
 
 
-def spread(values: list[float]) -> float:
-    """Half the interquartile range, relative to the median (0 under 4 values)."""
-    return Sample("", values).spread
-
-
 def fmt_ms(seconds: float) -> str:
     return f"{seconds * 1e3:,.2f} ms" if seconds < 0.1 else f"{seconds * 1e3:,.1f} ms"
-
-
-def fmt_count(values: list[int]) -> str:
-    """The median, with the range when the rounds differ."""
-    med = statistics.median(values)
-    text = f"{med:g}"
-    return text if min(values) == max(values) else f"{text} ({min(values)}-{max(values)})"
 
 
 @dataclass

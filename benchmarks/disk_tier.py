@@ -50,7 +50,8 @@ import diskcache
 import fsspec
 
 import tiercache
-from _timing import Sample, measure
+from harness.fmt import fmt_us
+from harness.timing import Sample, measure, pct
 from tiercache import BlockKey, DiskTier, Settings, TieredFileSystem, TierError, TierTimeoutError
 from tiercache.context import DEMAND
 from tiercache.guard import Guard
@@ -482,17 +483,6 @@ def contention(
 
 
 # -- report ------------------------------------------------------------------------------------
-
-
-def fmt_us(seconds: float) -> str:
-    return f"{seconds * 1e6:,.1f} µs" if seconds < 1e-3 else f"{seconds * 1e3:,.2f} ms"
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def report_read(warm: WarmResult) -> tuple[list[str], list[str]]:

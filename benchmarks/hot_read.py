@@ -35,7 +35,9 @@ from typing import Any
 import fsspec
 import s3fs
 
-from _timing import Sample, measure
+from harness.context import BUCKET
+from harness.fmt import fmt_us
+from harness.timing import Sample, measure
 from tiercache import MemoryTier, Settings, TieredFileSystem
 from tiercache.parsing import KIB, MIB
 from tiercache.testing import HttpFaultProxy, S3Server
@@ -55,8 +57,8 @@ def hot(
     """Warm reads of ``size`` bytes at scattered offsets of one object (64 MiB) on the S3 server."""
     data = os.urandom(object_bytes)
     key = f"{uuid.uuid4().hex}.bin"
-    server.put_object("bench", key, data)
-    path = f"bench/{key}"
+    server.put_object(BUCKET, key, data)
+    path = f"{BUCKET}/{key}"
     options = {**server.storage_options(), "skip_instance_cache": True}
     offsets = [(i * 7_919 * KIB + i * 13) % (object_bytes - size) for i in range(ops)]
 
@@ -141,9 +143,9 @@ def cold(server: S3Server, rounds: int, delay_s: float, bandwidth: float) -> dic
         server.endpoint_url, delay_s=delay_s, bandwidth_bytes_per_s=bandwidth
     ) as proxy:
         data = os.urandom(16 * MIB)
-        server.put_object("bench", "cold.bin", data)
+        server.put_object(BUCKET, "cold.bin", data)
         options = server.storage_options(proxy.url)
-        path = "bench/cold.bin"
+        path = f"{BUCKET}/cold.bin"
         ranges = {
             "4 MiB, block-aligned": (4 * MIB, 8 * MIB),
             "64 KiB inside one block": (5 * MIB + 12_345, 5 * MIB + 12_345 + 64 * KIB),
@@ -186,10 +188,6 @@ def cold(server: S3Server, rounds: int, delay_s: float, bandwidth: float) -> dic
                     results[f"{label}: {name}"].samples.append(elapsed)
                     results[f"{label}: {name}"].requests.append(proxy.requests())
     return results
-
-
-def fmt_us(seconds: float) -> str:
-    return f"{seconds * 1e6:,.1f} µs" if seconds < 1e-3 else f"{seconds * 1e3:,.2f} ms"
 
 
 def report_hot(hots: dict[int, dict[str, Sample]]) -> tuple[list[str], list[str]]:
@@ -276,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = tempfile.mkdtemp(prefix="tiercache-bench-")
     try:
         with S3Server() as server:
-            server.create_bucket("bench")
+            server.create_bucket(BUCKET)
             hots = {size: hot(server, size, rounds, ops if size < MIB else ops // 10, workdir)
                     for size in (64 * KIB, 4 * MIB)}  # fmt: skip
             colds = cold(server, cold_rounds, args.delay_ms / 1000, args.mbps * 1e6)

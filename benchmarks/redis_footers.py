@@ -55,7 +55,10 @@ import redis
 import s3fs
 
 import tiercache
-from _proxy import CountingProxy
+from harness.context import BUCKET
+from harness.fmt import fmt_count
+from harness.proxy import CountingProxy
+from harness.timing import spread
 from tiercache import Settings, TieredFileSystem
 from tiercache.build import default_tiers
 from tiercache.parsing import KIB, MIB
@@ -64,8 +67,7 @@ from tiercache.testing import HttpFaultProxy, RedisServer, S3Server
 #: The HMAC key the benchmark pods share (a Redis tier needs one; any 16+ characters).
 HMAC_KEY = "tiercache-benchmark-hmac-key-0123"
 
-BUCKET = "bench"
-TABLE = "bench/events"
+TABLE = f"{BUCKET}/events"
 ROW_GROUPS = 4
 SEED = 20261124
 
@@ -299,23 +301,8 @@ def _redis_memory(redis_server: RedisServer, prefix: str) -> tuple[int, int]:
         client.close()
 
 
-def spread(values: list[float]) -> float:
-    """Half the interquartile range, relative to the median (0 under 4 values)."""
-    if len(values) < 4:
-        return 0.0
-    q = statistics.quantiles(values, n=4)
-    return (q[2] - q[0]) / 2 / statistics.median(values)
-
-
 def fmt_ms(seconds: float) -> str:
     return f"{seconds * 1e6:,.0f} µs" if seconds < 1e-3 else f"{seconds * 1e3:,.1f} ms"
-
-
-def fmt_count(values: list[int]) -> str:
-    """The median, with the range when the rounds differ."""
-    med = statistics.median(values)
-    text = f"{med:g}"
-    return text if min(values) == max(values) else f"{text} ({min(values)}-{max(values)})"
 
 
 def _opt(rounds: list[Round], name: str) -> list[int]:

@@ -2,22 +2,9 @@
 
 Starts an S3 server (moto, in a subprocess) behind latency-injecting proxies (each in a process of
 its own): an emulated object store (20 ms to first byte, 100 MB/s per stream) and a loopback
-profile with no added latency; a ``redis-server`` of its own (never the machine's). Then runs:
-
-- ``hot``: warm 64 KiB and 4 MiB reads against the dict-slice floor and fsspec's ``blockcache``
-  and ``simplecache`` (``hot_read.py``);
-- ``cold``: cold reads through a new chain against direct s3fs and pyarrow's own S3 filesystem,
-  both profiles;
-- ``disk``: warm 1 MiB disk-tier reads against a local file, eviction policies (``disk_tier.py``);
-- ``redis``: Parquet footers on a cold pod with and without a warm Redis (``redis_footers.py``);
-- ``delta``: DataFusion SQL over a Delta table, warm / cold / new process with a warm Redis,
-  against local files and direct s3fs (``delta_datafusion.py``);
-- ``degraded``: Redis hung (SIGSTOP) and killed, disk full (tmpfs): added latency, exact bytes;
-- ``concurrency``: 1 to 32 threads on cold and hot data: throughput and origin requests;
-- ``scaling``: time and origin requests by object count, object size and block size (and
-  ``block_size.py``'s Parquet workload), log-log;
-- ``memory``: peak RSS growth of a pod (RAM tier 64 MiB, with and without a disk tier, a fresh
-  process per case) while 8 threads read distinct data, against its memory budget.
+profile with no added latency; a ``redis-server`` of its own (never the machine's). Then runs
+every scenario of ``benchmarks/scenarios/`` in their order: one module each (its docstring says
+what it measures), found by ``harness/registry.py``; ``--help`` lists their names.
 
 Writes ``results.json``, ``report.md`` and PNG plots into ``--out`` (default
 ``benchmarks/results/``). ``--update-docs`` also rewrites the generated sections of
@@ -35,46 +22,22 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from _scenarios import Context
+    from harness.context import Context
+    from harness.scenario import Preset, Scenario
+
+# Nothing heavy is imported at the top: the helper processes this program spawns (the proxies,
+# the disk tier's contention workers) import this file as their main module, and need none of
+# pyarrow, deltalake, datafusion or matplotlib.
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 DOC_IMAGES = ROOT / "docs" / "benchmarks"
-SCENARIO_NAMES = (
-    "hot", "cold", "disk", "redis", "delta", "degraded", "concurrency", "scaling", "memory",
-)  # fmt: skip
-
-
-def scenarios() -> dict[str, Callable[[Context], dict[str, Any]]]:
-    """The scenario functions. Imported here, not at the top: the helper processes this program
-    spawns (the proxies, the disk tier's contention workers) import this file as their main
-    module, and need none of pyarrow, deltalake, datafusion or matplotlib."""
-    from _scenarios import cold, delta, disk, hot, redis
-    from _scenarios_faults import degraded
-    from _scenarios_load import concurrency, scaling
-    from _scenarios_memory import memory
-
-    functions: dict[str, Callable[[Context], dict[str, Any]]] = {
-        "hot": hot,
-        "cold": cold,
-        "disk": disk,
-        "redis": redis,
-        "delta": delta,
-        "degraded": degraded,
-        "concurrency": concurrency,
-        "scaling": scaling,
-        "memory": memory,
-    }
-    return functions
-
 
 # The program's own tiers only: never a disk directory or a Redis from the environment.
 OWN = ("TIERCACHE_DISK_DIR", "TIERCACHE_REDIS_URL", "TIERCACHE_REDIS_PREFIX")
@@ -88,21 +51,50 @@ def log(message: str) -> None:
     print(f"[{time.perf_counter() - STARTED:7.1f} s] {message}", file=sys.stderr, flush=True)
 
 
-def measure(mode: str, names: list[str]) -> dict[str, Any]:
-    """Run the scenarios; a scenario that fails is recorded (with its traceback) and skipped."""
-    import _report
-    from _proxy import ProxyProcess
-    from _scenarios import BUCKET, PROFILES, SIZES, Context
-    from tiercache import Settings
-    from tiercache.testing import RedisServer, S3Server
+def discover() -> dict[str, Scenario[Any, Any]]:
+    """The scenarios of ``benchmarks/scenarios/``, in their order."""
+    from harness.registry import discover
 
-    functions = scenarios()
+    return discover()
+
+
+def run_scenarios(
+    scenarios: dict[str, Scenario[Any, Any]],
+    names: list[str],
+    mode: Preset,
+    ctx: Context,
+    results: dict[str, Any],
+) -> None:
+    """Run the scenarios ``names``, in that order, each at its ``mode`` sizes; record each
+    result (a scenario that fails is recorded with its traceback, and the others still run)
+    and the seconds each took into ``results``."""
+    for name in names:
+        scenario = scenarios[name]
+        log(f"{name} ...")
+        t0 = time.perf_counter()
+        try:
+            results["scenarios"][name] = scenario.run(ctx, scenario.sizes[mode])
+        except Exception:
+            log(f"{name} FAILED:\n{traceback.format_exc()}")
+            results["scenarios"][name] = {"error": traceback.format_exc()}
+        results["timings"][name] = time.perf_counter() - t0
+        log(f"{name} done in {results['timings'][name]:.1f} s")
+
+
+def measure(
+    mode: Preset, names: list[str], scenarios: dict[str, Scenario[Any, Any]]
+) -> dict[str, Any]:
+    """Start the servers, run the scenarios ``names``; the results as ``results.json`` has them."""
+    from harness import report
+    from harness.context import PROFILES, running
+    from tiercache import Settings
+
     for name in OWN:
         os.environ.pop(name, None)
     settings = Settings.from_env(disk_dir=None, redis_url=None)
     results: dict[str, Any] = {
         "mode": mode,
-        "meta": _report.machine(),
+        "meta": report.machine(),
         "settings": {
             "block_size_bytes": settings.block_size_bytes,
             "memory_bytes": settings.memory_bytes,
@@ -123,73 +115,47 @@ def measure(mode: str, names: list[str]) -> dict[str, Any]:
         "load": {"start": os.getloadavg()},
     }
     started = time.perf_counter()
-    workdir = Path(tempfile.mkdtemp(prefix="tiercache-run-"))
-    try:
-        with S3Server() as server, RedisServer() as redis_server:
-            proxies = {
-                name: ProxyProcess(
-                    server.endpoint_url,
-                    delay_s=p.delay_s,
-                    bandwidth_bytes_per_s=p.bandwidth_bytes_per_s,
-                )
-                for name, p in PROFILES.items()
-            }
-            try:
-                for proxy in proxies.values():
-                    proxy.start()
-                server.create_bucket(BUCKET)
-                ctx = Context(
-                    sizes=SIZES[mode],
-                    server=server,
-                    proxies=proxies,
-                    redis=redis_server,
-                    workdir=workdir,
-                    settings=settings,
-                    log=log,
-                )
-                for name in names:
-                    log(f"{name} ...")
-                    t0 = time.perf_counter()
-                    try:
-                        results["scenarios"][name] = functions[name](ctx)
-                    except Exception:
-                        log(f"{name} FAILED:\n{traceback.format_exc()}")
-                        results["scenarios"][name] = {"error": traceback.format_exc()}
-                    results["timings"][name] = time.perf_counter() - t0
-                    log(f"{name} done in {results['timings'][name]:.1f} s")
-            finally:
-                for proxy in proxies.values():
-                    proxy.close()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with running(settings, log) as ctx:
+        run_scenarios(scenarios, names, mode, ctx, results)
     results["took_s"] = time.perf_counter() - started
     results["load"]["end"] = os.getloadavg()
     return results
 
 
-def render(results: dict[str, Any], out: Path) -> list[str]:
+def render(
+    results: dict[str, Any], out: Path, scenarios: dict[str, Scenario[Any, Any]]
+) -> list[str]:
     """Write report.md and the plots into ``out``; return the plot file names."""
-    import _plots
-    import _report
+    from harness import plots, report
 
     out.mkdir(parents=True, exist_ok=True)
-    plots = _plots.draw_all(results, out)
-    (out / "report.md").write_text(_report.report(results, plots))
-    return plots
+    drawn = [plots.targets(report.all_targets(results, scenarios), out)]
+    names = [name for name in drawn if name is not None]
+    for scenario in scenarios.values():
+        stored = report.stored_ok(results, scenario.name)
+        if stored is not None and scenario.plot is not None:
+            names += scenario.plot(stored, out)
+    (out / "report.md").write_text(report.report(results, names, scenarios))
+    return names
 
 
-def update_docs(results: dict[str, Any], out: Path, plots: list[str]) -> list[str]:
+def update_docs(
+    results: dict[str, Any], out: Path, plots: list[str], scenarios: dict[str, Scenario[Any, Any]]
+) -> list[str]:
     """Copy the plots into docs/benchmarks/ and rewrite the generated sections of the doc."""
-    import _report
+    from harness import report
 
     DOC_IMAGES.mkdir(parents=True, exist_ok=True)
     for name in plots:
         shutil.copyfile(out / name, DOC_IMAGES / name)
-    parts = _report.sections(results, "benchmarks/", plots)
-    return _report.update_doc(DOC, parts)
+    parts = report.sections(results, "benchmarks/", plots, scenarios)
+    return report.update_doc(DOC, parts)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from harness import report
+
+    scenarios = discover()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="a smaller run: under 3 minutes")
@@ -198,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=ROOT / "benchmarks" / "results", help="output directory"
     )
     parser.add_argument(
-        "--only", help=f"comma-separated scenarios (default: all of {', '.join(SCENARIO_NAMES)})"
+        "--only", help=f"comma-separated scenarios (default: all of {', '.join(scenarios)})"
     )
     parser.add_argument("--from", dest="source", type=Path, help="render this results.json")
     parser.add_argument(
@@ -211,29 +177,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.source is not None:
         results = json.loads(args.source.read_text())
     else:
-        mode = "smoke" if args.smoke else "quick" if args.quick else "full"
-        names = list(SCENARIO_NAMES) if not args.only else args.only.split(",")
-        unknown = [n for n in names if n not in SCENARIO_NAMES]
+        mode: Preset = "smoke" if args.smoke else "quick" if args.quick else "full"
+        names = list(scenarios) if not args.only else args.only.split(",")
+        unknown = [n for n in names if n not in scenarios]
         if unknown:
             parser.error(f"unknown scenarios: {', '.join(unknown)}")
-        results = measure(mode, names)
+        results = measure(mode, names, scenarios)
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "results.json").write_text(json.dumps(results, indent=1, default=str))
-    plots = render(results, args.out)
+    plots = render(results, args.out, scenarios)
     log(f"wrote {args.out / 'results.json'}, {args.out / 'report.md'} and {len(plots)} plots")
     if args.update_docs:
-        missing = [n for n in SCENARIO_NAMES if n not in results["scenarios"]]
+        missing = [n for n in scenarios if n not in results["scenarios"]]
         if missing:
             log(f"not updating the docs: these scenarios did not run: {', '.join(missing)}")
             return 2
         if results["mode"] != "full":
             log(f"note: updating the docs from a {results['mode']!r} run")
-        replaced = update_docs(results, args.out, plots)
+        replaced = update_docs(results, args.out, plots, scenarios)
         log(f"updated {DOC.relative_to(ROOT)}: {', '.join(replaced) or 'no generated sections'}")
-    import _report
-
-    print(_report.sections(results, "", plots)["targets"])
-    targets = [t for s in results["scenarios"].values() for t in s.get("targets", [])]
+    print(report.sections(results, "", plots, scenarios)["targets"])
+    targets = report.all_targets(results, scenarios)
     missed = [t for t in targets if not t["informative"] and not t["met"]]
     failed = [name for name, s in results["scenarios"].items() if "error" in s]
     if failed:

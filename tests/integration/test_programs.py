@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -79,9 +81,14 @@ def test_delta_datafusion_benchmark_runs() -> None:
     assert "| new process, warm Redis, log listing shared |" in out
 
 
-SCENARIOS = {
+#: The scenarios that existed when each became one file: none may go missing.
+EARLIER = {
     "hot", "cold", "disk", "redis", "delta", "degraded", "concurrency", "scaling", "memory",
 }  # fmt: skip
+#: Every scenario: one module each in benchmarks/scenarios/ (a name starting with _ is not one).
+SCENARIOS = {
+    p.stem for p in (ROOT / "benchmarks" / "scenarios").glob("*.py") if not p.stem.startswith("_")
+}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -93,6 +100,7 @@ def test_run_all_benchmarks_smoke(tmp_path: Path) -> None:
     results = json.loads((out / "results.json").read_text())
     assert results["mode"] == "smoke"
     assert set(results["scenarios"]) == SCENARIOS
+    assert EARLIER <= SCENARIOS
     failed = {name: s["error"] for name, s in results["scenarios"].items() if "error" in s}
     assert not failed, failed
     assert results["meta"]["cpus"] >= 1
@@ -115,6 +123,33 @@ def test_run_all_benchmarks_smoke(tmp_path: Path) -> None:
     for png in pngs:
         assert png.read_bytes()[:8] == PNG_MAGIC, png
         assert f"]({png.name})" in report, png.name
+
+
+@pytest.mark.timeout(180)
+def test_a_scenario_is_one_file(tmp_path: Path) -> None:
+    """The example of docs/benchmarks.md ("Adding a scenario"), dropped into a copy of
+    benchmarks/ as scenarios/example.py and nothing else: run.py finds it, runs it in the smoke
+    preset and reports it."""
+    doc = (ROOT / "docs" / "benchmarks.md").read_text()
+    match = re.search(r"```python\n(.*?)```", doc[doc.index("## Adding a scenario") :], re.DOTALL)
+    assert match is not None, "no python block under 'Adding a scenario'"
+    copy = tmp_path / "benchmarks"
+    shutil.copytree(
+        ROOT / "benchmarks", copy, ignore=shutil.ignore_patterns("results", "__pycache__")
+    )
+    (copy / "scenarios" / "example.py").write_text(match.group(1))
+    out = tmp_path / "out"
+    printed = run(str(copy / "run.py"), "--smoke", "--only", "example", "--out", str(out))
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["scenarios"]) == ["example"]
+    example = results["scenarios"]["example"]
+    assert "error" not in example, example.get("error")
+    assert set(example["data"]) == {"floor: dict slice", "tiercache read_range"}
+    assert [t["key"] for t in example["targets"]] == ["example-floor"]
+    report = (out / "report.md").read_text()
+    assert "## Example: warm reads against the floor\n\n| case | median |" in report
+    assert "## Hot reads\n\n*Not run.*" in report
+    assert "example: warm 64 KiB `read_range`" in printed
 
 
 def test_console_script_is_installed() -> None:

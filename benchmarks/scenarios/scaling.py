@@ -1,8 +1,6 @@
-"""The scenarios of ``run.py`` that grow something: threads (concurrency), and object count,
-object size and block size (scaling). Each figure is measured alongside its references in the
-same run: direct s3fs and pyarrow's S3 filesystem for cold reads, the dict-slice floor and fsspec's
-``blockcache`` for hot ones. Requests are those the proxy saw.
-"""
+"""Scaling: time and requests (the proxy's) and origin bytes (tiercache's) by object count,
+object size and block size, and ``block_size.py``'s Parquet workload at every block size; against
+direct s3fs and pyarrow's S3 filesystem (cold) and the dict-slice floor (hot). Plotted log-log."""
 
 from __future__ import annotations
 
@@ -11,259 +9,35 @@ import random
 import statistics
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import fsspec
-import s3fs
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from _scenarios import (
-    BUCKET,
-    STORE,
-    Context,
-    fmt_s,
-    parquet_sweep,
-    summary,
-)
+import block_size
+from harness.context import BUCKET, STORE, Context
+from harness.fmt import fmt_s, size_label
+from harness.plots import PEERS, SIZES, TIERCACHE, log_axes, save, series, subplots
+from harness.scenario import Report, Result, Scenario, Section
+from harness.timing import summary
 from tiercache import TieredFileSystem
 from tiercache.parsing import KIB, MIB
 
-# -- concurrency -------------------------------------------------------------------------------
-
-COLD_DISTINCT = "cold, distinct blocks"
-COLD_SHARED = "cold, every thread the same blocks"
-HOT = "hot 64 KiB reads"
-SHARED_BLOCKS = 4
-POOL = 64  # s3fs connection pool for the concurrency clients (botocore's default is 10)
+AXES = ("count", "size", "block", "parquet")
+#: Tables by axis (``AXES``).
+ScalingResult = Result[dict[str, Any], dict[str, str]]
 
 
-def run_threads(threads: int, jobs: list[Callable[[], None]]) -> float:
-    """Run ``jobs`` on ``threads`` threads (each takes the next job); return the wall time."""
-    with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(abs, range(threads)))  # the threads exist before the clock starts
-        t0 = time.perf_counter()
-        for future in [pool.submit(job) for job in jobs]:
-            future.result()
-        return time.perf_counter() - t0
-
-
-class Series:
-    """Rounds of one (case, path, threads) point: seconds, requests, bytes delivered."""
-
-    def __init__(self) -> None:
-        self.points: dict[str, dict[str, dict[int, dict[str, list[float]]]]] = {}
-
-    def add(
-        self, case: str, path: str, threads: int, *, seconds: float, requests: int, nbytes: int
-    ) -> None:
-        entry = (
-            self.points.setdefault(case, {})
-            .setdefault(path, {})
-            .setdefault(threads, {"seconds": [], "requests": [], "bytes": []})
-        )
-        entry["seconds"].append(seconds)
-        entry["requests"].append(requests)
-        entry["bytes"].append(nbytes)
-
-    def json(self) -> dict[str, Any]:
-        return {
-            case: {
-                path: {
-                    str(t): {
-                        **summary(e["seconds"]),
-                        "requests": e["requests"],
-                        "bytes": e["bytes"],
-                        "throughput": statistics.median(
-                            b / s for b, s in zip(e["bytes"], e["seconds"], strict=True)
-                        ),
-                    }
-                    for t, e in by_threads.items()
-                }
-                for path, by_threads in paths.items()
-            }
-            for case, paths in self.points.items()
-        }
-
-
-def cold_concurrency(ctx: Context, profile: str, series: Series, case_prefix: str) -> None:
-    sz = ctx.sizes
-    proxy = ctx.proxies[profile]
-    per_object = 8
-    objects: dict[str, bytes] = {}
-    for i in range(-(-sz.concurrency_blocks // per_object)):
-        key = f"concurrency/{profile}/obj-{i}.bin"
-        objects[f"{BUCKET}/{key}"] = os.urandom(per_object * MIB)
-        ctx.server.put_object(BUCKET, key, objects[f"{BUCKET}/{key}"])
-    ranges = [(path, j * MIB, (j + 1) * MIB) for path in objects for j in range(per_object)][
-        : sz.concurrency_blocks
-    ]
-    shared_path = next(iter(objects))
-    shared = [(shared_path, j * MIB, (j + 1) * MIB) for j in range(SHARED_BLOCKS)]
-    options = {**ctx.options(profile), "config_kwargs": {"max_pool_connections": POOL}}
-    client = s3fs.S3FileSystem(**options, skip_instance_cache=True)
-    arrow = ctx.pyarrow_fs(profile)
-
-    def direct(path: str, start: int, end: int) -> bytes:
-        return bytes(client.cat_file(path, start=start, end=end))
-
-    def pyarrow(path: str, start: int, end: int) -> bytes:
-        f = arrow.open_input_file(path)
-        try:
-            return bytes(f.read_at(end - start, start))
-        finally:
-            f.close()
-
-    for fn in (direct, pyarrow):  # not counted: open the connections
-        fn(shared_path, 0, 1)
-
-    def check(got: bytes, path: str, start: int, end: int) -> None:
-        assert got == objects[path][start:end], (profile, path, start)
-
-    def measure(case: str, name: str, threads: int, work: list[tuple[str, int, int]]) -> None:
-        pod = ctx.ram_pod(client) if name == "tiercache" else None
-        read: Callable[[str, int, int], bytes] = (
-            pod.read_range if pod is not None else direct if name == "direct s3fs" else pyarrow
-        )
-
-        def job(path: str, start: int, end: int) -> Callable[[], None]:
-            return lambda: check(read(path, start, end), path, start, end)
-
-        try:
-            proxy.reset_counters()
-            seconds = run_threads(threads, [job(*r) for r in work])
-            requests = proxy.requests()
-        finally:
-            if pod is not None:
-                pod.close()
-        nbytes = sum(end - start for _, start, end in work)
-        series.add(
-            f"{case_prefix}{case}", name, threads, seconds=seconds, requests=requests, nbytes=nbytes
-        )
-
-    paths = ("direct s3fs", "pyarrow S3FileSystem", "tiercache")
-    for _ in range(sz.concurrency_rounds):
-        for threads in sz.threads:
-            # Shared: every thread reads the same blocks, in the same order.
-            same = [r for r in shared for _ in range(threads)]
-            steps = [(COLD_DISTINCT, name, ranges) for name in paths]
-            steps += [(COLD_SHARED, name, same) for name in ("direct s3fs", "tiercache")]
-            random.Random(threads).shuffle(steps)
-            for case, name, work in steps:
-                measure(case, name, threads, work)
-
-
-def hot_concurrency(ctx: Context, series: Series) -> None:
-    sz = ctx.sizes
-    size = 64 * KIB
-    object_bytes = 16 * MIB
-    data = os.urandom(object_bytes)
-    ctx.server.put_object(BUCKET, "concurrency/hot.bin", data)
-    path = f"{BUCKET}/concurrency/hot.bin"
-    options = {**ctx.server.storage_options(), "skip_instance_cache": True}
-    client = s3fs.S3FileSystem(**options)
-    pod = ctx.ram_pod(client)
-    pod.read_range(path, 0, None)
-    block = fsspec.filesystem(
-        "blockcache",
-        target_protocol="s3",
-        target_options=options,
-        cache_storage=str(ctx.workdir / "concurrency-blockcache"),
-        skip_instance_cache=True,
-    )
-    with block.open(path, "rb") as f:
-        while f.read(4 * MIB):
-            pass
-    floor = {path: data}
-
-    def blockcache(offset: int) -> bytes:
-        with block.open(path, "rb") as f:
-            f.seek(offset)
-            return bytes(f.read(size))
-
-    readers: dict[str, Callable[[int], bytes]] = {
-        "floor: dict slice": lambda o: floor[path][o : o + size],
-        "tiercache": lambda o: pod.read_range(path, o, o + size),
-        "blockcache open+seek+read": blockcache,
-    }
-    for name, fn in readers.items():
-        assert fn(12_345) == data[12_345 : 12_345 + size], name
-    ops = sz.concurrency_hot_ops
-    offsets = [(i * 7_919 * KIB + i * 13) % (object_bytes - size) for i in range(ops)]
-    try:
-        for _ in range(sz.concurrency_rounds):
-            for threads in sz.threads:
-                order = list(readers.items())
-                random.Random(threads).shuffle(order)
-                for name, fn in order:
-                    chunks = [offsets[t::threads] for t in range(threads)]
-
-                    def job(
-                        chunk: list[int], fn: Callable[[int], bytes] = fn
-                    ) -> Callable[[], None]:
-                        def run() -> None:
-                            for o in chunk:
-                                fn(o)
-
-                        return run
-
-                    seconds = run_threads(threads, [job(c) for c in chunks])
-                    series.add(HOT, name, threads, seconds=seconds, requests=0, nbytes=ops * size)
-    finally:
-        pod.close()
-
-
-def concurrency(ctx: Context) -> dict[str, Any]:
-    series = Series()
-    for profile in ctx.profiles:
-        cold_concurrency(ctx, profile, series, f"{profile}: ")
-    hot_concurrency(ctx, series)
-    data = series.json()
-    lines: list[str] = []
-    sz = ctx.sizes
-    for case, paths in data.items():
-        if case.endswith(COLD_DISTINCT):
-            what = (
-                f"{sz.concurrency_blocks} reads of 1 MiB at distinct offsets, split among threads"
-            )
-        elif case.endswith(COLD_SHARED):
-            what = f"every thread reads the same {SHARED_BLOCKS} blocks of 1 MiB"
-        else:
-            what = (
-                f"{sz.concurrency_hot_ops:,} reads of 64 KiB of warm data, split among the threads"
-            )
-        profile = case.split(":")[0]
-        where = (
-            ctx.profiles[profile].describe() if profile in ctx.profiles else "no origin requests"
-        )
-        lines += [
-            f"#### {case.split(': ')[-1][0].upper() + case.split(': ')[-1][1:]} ({where}): {what}",
-            "",
-            "| path | "
-            + " | ".join(f"{t} thread{'s' if t > 1 else ''}" for t in sz.threads)
-            + " |",
-            "|---|" + "---:|" * len(sz.threads),
-        ]
-        for path, by_threads in paths.items():
-            cells = []
-            for t in sz.threads:
-                e = by_threads[str(t)]
-                rate = (
-                    f"{e['throughput'] / MIB:,.0f} MiB/s"
-                    if case != HOT
-                    else f"{e['throughput'] / (64 * KIB) / 1e3:,.1f} k reads/s"
-                )
-                requests = f", {statistics.median(e['requests']):g} req" if case != HOT else ""
-                cells.append(rate + requests)
-            lines.append(f"| {path} | " + " | ".join(cells) + " |")
-        lines.append("")
-    notes = [
-        f"s3fs clients of this scenario have a pool of {POOL} connections (botocore's default "
-        "is 10); pyarrow's S3 filesystem keeps its own defaults."
-    ]
-    return {"data": data, "tables": "\n".join(lines), "targets": [], "notes": notes}
-
-
-# -- scaling -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Sizes:
+    count_points: tuple[int, ...]  # objects of 256 KiB
+    size_points: tuple[int, ...]  # bytes of one object
+    block_points: tuple[int, ...]  # block sizes (also of the Parquet workload)
+    rounds: int
+    sweep_rows: int  # of the Parquet file
+    sweep_rounds: int
+    scattered_reads: int  # cold 64 KiB reads per block size
 
 
 class Points:
@@ -317,9 +91,8 @@ class Points:
         }
 
 
-def scale_count(ctx: Context, client: Any) -> dict[str, Any]:
+def scale_count(ctx: Context, sz: Sizes, client: Any) -> dict[str, Any]:
     """N objects of 256 KiB read whole: one by one, and batched (``cat_ranges``)."""
-    sz = ctx.sizes
     proxy = ctx.proxies[STORE]
     size = 256 * KIB
     objects = {}
@@ -348,7 +121,7 @@ def scale_count(ctx: Context, client: Any) -> dict[str, Any]:
     def direct(path: str) -> bytes:
         return bytes(client.cat_file(path))
 
-    for _ in range(sz.scaling_rounds):
+    for _ in range(sz.rounds):
         for n in sz.count_points:
             chosen = paths[:n]
             client.invalidate_cache()
@@ -376,9 +149,8 @@ def scale_count(ctx: Context, client: Any) -> dict[str, Any]:
     return points.json()
 
 
-def scale_size(ctx: Context, client: Any) -> dict[str, Any]:
+def scale_size(ctx: Context, sz: Sizes, client: Any) -> dict[str, Any]:
     """One object of each size read whole, cold and warm."""
-    sz = ctx.sizes
     proxy = ctx.proxies[STORE]
     arrow = ctx.pyarrow_fs(STORE)
     objects = {}
@@ -405,7 +177,7 @@ def scale_size(ctx: Context, client: Any) -> dict[str, Any]:
             f.close()
 
     pyarrow(objects[sz.size_points[0]][0])  # not counted: pyarrow's connections
-    for _ in range(sz.scaling_rounds):
+    for _ in range(sz.rounds):
         for size, (path, data) in objects.items():
             steps: list[tuple[str, Callable[[str], bytes]]] = [
                 ("direct s3fs cat_file", direct),
@@ -428,9 +200,8 @@ def scale_size(ctx: Context, client: Any) -> dict[str, Any]:
     return points.json()
 
 
-def scale_block(ctx: Context, client: Any) -> dict[str, Any]:
+def scale_block(ctx: Context, sz: Sizes, client: Any) -> dict[str, Any]:
     """Per block size: scattered cold 64 KiB reads, a whole 16 MiB object, hot 64 KiB reads."""
-    sz = ctx.sizes
     proxy = ctx.proxies[STORE]
     scatter_bytes, whole_bytes = 64 * MIB, 16 * MIB
     scatter = os.urandom(scatter_bytes)
@@ -442,9 +213,7 @@ def scale_block(ctx: Context, client: Any) -> dict[str, Any]:
         f"{BUCKET}/scale/block/whole.bin",
     )
     rng = random.Random(5)
-    offsets = sorted(
-        rng.randrange(0, scatter_bytes - 64 * KIB) for _ in range(sz.block_scattered_reads)
-    )
+    offsets = sorted(rng.randrange(0, scatter_bytes - 64 * KIB) for _ in range(sz.scattered_reads))
     hot_offsets = [(i * 7_919 * KIB + i * 13) % (whole_bytes - 64 * KIB) for i in range(500)]
     points = Points()
     floor = {whole_path: whole}
@@ -476,7 +245,7 @@ def scale_block(ctx: Context, client: Any) -> dict[str, Any]:
         return floor[path][start:end]
 
     first = sz.block_points[0]
-    for n in range(sz.scaling_rounds):
+    for n in range(sz.rounds):
         # The references do not depend on the block size: measured once per round, drawn flat.
         points.time("scattered 64 KiB reads: direct s3fs", first, scattered(direct), proxy)
         points.time("whole 16 MiB object: direct s3fs", first, whole_read(direct), proxy)
@@ -507,6 +276,43 @@ def scale_block(ctx: Context, client: Any) -> dict[str, Any]:
     return out
 
 
+def parquet_sweep(ctx: Context, sz: Sizes) -> dict[str, Any]:
+    """block_size.py's pyarrow workload at every block size of the scaling axis."""
+    result = block_size.sweep(
+        ctx.server,
+        ctx.proxies[STORE],
+        rows=sz.sweep_rows,
+        rounds=sz.sweep_rounds,
+        block_sizes=sz.block_points,
+    )
+    data = {
+        "size": result.size,
+        "rows": result.rows,
+        "rounds": result.rounds,
+        "readers": {
+            name: {
+                query: {
+                    **summary([t for t, _ in values]),
+                    "requests": [r for _, r in values],
+                }
+                for query, values in queries.items()
+            }
+            for name, queries in result.results.items()
+        },
+        "origin_bytes": result.origin_bytes,
+        "block_sizes": list(sz.block_points),
+        "labels": {str(bs): block_size.label(bs) for bs in sz.block_points},
+    }
+    header = (
+        f"Parquet file: {result.size / MIB:.1f} MiB, {result.rows:,} rows, 8 float64 columns, "
+        f"5 row groups; {result.rounds} round(s); medians."
+    )
+    return {
+        "data": data,
+        "tables": header + "\n\n" + "\n".join(block_size.table_lines(result)) + "\n",
+    }
+
+
 def axis_table(
     points: dict[str, Any], label: Callable[[int], str], *, origin_bytes: bool = False
 ) -> list[str]:
@@ -532,18 +338,14 @@ def axis_table(
     return lines
 
 
-def size_label(n: int) -> str:
-    return f"{n // MIB:,} MiB" if n >= MIB else f"{n // KIB:,} KiB"
-
-
-def scaling(ctx: Context) -> dict[str, Any]:
+def run(ctx: Context, sz: Sizes) -> ScalingResult:
     client = ctx.client(STORE)
-    count = scale_count(ctx, client)
-    size = scale_size(ctx, client)
-    block = scale_block(ctx, client)
-    parquet = parquet_sweep(ctx)
+    count = scale_count(ctx, sz, client)
+    size = scale_size(ctx, sz, client)
+    block = scale_block(ctx, sz, client)
+    parquet = parquet_sweep(ctx, sz)
     data = {"count": count, "size": size, "block": block, "parquet": parquet["data"]}
-    rounds = ctx.sizes.scaling_rounds
+    rounds = sz.rounds
     tables = {
         "count": "\n".join(
             [
@@ -564,7 +366,7 @@ def scaling(ctx: Context) -> dict[str, Any]:
         ),
         "block": "\n".join(
             [
-                f"Per block size: {ctx.sizes.block_scattered_reads} cold 64 KiB reads at scattered "
+                f"Per block size: {sz.scattered_reads} cold 64 KiB reads at scattered "
                 "offsets of a 64 MiB object (one new pod), a cold whole 16 MiB object, then hot "
                 f"64 KiB reads of it (time per read); medians of {rounds} round(s). The direct "
                 "s3fs and floor rows do not depend on the block size.",
@@ -575,3 +377,187 @@ def scaling(ctx: Context) -> dict[str, Any]:
         "parquet": parquet["tables"],
     }
     return {"data": data, "tables": tables, "targets": [], "notes": []}
+
+
+def report(result: ScalingResult) -> Report:
+    tables = result["tables"]
+    return Report({f"scaling-{axis}": tables[axis] + "\n" for axis in AXES}, result["targets"])
+
+
+def _axis(
+    data: dict[str, Any], out: Path, name: str, *, title: str, xlabel: str, xfmt: FuncFormatter
+) -> str:
+    """Time, requests and origin MiB against one axis, log-log."""
+    names = list(data)
+    fig, axes = subplots(1, 3, figsize=(15.6, 4.5))
+    xs = series(axes[0], data, names, lambda e: e["median"])
+    series(axes[1], data, names, lambda e: e["requests"])
+    series(axes[2], data, names, lambda e: (e["origin_bytes"] or 0) / MIB)
+    for ax, label in zip(
+        axes,
+        ("time (median)", "requests the store saw", "MiB fetched from the origin (tiercache)"),
+        strict=True,
+    ):
+        log_axes(ax, xs, xlabel, xfmt, plain_y=ax is not axes[0])
+        ax.set_ylabel(label)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    return save(fig, out, name)
+
+
+def _block(data: dict[str, Any], out: Path) -> str:
+    """By block size: cold workloads, hot reads, requests, origin MiB."""
+    names = list(data)
+    cold = [n for n in names if not n.startswith("hot")]
+    hot_names = [n for n in names if n.startswith("hot")]
+    fig, axes = subplots(2, 2, figsize=(12, 8.5))
+    (a, b), (c, d) = axes
+    xs = series(a, data, cold, lambda e: e["median"])
+    series(b, data, hot_names, lambda e: e["median"])
+    series(c, data, cold, lambda e: e["requests"])
+    series(d, data, cold, lambda e: (e["origin_bytes"] or 0) / MIB)
+    titles = (
+        (a, "cold reads: time (median)", False),
+        (b, "hot 64 KiB reads: time per read (median)", False),
+        (c, "cold reads: requests the store saw", True),
+        (d, "cold reads: MiB fetched from the origin (tiercache)", True),
+    )
+    for ax, title, plain in titles:
+        log_axes(ax, xs, "block size", SIZES, plain_y=plain)
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7)
+    fig.suptitle("By block size (log-log; dashed: references, which do not depend on it)")
+    return save(fig, out, "scaling-block.png")
+
+
+def _parquet(parquet: dict[str, Any], out: Path) -> str:
+    """The Parquet workload by block size: time, requests and origin MiB of its three queries."""
+    readers = parquet["readers"]
+    sizes = parquet["block_sizes"]
+    labels = parquet["labels"]
+    fig, axes = subplots(1, 3, figsize=(15.6, 4.3))
+    for i, query in enumerate(("cold", "overlap", "hot")):
+        c = PEERS[i]
+        axes[0].plot(
+            sizes,
+            [readers[labels[str(b)]][query]["median"] for b in sizes],
+            marker="o",
+            color=c,
+            label=f"tiercache, {query}",
+        )
+        axes[0].axhline(
+            readers["direct s3fs"][query]["median"],
+            linestyle="--",
+            color=c,
+            label=f"direct s3fs, {query}",
+        )
+        axes[1].plot(
+            sizes,
+            [max(readers[labels[str(b)]][query]["requests"]) for b in sizes],
+            marker="o",
+            color=c,
+            label=f"tiercache, {query}",
+        )
+    axes[1].axhline(
+        max(readers["direct s3fs"]["cold"]["requests"]),
+        linestyle="--",
+        color="black",
+        label="direct s3fs (each query)",
+    )
+    axes[2].plot(
+        sizes,
+        [statistics.median(parquet["origin_bytes"][labels[str(b)]]) / MIB for b in sizes],
+        marker="o",
+        color=TIERCACHE,
+        label="tiercache, the three queries",
+    )
+    axes[2].axhline(parquet["size"] / MIB, linestyle="--", color="#555555", label="whole file")
+    for ax, label in zip(
+        axes,
+        ("time (median)", "requests the store saw", "MiB fetched from the origin"),
+        strict=True,
+    ):
+        log_axes(ax, list(sizes), "block size", SIZES, plain_y=ax is not axes[0])
+        ax.set_ylabel(label)
+        ax.legend(fontsize=7)
+    axes[1].set_yscale("linear")  # hot and overlap queries send no request at all: 0 on the axis
+    axes[1].yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[1].set_ylim(bottom=-0.3)
+    axes[1].set_ylabel("requests the store saw (linear)")
+    fig.suptitle(
+        f"pyarrow read_table of a {parquet['size'] / MIB:.0f} MiB Parquet file, three "
+        "projections, by block size (log-log)",
+        fontsize=10,
+    )
+    return save(fig, out, "scaling-parquet.png")
+
+
+def plot(result: ScalingResult, out: Path) -> list[str]:
+    data = result["data"]
+    return [
+        _axis(
+            data["count"],
+            out,
+            "scaling-count.png",
+            title="Objects of 256 KiB read whole, by object count (log-log)",
+            xlabel="objects",
+            xfmt=FuncFormatter(lambda x, _: f"{x:g}"),
+        ),
+        _axis(
+            data["size"],
+            out,
+            "scaling-size.png",
+            title="One object read whole, by object size (log-log)",
+            xlabel="object size",
+            xfmt=SIZES,
+        ),
+        _block(data["block"], out),
+        _parquet(data["parquet"], out),
+    ]
+
+
+SCENARIO = Scenario(
+    name="scaling",
+    order=80,
+    sizes={
+        "smoke": Sizes(
+            count_points=(1, 4),
+            size_points=(64 * KIB, MIB),
+            block_points=(256 * KIB, MIB),
+            rounds=1,
+            sweep_rows=20_000,
+            sweep_rounds=1,
+            scattered_reads=4,
+        ),
+        "quick": Sizes(
+            count_points=(1, 4, 16, 64),
+            size_points=(64 * KIB, 256 * KIB, MIB, 4 * MIB, 16 * MIB),
+            block_points=(64 * KIB, 256 * KIB, MIB, 4 * MIB, 16 * MIB),
+            rounds=1,
+            sweep_rows=100_000,
+            sweep_rounds=1,
+            scattered_reads=8,
+        ),
+        "full": Sizes(
+            count_points=(1, 4, 16, 64, 256),
+            size_points=(64 * KIB, 256 * KIB, MIB, 4 * MIB, 16 * MIB, 64 * MIB),
+            block_points=(64 * KIB, 256 * KIB, MIB, 4 * MIB, 16 * MIB),
+            rounds=3,
+            sweep_rows=500_000,
+            sweep_rounds=3,
+            scattered_reads=16,
+        ),
+    },
+    run=run,
+    sections=tuple(
+        Section(f"scaling-{axis}", title, plot=f"scaling-{axis}.png", alt=f"scaling-{axis}")
+        for axis, title in (
+            ("count", "Scaling: object count"),
+            ("size", "Scaling: object size"),
+            ("block", "Scaling: block size"),
+            ("parquet", "Scaling: block size, a Parquet workload"),
+        )
+    ),
+    report=report,
+    plot=plot,
+)

@@ -2,15 +2,15 @@
 
 Issue 12: with ``TIERCACHE_MEMORY_BYTES=64MiB`` and a disk tier, 8 threads reading 1 GiB of
 distinct data peaked at 406 MiB RSS (38 MiB at the start): the background fill queue held up to
-1,024 whole blocks outside any budget. Each case runs in a fresh process (this file, run as a
-program), configured only by ``TIERCACHE_*`` variables as a pod would be, over the ``file``
-target (files just written, so in the page cache: a local origin faster than any object store,
-which is what fills the queue). The process reads its RSS once set up (imports done, filesystem
-built, no read yet) and resets its RSS high-water mark, then 8 threads each read their own file
-in 1 MiB block-aligned reads, then the high-water mark (``VmHWM``) gives the peak. Growth = peak -
-RSS after set-up. Not ``ru_maxrss``: in a process started by fork + exec, Linux carries the
-parent's peak RSS into it, and it cannot be reset (measured: 189 MiB, this program's own, in a
-child whose own peak was 111 MiB).
+1,024 whole blocks outside any budget. Each case runs in a fresh process (this module, run as
+``python -m scenarios.memory``), configured only by ``TIERCACHE_*`` variables as a pod would be,
+over the ``file`` target (files just written, so in the page cache: a local origin faster than
+any object store, which is what fills the queue). The process reads its RSS once set up (imports
+done, filesystem built, no read yet) and resets its RSS high-water mark, then 8 threads each read
+their own file in 1 MiB block-aligned reads, then the high-water mark (``VmHWM``) gives the peak.
+Growth = peak - RSS after set-up. Not ``ru_maxrss``: in a process started by fork + exec, Linux
+carries the parent's peak RSS into it, and it cannot be reset (measured: 189 MiB, this program's
+own, in a child whose own peak was 111 MiB).
 
 Cases: RAM tier only, and RAM tier + disk tier; each with glibc's malloc as the process gets it,
 and with ``MALLOC_ARENA_MAX=1`` (one malloc arena: the RSS that per-thread arenas keep besides the
@@ -26,13 +26,15 @@ import os
 import statistics
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tiercache.parsing import MIB
+from harness.scenario import Report, Result, Scenario, Section, Target, body, target
+from tiercache.parsing import KIB, MIB
 
-if TYPE_CHECKING:
-    from _scenarios import Context
+if TYPE_CHECKING:  # not imported by the child process (this module, run as a program)
+    from harness.context import Context
 
 THREADS = 8
 RAM_BUDGET = 64 * MIB
@@ -48,6 +50,16 @@ CASES: dict[str, tuple[bool, dict[str, str]]] = {
     f"{DISK}, {ONE_ARENA}": (True, {"MALLOC_ARENA_MAX": "1"}),
     f"{RAM}, {ONE_ARENA}": (False, {"MALLOC_ARENA_MAX": "1"}),
 }
+#: ``benchmarks/``: the child runs as ``python -m scenarios.memory`` from there.
+BENCHMARKS = Path(__file__).resolve().parents[1]
+
+MemoryResult = Result[dict[str, Any], str]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    read_bytes: int  # distinct data the 8 threads read, in all
+    rounds: int  # a fresh process per case and round
 
 
 def child(files: list[str], read_bytes: int) -> dict[str, Any]:
@@ -66,7 +78,7 @@ def child(files: list[str], read_bytes: int) -> dict[str, Any]:
         with open("/proc/self/status") as status:
             for line in status:
                 if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
+                    return int(line.split()[1]) * KIB
         raise RuntimeError("no VmHWM in /proc/self/status")
 
     fs = fsspec.filesystem("tiercache", target_protocol="file", skip_instance_cache=True)
@@ -94,7 +106,7 @@ def child(files: list[str], read_bytes: int) -> dict[str, Any]:
     seconds = time.perf_counter() - t0
     peak = peak_rss()
     # Not the peak: after fork + exec, Linux counts the parent's RSS at the fork in ru_maxrss.
-    ru_maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    ru_maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * KIB  # KiB on Linux
     at_end = rss()
     stats = fs.stats()
     fs.chain.fills.join(30.0)
@@ -137,8 +149,11 @@ def run_case(
     source = str(Path(tiercache.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join([source, *filter(None, [env.get("PYTHONPATH")])])
     argument = json.dumps({"files": [str(f) for f in files], "read_bytes": read_bytes})
+    # As a module from benchmarks/ (as when this was a file there): a program in scenarios/ would
+    # have that folder first on sys.path, where scenarios/redis.py hides the redis package.
     done = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), argument],
+        [sys.executable, "-m", "scenarios.memory", argument],
+        cwd=BENCHMARKS,
         env=env,
         capture_output=True,
         text=True,
@@ -169,15 +184,12 @@ def mib(n: float) -> str:
     return f"{n / MIB:,.0f} MiB"
 
 
-def memory(ctx: Context) -> dict[str, Any]:
+def run(ctx: Context, sz: Sizes) -> MemoryResult:
     """Peak RSS growth of a pod reading distinct data, RAM-only and with a disk tier."""
     import random
     import shutil
 
-    from _scenarios import target
-
-    sz = ctx.sizes
-    per_thread = max(MIB, sz.rss_read_bytes // THREADS // MIB * MIB)
+    per_thread = max(MIB, sz.read_bytes // THREADS // MIB * MIB)
     total = per_thread * THREADS
     workdir = ctx.workdir / "memory"
     files = write_files(workdir / "data", THREADS, per_thread)
@@ -186,7 +198,7 @@ def memory(ctx: Context) -> dict[str, Any]:
     shuffle = random.Random(12).shuffle
     serial = 0
     try:
-        for _ in range(sz.rss_rounds):
+        for _ in range(sz.rounds):
             shuffle(order)
             for case in order:
                 with_disk, extra_env = CASES[case]
@@ -207,7 +219,7 @@ def memory(ctx: Context) -> dict[str, Any]:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     data: dict[str, Any] = {}
-    targets = []
+    targets: list[Target] = []
     for case, results in runs.items():
         growth = [r["growth_bytes"] for r in results]
         worst = max(growth)
@@ -254,7 +266,7 @@ def memory(ctx: Context) -> dict[str, Any]:
     notes = [
         f"{THREADS} threads, each reading its own file of {mib(per_thread)} in 1 MiB "
         f"block-aligned reads ({mib(total)} in all, the `file` target, the files in the page "
-        f"cache); a fresh process per case and round, {sz.rss_rounds} round(s), cases shuffled.",
+        f"cache); a fresh process per case and round, {sz.rounds} round(s), cases shuffled.",
         f"Growth = peak RSS (`VmHWM`, reset once set up) - RSS once set up (median {mib(base)}: "
         "imports done, filesystem built); 'at the end' and 'fills drained' are RSS - the same "
         "base, after the reads and after `fills.join()`. Not `ru_maxrss`: after fork + exec it "
@@ -264,6 +276,24 @@ def memory(ctx: Context) -> dict[str, Any]:
         "and what glibc's per-thread malloc arenas keep (the `MALLOC_ARENA_MAX=1` rows).",
     ]
     return {"data": data, "tables": "\n".join(rows), "targets": targets, "notes": notes}
+
+
+def report(result: MemoryResult) -> Report:
+    return Report({"memory": body(result["tables"], result["notes"])}, result["targets"])
+
+
+SCENARIO = Scenario(
+    name="memory",
+    order=90,
+    sizes={
+        "smoke": Sizes(read_bytes=64 * MIB, rounds=1),
+        "quick": Sizes(read_bytes=512 * MIB, rounds=1),
+        "full": Sizes(read_bytes=1024 * MIB, rounds=3),
+    },
+    run=run,
+    sections=(Section("memory", "Memory: peak RSS against the budget"),),
+    report=report,
+)
 
 
 if __name__ == "__main__":

@@ -26,10 +26,15 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _scenarios import BUCKET, STORE, Context, fmt_s, summary
+from harness.context import BUCKET, STORE, Context
+from harness.fmt import fmt_s
+from harness.plots import SECONDS, save, subplots, value_label
+from harness.scenario import Report, Result, Scenario, Section, body
+from harness.timing import pct, summary
 from redis_footers import HMAC_KEY
 from tiercache import Settings, TieredFileSystem
 from tiercache.build import default_tiers
@@ -38,6 +43,15 @@ from tiercache.testing import RedisServer
 from tiercache.testing.servers.tmpfs import remount, tmpfs
 
 TMPFS_BYTES = 64 * MIB
+
+DegradedResult = Result[dict[str, Any], str]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    rounds: int
+    objects: int  # of ~3 MiB each pod reads (a footer and 1 MiB of data of each)
+
 
 NO_REDIS = "no Redis (RAM only)"
 HEALTHY = "healthy Redis, warm"
@@ -146,10 +160,12 @@ class Recorder:
         )
 
 
-def redis_faults(ctx: Context, client: Any, objects: dict[str, bytes]) -> dict[str, Any]:
+def redis_faults(
+    ctx: Context, client: Any, objects: dict[str, bytes], rounds: int
+) -> dict[str, Any]:
     recorder = Recorder(REDIS_CASES)
     with RedisServer() as own:
-        for _ in range(ctx.sizes.degraded_rounds):
+        for _ in range(rounds):
             settings = dataclasses.replace(
                 ctx.settings,
                 redis_url=own.url,
@@ -184,7 +200,9 @@ def redis_faults(ctx: Context, client: Any, objects: dict[str, bytes]) -> dict[s
     return recorder.cases
 
 
-def disk_faults(ctx: Context, client: Any, objects: dict[str, bytes]) -> dict[str, Any] | None:
+def disk_faults(
+    ctx: Context, client: Any, objects: dict[str, bytes], rounds: int
+) -> dict[str, Any] | None:
     """None when no tmpfs can be mounted here (not root)."""
     others = make_objects(ctx, "disk-b", len(objects))
     recorder = Recorder(DISK_CASES)
@@ -203,7 +221,7 @@ def disk_faults(ctx: Context, client: Any, objects: dict[str, bytes]) -> dict[st
             assert mounted is not None
             remount(mounted, size_bytes=TMPFS_BYTES)
 
-        for n in range(ctx.sizes.degraded_rounds):
+        for n in range(rounds):
             directory = Path(mounted) / f"round-{n}"
             settings = dataclasses.replace(ctx.settings, disk_dir=str(directory), redis_url=None)
             no_disk = dataclasses.replace(ctx.settings, disk_dir=None, redis_url=None)
@@ -226,11 +244,6 @@ def disk_faults(ctx: Context, client: Any, objects: dict[str, bytes]) -> dict[st
     return recorder.cases
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def counters(entries: list[dict[str, Any] | None]) -> str:
     """Tier counters summed over the rounds (the non-zero ones)."""
     total: dict[str, int] = {}
@@ -242,13 +255,13 @@ def counters(entries: list[dict[str, Any] | None]) -> str:
     return ", ".join(shown) if shown else "—"
 
 
-def degraded(ctx: Context) -> dict[str, Any]:
+def run(ctx: Context, sz: Sizes) -> DegradedResult:
     client = ctx.client(STORE)
-    objects = make_objects(ctx, "a", ctx.sizes.degraded_objects)
+    objects = make_objects(ctx, "a", sz.objects)
     client.cat_file(next(iter(objects)), start=0, end=1)  # open the client's connections
-    groups: dict[str, dict[str, Any]] = {"redis": redis_faults(ctx, client, objects)}
+    groups: dict[str, dict[str, Any]] = {"redis": redis_faults(ctx, client, objects, sz.rounds)}
     notes: list[str] = []
-    disk_cases = disk_faults(ctx, client, objects)
+    disk_cases = disk_faults(ctx, client, objects, sz.rounds)
     if disk_cases is None:
         notes.append("Disk full was not measured: no tmpfs can be mounted here (needs root).")
     else:
@@ -257,7 +270,7 @@ def degraded(ctx: Context) -> dict[str, Any]:
     data: dict[str, Any] = {"reads_per_pod": reads, "groups": {}}
     lines = [
         f"Each pod: {reads} reads ({len(objects)} objects of ~3 MiB: the last 64 KiB, then 1 MiB "
-        f"of data), {ctx.sizes.degraded_rounds} round(s); Redis and disk timeouts "
+        f"of data), {sz.rounds} round(s); Redis and disk timeouts "
         f"{ctx.settings.redis_timeout_s * 1e3:g} / {ctx.settings.disk_timeout_s * 1e3:g} ms, "
         f"breaker after {ctx.settings.breaker_failures} failures.",
         "",
@@ -307,3 +320,43 @@ def degraded(ctx: Context) -> dict[str, Any]:
     wrong = sum(c["wrong"] for g in data["groups"].values() for c in g.values())
     assert wrong == 0, f"{wrong} degraded reads returned wrong bytes"
     return {"data": data, "tables": "\n".join(lines), "targets": [], "notes": notes}
+
+
+def report(result: DegradedResult) -> Report:
+    return Report({"degraded": body(result["tables"], result["notes"])}, result["targets"])
+
+
+def plot(result: DegradedResult, out: Path) -> list[str]:
+    groups = result["data"]["groups"]
+    fig, axes = subplots(1, len(groups), figsize=(6.5 * len(groups), 4), squeeze=False)
+    for ax, (group, cases) in zip(axes[0], groups.items(), strict=True):
+        names = list(cases)
+        ax.boxplot(
+            [cases[n]["reads"] for n in names],
+            vert=False,
+            tick_labels=[f"{n}\npod: {value_label(cases[n]['median'])}" for n in names],
+            showfliers=True,
+        )
+        ax.invert_yaxis()
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(SECONDS)
+        ax.tick_params(axis="y", labelsize=8)
+        ax.set_title(
+            f"{group}: each read's latency (all rounds); pod = start + reads, median", fontsize=9
+        )
+    return [save(fig, out, "degraded.png")]
+
+
+SCENARIO = Scenario(
+    name="degraded",
+    order=60,
+    sizes={
+        "smoke": Sizes(rounds=1, objects=2),
+        "quick": Sizes(rounds=2, objects=4),
+        "full": Sizes(rounds=5, objects=8),
+    },
+    run=run,
+    sections=(Section("degraded", "Degraded modes", plot="degraded.png", alt="degraded modes"),),
+    report=report,
+    plot=plot,
+)

@@ -2,7 +2,7 @@
 
 :class:`CountingProxy` is what the measurement functions need of a proxy: its URL, and the
 requests it saw. Both :class:`tiercache.testing.HttpFaultProxy` (in this process, as the
-standalone programs run it) and :class:`ProxyProcess` (the same proxy in a child process, as
+single-purpose programs run it) and :class:`ProxyProcess` (the same proxy in a child process, as
 ``run.py`` runs it) provide it.
 
 Why a child process: the proxy is Python code (a thread per connection, pacing the bodies in

@@ -1,9 +1,10 @@
-"""The report of ``run.py``: the machine, the targets table, and a Markdown section per scenario.
+"""The report of ``run.py``: the machine, the targets table, and each scenario's sections.
 
 Everything here works from ``results.json`` alone (``run.py --from results.json`` renders again
-without measuring). The sections are the generated parts of ``docs/benchmarks.md``: each sits
-between ``<!-- generated: NAME -->`` and ``<!-- /generated: NAME -->`` there, and
-:func:`update_doc` replaces exactly those, leaving the prose around them alone.
+without measuring): the scenarios' ``report`` functions read their stored results. The sections
+are the generated parts of ``docs/benchmarks.md``: each sits between ``<!-- generated: NAME -->``
+and ``<!-- /generated: NAME -->`` there, and :func:`update_doc` replaces exactly those, leaving
+the prose around them alone.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tiercache.parsing import KIB, MIB
+from harness.fmt import fmt_ratio
+from harness.scenario import Report, Scenario, Target
+from tiercache.parsing import GIB, KIB, MIB
 
 PACKAGES = (
     "tiercache",
@@ -79,7 +82,7 @@ def machine() -> dict[str, Any]:
         redis_server = _first(r"v=(\S+)", out or "")
     except RuntimeError:
         pass
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     commit = _run("git", "rev-parse", "--short", "HEAD", cwd=root)
     # What was measured is src/ (and benchmarks/): say whether they differ from the commit.
     dirty = {
@@ -109,7 +112,7 @@ def machine() -> dict[str, Any]:
 
 def machine_lines(meta: dict[str, Any]) -> list[str]:
     versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items() if v)
-    ram = f"{meta['ram_bytes'] / 2**30:.1f} GiB RAM" if meta.get("ram_bytes") else "RAM unknown"
+    ram = f"{meta['ram_bytes'] / GIB:.1f} GiB RAM" if meta.get("ram_bytes") else "RAM unknown"
     cpus = f"{meta['cpus']} CPUs" + (
         f" ({meta['cpus_usable']} usable)" if meta["cpus_usable"] != meta["cpus"] else ""
     )
@@ -129,21 +132,7 @@ def machine_lines(meta: dict[str, Any]) -> list[str]:
     ]
 
 
-# -- formatting ----------------------------------------------------------------------------------
-
-
-def fmt_s(seconds: float) -> str:
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:,.1f} µs"
-    if seconds < 1:
-        return f"{seconds * 1e3:,.2f} ms"
-    return f"{seconds:,.2f} s"
-
-
-def fmt_ratio(ratio: float | None) -> str:
-    if ratio is None:
-        return "—"
-    return f"{ratio:.3f}x" if 0.9 < ratio < 1.2 else f"{ratio:.2f}x"
+# -- sections ------------------------------------------------------------------------------------
 
 
 def image(prefix: str, name: str, alt: str, plots: list[str]) -> list[str]:
@@ -153,11 +142,38 @@ def image(prefix: str, name: str, alt: str, plots: list[str]) -> list[str]:
     return [f"![{alt}]({prefix}{name})", ""]
 
 
-# -- sections ------------------------------------------------------------------------------------
+def stored_ok(results: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """A scenario's stored result, if it ran and did not fail."""
+    stored: dict[str, Any] | None = results["scenarios"].get(name)
+    if stored is None or "error" in stored:
+        return None
+    return stored
 
 
-def targets_section(results: dict[str, Any]) -> list[str]:
-    rows = [t for s in results["scenarios"].values() for t in s.get("targets", [])]
+def reports(results: dict[str, Any], scenarios: dict[str, Scenario[Any, Any]]) -> dict[str, Report]:
+    """Every scenario's report, in the order of ``results`` (the order they ran in); a scenario
+    that failed has none. One that no module defines any more (an older ``results.json``) keeps
+    the targets it stored, and no section."""
+    out: dict[str, Report] = {}
+    for name in results["scenarios"]:
+        stored = stored_ok(results, name)
+        if stored is None:
+            continue
+        scenario = scenarios.get(name)
+        out[name] = (
+            scenario.report(stored)
+            if scenario is not None
+            else Report({}, list(stored.get("targets", [])))
+        )
+    return out
+
+
+def all_targets(results: dict[str, Any], scenarios: dict[str, Scenario[Any, Any]]) -> list[Target]:
+    """The rows of the targets table, scenario by scenario in the order they ran."""
+    return [t for report in reports(results, scenarios).values() for t in report.targets]
+
+
+def targets_section(results: dict[str, Any], rows: list[Target]) -> list[str]:
     kept = [t for t in rows if not t["informative"]]
     met = sum(t["met"] for t in kept)
     lines = [
@@ -210,78 +226,57 @@ def run_lines(results: dict[str, Any]) -> list[str]:
     ]
 
 
-def scenario_error(results: dict[str, Any], name: str) -> list[str] | None:
-    scenario = results["scenarios"].get(name)
-    if scenario is None:
+def scenario_error(stored: dict[str, Any] | None) -> list[str] | None:
+    """What a section shows for a scenario that did not run, or failed; None when it ran."""
+    if stored is None:
         return ["*Not run.*", ""]
-    if "error" in scenario:
-        return [f"**This scenario failed:** `{scenario['error'].splitlines()[-1]}`", ""]
+    if "error" in stored:
+        return [f"**This scenario failed:** `{stored['error'].splitlines()[-1]}`", ""]
     return None
 
 
-def sections(results: dict[str, Any], prefix: str, plots: list[str]) -> dict[str, str]:
-    """Every generated section, by name; images linked as ``prefix + file``."""
+#: The report's own sections, before the scenarios'.
+TITLES = {"machine": "Machine and run", "targets": "Targets"}
+
+
+def titles(scenarios: dict[str, Scenario[Any, Any]]) -> dict[str, str]:
+    """Every section's heading in ``report.md``, by name, in the report's order."""
+    out = dict(TITLES)
+    for scenario in scenarios.values():
+        out.update((section.name, section.title) for section in scenario.sections)
+    return out
+
+
+def sections(
+    results: dict[str, Any], prefix: str, plots: list[str], scenarios: dict[str, Scenario[Any, Any]]
+) -> dict[str, str]:
+    """Every generated section, by name, in the report's order (the machine, the targets, then
+    each scenario's sections in the scenarios' order); images linked as ``prefix + file``."""
+    by_name = reports(results, scenarios)
     out: dict[str, list[str]] = {
         "machine": machine_lines(results["meta"]) + run_lines(results) + [""],
-        "targets": targets_section(results) + image(prefix, "targets.png", "targets", plots),
+        "targets": targets_section(results, all_targets(results, scenarios))
+        + image(prefix, "targets.png", "targets", plots),
     }
-
-    def tables(name: str, key: str = "tables") -> list[str]:
-        error = scenario_error(results, name)
-        if error is not None:
-            return error
-        scenario = results["scenarios"][name]
-        text = scenario[key]
-        notes = [f"- {n}" for n in scenario.get("notes", [])]
-        return [text, "", *notes, *([""] if notes else [])]
-
-    out["hot"] = tables("hot") + image(prefix, "hot.png", "hot reads", plots)
-    out["cold"] = tables("cold") + image(prefix, "cold.png", "cold reads", plots)
-    out["disk-read"] = tables("disk")
-    out["disk-eviction"] = (
-        tables("disk", "eviction_tables")
-        if "eviction_tables" in results["scenarios"].get("disk", {})
-        else tables("disk")
-    )
-    out["redis"] = tables("redis") + image(prefix, "redis.png", "Redis footers", plots)
-    out["delta"] = tables("delta") + image(prefix, "delta.png", "Delta + DataFusion", plots)
-    out["degraded"] = tables("degraded") + image(prefix, "degraded.png", "degraded modes", plots)
-    out["concurrency"] = tables("concurrency") + image(
-        prefix, "concurrency.png", "concurrency", plots
-    )
-    out["memory"] = tables("memory")
-    scaling = results["scenarios"].get("scaling")
-    for axis in ("count", "size", "block", "parquet"):
-        key = f"scaling-{axis}"
-        if scaling is None or "error" in scaling:
-            out[key] = scenario_error(results, "scaling") or []
-            continue
-        out[key] = [scaling["tables"][axis], "", *image(prefix, f"{key}.png", key, plots)]
+    for scenario in scenarios.values():
+        error = scenario_error(results["scenarios"].get(scenario.name))
+        bodies = by_name[scenario.name].sections if error is None else {}
+        for section in scenario.sections:
+            if error is None and section.name not in bodies:
+                raise ValueError(f"scenario {scenario.name!r}: report() has no {section.name!r}")
+            lines = error if error is not None else [bodies[section.name]]
+            if section.plot is not None:
+                lines = lines + image(prefix, section.plot, section.alt, plots)
+            out[section.name] = lines
     return {name: "\n".join(lines).rstrip() + "\n" for name, lines in out.items()}
 
 
-TITLES = {
-    "machine": "Machine and run",
-    "targets": "Targets",
-    "hot": "Hot reads",
-    "cold": "Cold reads",
-    "disk-read": "Disk tier: warm 1 MiB reads",
-    "disk-eviction": "Disk tier: eviction policies",
-    "redis": "Redis tier: Parquet footers on a cold pod",
-    "delta": "Delta Lake + DataFusion",
-    "degraded": "Degraded modes",
-    "concurrency": "Concurrency",
-    "memory": "Memory: peak RSS against the budget",
-    "scaling-count": "Scaling: object count",
-    "scaling-size": "Scaling: object size",
-    "scaling-block": "Scaling: block size",
-    "scaling-parquet": "Scaling: block size, a Parquet workload",
-}
-
-
-def report(results: dict[str, Any], plots: list[str]) -> str:
+def report(
+    results: dict[str, Any], plots: list[str], scenarios: dict[str, Scenario[Any, Any]]
+) -> str:
     """The stand-alone report of one run (``report.md`` next to ``results.json``)."""
-    parts = sections(results, "", plots)
+    parts = sections(results, "", plots, scenarios)
+    headings = titles(scenarios)
     lines = [
         f"# tiercache benchmarks: `{results['mode']}` run",
         "",
@@ -291,7 +286,7 @@ def report(results: dict[str, Any], plots: list[str]) -> str:
         "",
     ]
     for name, text in parts.items():
-        lines += [f"## {TITLES[name]}", "", text]
+        lines += [f"## {headings[name]}", "", text]
     return "\n".join(lines)
 
 
