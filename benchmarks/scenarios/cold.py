@@ -18,7 +18,6 @@ from typing import TypedDict
 
 from harness.context import BUCKET, LOOPBACK, PROFILES, STORE, Context
 from harness.fmt import fmt_s
-from harness.plots import hbars, save, subplots
 from harness.scenario import Report, Result, Scenario, Section, body, target
 from harness.timing import Sample, shuffled_rounds, summary
 from tiercache.parsing import KIB, MIB
@@ -204,6 +203,8 @@ def report(result: ColdResult) -> Report:
 
 
 def plot(result: ColdResult, out: Path) -> list[str]:
+    from harness.plots import hbars, save, subplots
+
     data = result["data"]
     labels = sorted({name.split(": ")[0] for cases in data.values() for name in cases})
     fig, axes = subplots(len(data), len(labels), figsize=(13, 2.8 * len(data)), squeeze=False)

@@ -17,10 +17,8 @@ from typing import Any
 
 import fsspec
 import s3fs
-from matplotlib.ticker import NullLocator
 
 from harness.context import BUCKET, Context
-from harness.plots import PLAIN, color, log_y, save, subplots
 from harness.scenario import Report, Result, Scenario, Section, body
 from harness.timing import summary
 from tiercache.parsing import KIB, MIB
@@ -269,6 +267,10 @@ def report(result: ConcurrencyResult) -> Report:
 
 
 def plot(result: ConcurrencyResult, out: Path) -> list[str]:
+    from matplotlib.ticker import NullLocator
+
+    from harness.plots import PLAIN, color, log_y, save, subplots
+
     data = result["data"]
     cases = list(data)
     sz_threads = sorted({int(t) for c in data.values() for p in c.values() for t in p})

@@ -32,7 +32,6 @@ from typing import Any
 
 from harness.context import BUCKET, STORE, Context
 from harness.fmt import fmt_s
-from harness.plots import SECONDS, save, subplots, value_label
 from harness.scenario import Report, Result, Scenario, Section, body
 from harness.timing import pct, summary
 from redis_footers import HMAC_KEY
@@ -327,6 +326,8 @@ def report(result: DegradedResult) -> Report:
 
 
 def plot(result: DegradedResult, out: Path) -> list[str]:
+    from harness.plots import SECONDS, save, subplots, value_label
+
     groups = result["data"]["groups"]
     fig, axes = subplots(1, len(groups), figsize=(6.5 * len(groups), 4), squeeze=False)
     for ax, (group, cases) in zip(axes[0], groups.items(), strict=True):

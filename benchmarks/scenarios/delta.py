@@ -8,11 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from matplotlib.ticker import MaxNLocator
-
 import delta_datafusion
 from harness.context import STORE, Context
-from harness.plots import SECONDS, TIERCACHE, color, hbars, save, subplots
 from harness.scenario import Report, Result, Scenario, Section, Target, body, target
 from harness.timing import summary
 
@@ -109,6 +106,10 @@ def report(result: DeltaResult) -> Report:
 
 
 def plot(result: DeltaResult, out: Path) -> list[str]:
+    from matplotlib.ticker import MaxNLocator
+
+    from harness.plots import SECONDS, TIERCACHE, color, hbars, save, subplots
+
     data = result["data"]
     fig, axes = subplots(1, 3, figsize=(14, 4))
     warm = data["warm"]

@@ -10,7 +10,6 @@ from pathlib import Path
 import hot_read
 from harness.context import Context
 from harness.fmt import fmt_s, size_label
-from harness.plots import hbars, save, subplots
 from harness.scenario import Report, Result, Scenario, Section, body, target
 from harness.timing import Summary, summary
 from tiercache.parsing import KIB, MIB
@@ -75,6 +74,8 @@ def report(result: HotResult) -> Report:
 
 
 def plot(result: HotResult, out: Path) -> list[str]:
+    from harness.plots import hbars, save, subplots
+
     data = result["data"]
     fig, axes = subplots(1, len(data), figsize=(12, 4.2))
     for ax, (size, cases) in zip(axes, data.items(), strict=True):

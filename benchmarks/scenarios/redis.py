@@ -11,7 +11,6 @@ from typing import Any
 import redis_footers
 from harness.context import STORE, Context
 from harness.fmt import fmt_s
-from harness.plots import hbars, save, subplots
 from harness.scenario import Report, Result, Scenario, Section, body, target
 from harness.timing import summary
 
@@ -80,6 +79,8 @@ def report(result: RedisResult) -> Report:
 
 
 def plot(result: RedisResult, out: Path) -> list[str]:
+    from harness.plots import hbars, save, subplots
+
     data = result["data"]
     cases = data["cases"]
     names = list(cases)

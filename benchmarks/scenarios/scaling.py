@@ -11,18 +11,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from typing import TYPE_CHECKING, Any
 
 import block_size
 from harness.context import BUCKET, STORE, Context
 from harness.fmt import fmt_s, size_label
-from harness.plots import PEERS, SIZES, TIERCACHE, log_axes, save, series, subplots
 from harness.scenario import Report, Result, Scenario, Section
 from harness.timing import summary
 from tiercache import TieredFileSystem
 from tiercache.parsing import KIB, MIB
+
+if TYPE_CHECKING:
+    from matplotlib.ticker import FuncFormatter
 
 AXES = ("count", "size", "block", "parquet")
 #: Tables by axis (``AXES``).
@@ -388,6 +388,8 @@ def _axis(
     data: dict[str, Any], out: Path, name: str, *, title: str, xlabel: str, xfmt: FuncFormatter
 ) -> str:
     """Time, requests and origin MiB against one axis, log-log."""
+    from harness.plots import log_axes, save, series, subplots
+
     names = list(data)
     fig, axes = subplots(1, 3, figsize=(15.6, 4.5))
     xs = series(axes[0], data, names, lambda e: e["median"])
@@ -407,6 +409,8 @@ def _axis(
 
 def _block(data: dict[str, Any], out: Path) -> str:
     """By block size: cold workloads, hot reads, requests, origin MiB."""
+    from harness.plots import SIZES, log_axes, save, series, subplots
+
     names = list(data)
     cold = [n for n in names if not n.startswith("hot")]
     hot_names = [n for n in names if n.startswith("hot")]
@@ -432,6 +436,10 @@ def _block(data: dict[str, Any], out: Path) -> str:
 
 def _parquet(parquet: dict[str, Any], out: Path) -> str:
     """The Parquet workload by block size: time, requests and origin MiB of its three queries."""
+    from matplotlib.ticker import MaxNLocator
+
+    from harness.plots import PEERS, SIZES, TIERCACHE, log_axes, save, subplots
+
     readers = parquet["readers"]
     sizes = parquet["block_sizes"]
     labels = parquet["labels"]
@@ -493,6 +501,10 @@ def _parquet(parquet: dict[str, Any], out: Path) -> str:
 
 
 def plot(result: ScalingResult, out: Path) -> list[str]:
+    from matplotlib.ticker import FuncFormatter
+
+    from harness.plots import SIZES
+
     data = result["data"]
     return [
         _axis(

@@ -263,3 +263,25 @@ def test_a_malformed_scenario_is_refused(
     error, message = refused
     with pytest.raises(error, match=message):
         bench.registry.discover(name)
+
+
+def test_finding_the_scenarios_does_not_load_matplotlib() -> None:
+    """A heavy heap before the measurements slows them (longer garbage collections): plots are
+    drawn with matplotlib imported inside ``plot``."""
+    import subprocess
+
+    program = (
+        "import sys\n"
+        "from harness.registry import discover\n"
+        "discover()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib'))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=BENCHMARKS,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert result.stdout.strip() == "[]"
