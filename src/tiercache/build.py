@@ -15,6 +15,7 @@ release where building started them would otherwise lose its endpoint in silence
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import threading
@@ -136,11 +137,13 @@ def shared_chain(fs: AbstractFileSystem, settings: Settings) -> TierChain:
     """Return the chain shared by every filesystem over ``fs``'s target with ``settings``.
 
     The first caller builds it with :func:`default_tiers`; it lives until
-    :func:`close_shared_chains`. The key is a digest of the target's type and options and the
-    settings' ``repr``: settings that differ only in a secret (the HMAC key) never share a chain,
-    and the secret is not kept in the key.
+    :func:`close_shared_chains`. The key is a digest of the target's type and options and of
+    every setting's value, secrets included (the ``repr`` of settings hides them): settings that
+    differ only in a secret (the HMAC key, the Redis password) never share a chain, and no secret
+    is kept in the key.
     """
-    identity = (type(fs).__name__, fs.storage_options, repr(settings))
+    values = tuple(getattr(settings, field.name) for field in dataclasses.fields(settings))
+    identity = (type(fs).__name__, fs.storage_options, values)
     key = hashlib.sha256(str(identity).encode()).hexdigest()
     with _SHARED_LOCK:
         chain = _SHARED.get(key)

@@ -182,6 +182,19 @@ def test_instances_in_other_threads_share_one_chain(mem_path: str) -> None:
     assert len({id(c) for c in chains}) == 1
 
 
+def test_settings_that_differ_only_in_a_secret_never_share_a_chain() -> None:
+    # A closed loopback port: the Redis tiers start disabled, which is all this needs.
+    url = "redis://127.0.0.1:9/0"
+    first = Settings(redis_url=url, redis_hmac_key="a" * 32, redis_timeout_s=0.05)
+    second = Settings(redis_url=url, redis_hmac_key="b" * 32, redis_timeout_s=0.05)
+    assert repr(first) == repr(second)  # the secret is hidden from repr...
+    chains = {
+        id(TieredFileSystem(target_protocol="memory", settings=s, skip_instance_cache=True).chain)
+        for s in (first, second, first)
+    }
+    assert len(chains) == 2  # ...but not from the chain's key
+
+
 def test_open_file_is_pinned_to_the_version_it_opened(mem_path: str) -> None:
     fs = TieredFileSystem(target_protocol="memory", settings=SMALL)
     with fs.open(mem_path, "rb") as f:
