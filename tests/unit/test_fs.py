@@ -14,7 +14,7 @@ import pytest
 
 import tiercache
 from tests.helpers import CountingFS, letters
-from tiercache import ConfigError, Settings, TieredFile, TieredFileSystem
+from tiercache import ConfigError, MemoryTier, Settings, TieredFile, TieredFileSystem
 from tiercache.errors import ObjectChangedError
 
 SMALL = Settings(block_size_bytes=4096, memory_bytes=1 << 20)
@@ -193,6 +193,30 @@ def test_settings_that_differ_only_in_a_secret_never_share_a_chain() -> None:
         for s in (first, second, first)
     }
     assert len(chains) == 2  # ...but not from the chain's key
+
+
+def test_a_prefetching_view_counts_every_read_as_prefetch(mem_path: str) -> None:
+    fs = TieredFileSystem(
+        target_protocol="memory",
+        settings=SMALL,
+        tiers=[MemoryTier(SMALL.memory_bytes)],  # the filesystem owns its chain
+        skip_instance_cache=True,
+    )
+    view = fs.prefetching()
+    assert view.chain is fs.chain
+    assert view.cat_file(mem_path, 0, 100) == letters(100)
+    with view.open(mem_path, "rb") as f:  # an open file keeps the view's purpose
+        f.seek(8192)
+        assert f.read(10) == letters(8202)[8192:]
+    stats = fs.stats()
+    assert stats["origin"]["requests"] == 0
+    assert stats["tiers"]["memory"]["lookups"] == 0
+    assert stats["prefetch"]["origin"]["requests"] >= 2
+    assert stats["prefetch"]["tiers"]["memory"]["misses"] >= 1
+    view.close()  # closes nothing of the filesystem's
+    assert fs.cat_file(mem_path, 0, 100) == letters(100)  # now demand, and a RAM hit
+    assert fs.stats()["tiers"]["memory"]["hits"] == 1
+    fs.close()
 
 
 def test_open_file_is_pinned_to_the_version_it_opened(mem_path: str) -> None:
