@@ -1,0 +1,90 @@
+"""Who may use the gateway, and what their bodies must match.
+
+With client credentials configured (``TIERCACHE_GATEWAY_ACCESS_KEY_ID`` /
+``TIERCACHE_GATEWAY_SECRET_ACCESS_KEY``), every request must carry a valid SigV4 signature
+(header or presigned query) by one of them (:mod:`tiercache.gateway.sigv4`), and a body must
+match the digest it was signed with; a streaming (``aws-chunked``) body is decoded and each chunk's
+signature checked (:mod:`tiercache.gateway.chunked`). Without credentials, the server binds
+loopback addresses only and any signature is accepted; streaming bodies are still decoded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from tiercache.gateway.chunked import decode_unverified, decode_verified
+from tiercache.gateway.s3xml import S3Error
+from tiercache.gateway.sigv4 import (
+    AuthError,
+    Credentials,
+    IncomingRequest,
+    Verified,
+    payload_matches,
+    verify,
+)
+
+if TYPE_CHECKING:
+    from tiercache.gateway.app import Request
+
+__all__ = ["Authenticator", "Credentials", "decode_body"]
+
+_STREAMING = "STREAMING-"
+
+
+class Authenticator:
+    """Verifies requests against the gateway's client credentials."""
+
+    def __init__(self, credentials: Sequence[Credentials]) -> None:
+        if not credentials:
+            raise ValueError("an Authenticator needs at least one pair of client credentials")
+        self.credentials = list(credentials)
+
+    def __call__(self, request: Request) -> Verified:
+        """The verified signature of ``request``.
+
+        Raises:
+            S3Error: The signature is missing, malformed, expired or wrong (403 / 400).
+        """
+        incoming = IncomingRequest(
+            method=request.method,
+            path=request.raw_path,
+            query=request.query_string,
+            headers=request.header_list,
+        )
+        try:
+            return verify(incoming, self.credentials)
+        except AuthError as exc:
+            raise S3Error(exc.code, exc.status, exc.message) from exc
+
+
+def decode_body(headers: Mapping[str, str], body: bytes, verified: Any) -> bytes:
+    """The payload of a request body: decoded from ``aws-chunked`` framing when it is streamed
+    (chunk signatures checked when the request was verified), checked against its signed digest
+    otherwise.
+
+    Raises:
+        S3Error: A chunk signature or the digest does not match, or the framing is broken.
+    """
+    payload = headers.get("x-amz-content-sha256", "")
+    streamed = payload.startswith(_STREAMING) or "aws-chunked" in headers.get(
+        "content-encoding", ""
+    )
+    declared = headers.get("x-amz-decoded-content-length")
+    length = int(declared) if declared is not None and declared.isdigit() else None
+    try:
+        if streamed:
+            if isinstance(verified, Verified):
+                return decode_verified(verified, body, decoded_length=length)
+            return decode_unverified(body, decoded_length=length)
+    except AuthError as exc:
+        raise S3Error(exc.code, exc.status, exc.message) from exc
+    except ValueError as exc:
+        raise S3Error(
+            getattr(exc, "code", "IncompleteBody"), int(getattr(exc, "status", 400)), str(exc)
+        ) from exc
+    if isinstance(verified, Verified) and not payload_matches(verified, body):
+        raise S3Error(
+            "XAmzContentSHA256Mismatch", 400, "the body does not match x-amz-content-sha256"
+        )
+    return body
