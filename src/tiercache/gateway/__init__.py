@@ -1,0 +1,1 @@
+"""The S3-compatible HTTP gateway: tiercache's second front door (issue 14)."""
