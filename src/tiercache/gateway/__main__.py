@@ -67,8 +67,7 @@ def main() -> int:
 def _credentials(settings: Any) -> list[Any]:
     from tiercache.gateway.sigv4 import Credentials
 
-    key = getattr(settings, "gateway_access_key_id", None)
-    secret = getattr(settings, "gateway_secret_access_key", None)
+    key, secret = settings.gateway_access_key_id, settings.gateway_secret_access_key
     return [Credentials(key, secret)] if key and secret else []
 
 

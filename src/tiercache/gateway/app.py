@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, unquote
 from tiercache.gateway.metrics import GatewayCounters
 from tiercache.gateway.objects import Answer, Objects
 from tiercache.gateway.requests import Route, route
-from tiercache.gateway.s3xml import S3Error, internal_error
+from tiercache.gateway.s3errors import S3Error, internal_error
 from tiercache.gateway.writes import Call, Writes
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,9 @@ class Request:
         ]
         self.headers: dict[str, str] = {}
         for name, value in self.header_list:
-            self.headers[name] = value if name not in self.headers else f"{self.headers[name]},{value}"
+            self.headers[name] = (
+                value if name not in self.headers else f"{self.headers[name]},{value}"
+            )
         self._receive = receive
         self.route: Route = route(self.method, unquote_path(self.raw_path), self.query)
         self.request_id = uuid.uuid4().hex[:16].upper()
@@ -161,7 +163,9 @@ class GatewayApp:
         fn = self.objects.head if head else self.objects.get
         answer: Answer = await self._run(fn, path, request.headers)
         headers = [*answer.headers, ("x-amz-request-id", request.request_id)]
-        await send({"type": "http.response.start", "status": answer.status, "headers": _raw(headers)})
+        await send(
+            {"type": "http.response.start", "status": answer.status, "headers": _raw(headers)}
+        )
         if head or answer.status == 304:
             await send({"type": "http.response.body", "body": b""})
             return answer.status, 0

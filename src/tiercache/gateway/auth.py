@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from tiercache.gateway.chunked import decode_unverified, decode_verified
-from tiercache.gateway.s3xml import S3Error
+from tiercache.gateway.chunked import ChunkedDecoder
+from tiercache.gateway.s3errors import S3Error
 from tiercache.gateway.sigv4 import (
+    STREAMING_UNSIGNED_TRAILER,
     AuthError,
     Credentials,
     IncomingRequest,
@@ -30,6 +31,16 @@ if TYPE_CHECKING:
 __all__ = ["Authenticator", "Credentials", "decode_body"]
 
 _STREAMING = "STREAMING-"
+# What decoding an aws-chunked body needs when nobody verified the request: no chunk signature
+# is checked (there is no secret to check it with), the framing and checksums are.
+_UNVERIFIED = Verified(
+    access_key_id="",
+    payload=STREAMING_UNSIGNED_TRAILER,
+    seed_signature="",
+    signing_key=b"",
+    scope="",
+    amz_date="",
+)
 
 
 class Authenticator:
@@ -72,11 +83,15 @@ def decode_body(headers: Mapping[str, str], body: bytes, verified: Any) -> bytes
     )
     declared = headers.get("x-amz-decoded-content-length")
     length = int(declared) if declared is not None and declared.isdigit() else None
+    trailers = [n for n in headers.get("x-amz-trailer", "").split(",") if n.strip()]
     try:
         if streamed:
-            if isinstance(verified, Verified):
-                return decode_verified(verified, body, decoded_length=length)
-            return decode_unverified(body, decoded_length=length)
+            if not isinstance(verified, Verified):  # no credentials: the framing only
+                verified = _UNVERIFIED
+            decoder = ChunkedDecoder(verified, decoded_length=length, trailer_names=trailers)
+            payload_bytes = decoder.feed(body)
+            decoder.finish()
+            return payload_bytes
     except AuthError as exc:
         raise S3Error(exc.code, exc.status, exc.message) from exc
     except ValueError as exc:

@@ -35,7 +35,9 @@ class Gateway:
     A context manager; :meth:`close` (or leaving the ``with``) stops the child.
     """
 
-    def __init__(self, process: subprocess.Popen[bytes], host: str, port: int, keys: tuple[str, str]) -> None:
+    def __init__(
+        self, process: subprocess.Popen[bytes], host: str, port: int, keys: tuple[str, str]
+    ) -> None:
         self._process = process
         self.host = host
         self.port = port
@@ -78,7 +80,7 @@ class Gateway:
         """Stop the child: its requests in progress finish first (a few seconds at most)."""
         with self._lock:
             process = self._process
-            if process.poll() is not None:
+            if process.stdout is None or process.stdout.closed:
                 return
             if process.stdin is not None:
                 process.stdin.close()  # the child's signal to shut down
@@ -87,6 +89,8 @@ class Gateway:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
 
     def __enter__(self) -> Gateway:
         return self
@@ -118,7 +122,9 @@ def start(fs: TieredFileSystem | None = None, *, listen: str = "127.0.0.1:0") ->
     protocol = fs.target.protocol
     protocol = protocol if isinstance(protocol, str) else protocol[0]
     if protocol not in ("s3", "s3a"):
-        raise ConfigError(f"the gateway serves S3 targets; this filesystem's target is {protocol!r}")
+        raise ConfigError(
+            f"the gateway serves S3 targets; this filesystem's target is {protocol!r}"
+        )
     settings = fs.settings
     spec = {
         "target_options": _plain(fs.target.storage_options),
@@ -138,7 +144,8 @@ def start(fs: TieredFileSystem | None = None, *, listen: str = "127.0.0.1:0") ->
         stderr=None,  # the child's log goes where ours goes
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    assert process.stdin is not None and process.stdout is not None
+    assert process.stdin is not None
+    assert process.stdout is not None
     process.stdin.write(line.encode() + b"\n")
     process.stdin.flush()
     ready = _read_ready(process)
@@ -166,8 +173,7 @@ def _read_ready(process: subprocess.Popen[bytes]) -> dict[str, Any]:
 
 
 def _client_keys(settings: Settings) -> tuple[str, str]:
-    key = getattr(settings, "gateway_access_key_id", None)
-    secret = getattr(settings, "gateway_secret_access_key", None)
+    key, secret = settings.gateway_access_key_id, settings.gateway_secret_access_key
     return (key, secret) if key and secret else ANONYMOUS
 
 

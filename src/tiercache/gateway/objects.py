@@ -22,16 +22,16 @@ from typing import Any
 from tiercache.blocks import is_immutable
 from tiercache.chain import TierChain
 from tiercache.errors import ObjectChangedError, OriginError
-from tiercache.gateway.http import (
+from tiercache.gateway.httpsemantics import (
     ByteRange,
     Condition,
+    check_conditions,
     content_range,
-    evaluate_conditions,
     http_date,
     parse_range,
     quote_etag,
 )
-from tiercache.gateway.s3xml import S3Error, no_such_key, precondition_failed
+from tiercache.gateway.s3errors import S3Error, no_such_key
 from tiercache.protocol import ObjectInfo
 
 #: Bytes read from the chain at once for a response body (whole blocks: a multiple of the
@@ -135,8 +135,8 @@ class Objects:
     def _read(self, info: ObjectInfo, lo: int, hi: int) -> bytes:
         try:
             return self.chain.read_pinned(info, lo, hi)
-        except ObjectChangedError as exc:
-            raise precondition_failed() from exc  # changed between info and bytes: retry
+        except ObjectChangedError as exc:  # overwritten between its info and its bytes: retry
+            raise S3Error("ServiceUnavailable", 503, "the object changed during the read") from exc
         except OriginError as exc:
             raise _unavailable(exc) from exc
 
@@ -153,12 +153,12 @@ class Objects:
 
     # -- headers -------------------------------------------------------------------------------
 
-    def _conditions(self, info: ObjectInfo, headers: Mapping[str, str], method: str) -> Answer | None:
-        condition = evaluate_conditions(
+    def _conditions(
+        self, info: ObjectInfo, headers: Mapping[str, str], method: str
+    ) -> Answer | None:
+        condition = check_conditions(
             headers, etag=_etag(info), last_modified=_last_modified(info), method=method
         )
-        if condition is Condition.PRECONDITION_FAILED:
-            raise precondition_failed()
         if condition is Condition.NOT_MODIFIED:
             return Answer(304, self._validators(info))
         return None

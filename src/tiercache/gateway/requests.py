@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from tiercache.gateway.s3xml import S3Error
+from tiercache.gateway.s3errors import S3Error
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 from fsspec import AbstractFileSystem
 from fsspec.asyn import sync
 
-from tiercache.gateway.s3xml import S3Error
+from tiercache.gateway.s3errors import S3Error
 
 
 class Upstream:
@@ -77,9 +77,7 @@ def translate(exc: BaseException) -> S3Error:
         return S3Error("NoSuchKey", 404, str(exc) or "no such key")
     if isinstance(exc, PermissionError):
         return S3Error("AccessDenied", 403, str(exc) or "access denied")
-    return S3Error(
-        "ServiceUnavailable", 503, f"the origin failed: {type(exc).__name__}: {exc}"
-    )
+    return S3Error("ServiceUnavailable", 503, f"the origin failed: {type(exc).__name__}: {exc}")
 
 
 _CODES = {

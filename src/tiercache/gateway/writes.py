@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tiercache.gateway.auth import decode_body
-from tiercache.gateway.http import quote_etag
+from tiercache.gateway.httpsemantics import quote_etag
 from tiercache.gateway.requests import Route
+from tiercache.gateway.s3requests import ObjectIdentifier
 from tiercache.gateway.s3xml import (
     ListedObject,
     S3Error,
@@ -87,29 +88,30 @@ class Writes:
             operation = call.route.operation
             raise S3Error("NotImplemented", 501, f"{operation} is not served by the gateway")
         if call.body or "x-amz-decoded-content-length" in call.headers:
-            call = Call(call.route, call.query, call.headers, decode_body(call.headers, call.body, verified))
+            call = Call(
+                call.route, call.query, call.headers, decode_body(call.headers, call.body, verified)
+            )
         return handler(call)
 
     # -- the service and buckets ---------------------------------------------------------------
 
     def _list_buckets(self, call: Call) -> Reply:
-        route, headers, body = call.route, call.headers, call.body
         answer = self.upstream.call("list_buckets")
         buckets = [(b["Name"], _utc(b.get("CreationDate"))) for b in answer.get("Buckets", [])]
         return Reply(200, [XML], list_buckets(buckets))
 
     def _head_bucket(self, call: Call) -> Reply:
-        route, headers, body = call.route, call.headers, call.body
+        route = call.route
         self.upstream.call("head_bucket", Bucket=route.bucket)
         return Reply(200)
 
     def _location(self, call: Call) -> Reply:
-        route, headers, body = call.route, call.headers, call.body
+        route = call.route
         answer = self.upstream.call("get_bucket_location", Bucket=route.bucket)
         return Reply(200, [XML], bucket_location(answer.get("LocationConstraint") or "us-east-1"))
 
     def _list_v2(self, call: Call) -> Reply:
-        route, headers, body = call.route, call.headers, call.body
+        route = call.route
         q = call.query
         params = _list_params(route.bucket, q)
         answer = self.upstream.call("list_objects_v2", **params)
@@ -177,18 +179,19 @@ class Writes:
         return Reply(200, [("etag", quote_etag(str(answer.get("ETag", ""))))])
 
     def _delete(self, call: Call) -> Reply:
-        route, headers, body = call.route, call.headers, call.body
+        route = call.route
         self.upstream.call("delete_object", Bucket=route.bucket, Key=route.key)
         self.invalidate(f"{route.bucket}/{route.key}")
         return Reply(204)
 
     def _delete_many(self, call: Call) -> Reply:
-        route, headers, body = call.route, call.headers, call.body
-        keys, quiet = parse_delete(body)
+        route, body = call.route, call.body
+        objects, quiet = parse_delete(body)
+        keys = [o.key for o in objects]
         answer = self.upstream.call(
             "delete_objects",
             Bucket=route.bucket,
-            Delete={"Objects": [{"Key": key} for key in keys], "Quiet": quiet},
+            Delete={"Objects": [_identifier(o) for o in objects], "Quiet": quiet},
         )
         for key in keys:
             self.invalidate(f"{route.bucket}/{key}")
@@ -202,7 +205,7 @@ class Writes:
     # -- multipart uploads ---------------------------------------------------------------------
 
     def _create_upload(self, call: Call) -> Reply:
-        route, headers, body = call.route, call.headers, call.body
+        route, headers = call.route, call.headers
         answer = self.upstream.call(
             "create_multipart_upload", Bucket=route.bucket, Key=route.key, **_metadata(headers)
         )
@@ -261,7 +264,7 @@ class Writes:
         )
 
     def _abort_upload(self, call: Call) -> Reply:
-        route, headers, body = call.route, call.headers, call.body
+        route = call.route
         query = call.query
         self.upstream.call(
             "abort_multipart_upload", Bucket=route.bucket, Key=route.key, UploadId=query["uploadId"]
@@ -312,7 +315,9 @@ def _metadata(headers: Mapping[str, str]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     if "content-type" in headers:
         found["ContentType"] = headers["content-type"]
-    metadata = {k[len("x-amz-meta-") :]: v for k, v in headers.items() if k.startswith("x-amz-meta-")}
+    metadata = {
+        k[len("x-amz-meta-") :]: v for k, v in headers.items() if k.startswith("x-amz-meta-")
+    }
     if metadata:
         found["Metadata"] = metadata
     return found
@@ -329,6 +334,13 @@ def _copy_source(value: str) -> dict[str, str]:
     found = {"Bucket": bucket, "Key": key}
     if version:
         found["VersionId"] = version
+    return found
+
+
+def _identifier(item: ObjectIdentifier) -> dict[str, str]:
+    found = {"Key": item.key}
+    if item.version_id:
+        found["VersionId"] = item.version_id
     return found
 
 
