@@ -23,6 +23,7 @@ from tiercache.gateway.metrics import GatewayCounters
 from tiercache.gateway.objects import Answer, Objects
 from tiercache.gateway.requests import Route, route
 from tiercache.gateway.s3errors import S3Error, internal_error
+from tiercache.gateway.sigv4_types import IncomingRequest
 from tiercache.gateway.writes import Call, Writes
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 #: Verifies a request's signature; returns what the body must match (see gateway.auth).
-Authenticate = Callable[["Request"], Any]
+Authenticate = Callable[[IncomingRequest], Any]
 
 
 class Request:
@@ -147,7 +148,10 @@ class GatewayApp:
             return await _respond(send, 200, [("content-type", "text/plain")], b"ok\n")
         verified = None
         if self.authenticate is not None:
-            verified = await self._run(self.authenticate, request)
+            incoming = IncomingRequest(
+                request.method, request.raw_path, request.query_string, request.header_list
+            )
+            verified = await self._run(self.authenticate, incoming)
         if route_.operation in ("GetObject", "HeadObject"):
             return await self._read(request, send)
         body = b""

@@ -11,7 +11,7 @@ loopback addresses only and any signature is accepted; streaming bodies are stil
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tiercache.gateway.chunked import ChunkedDecoder
 from tiercache.gateway.s3errors import S3Error
@@ -24,9 +24,6 @@ from tiercache.gateway.sigv4 import (
     payload_matches,
     verify,
 )
-
-if TYPE_CHECKING:
-    from tiercache.gateway.app import Request
 
 __all__ = ["Authenticator", "Credentials", "decode_body"]
 
@@ -51,18 +48,12 @@ class Authenticator:
             raise ValueError("an Authenticator needs at least one pair of client credentials")
         self.credentials = list(credentials)
 
-    def __call__(self, request: Request) -> Verified:
-        """The verified signature of ``request``.
+    def __call__(self, incoming: IncomingRequest) -> Verified:
+        """The verified signature of ``incoming`` (the request as received).
 
         Raises:
             S3Error: The signature is missing, malformed, expired or wrong (403 / 400).
         """
-        incoming = IncomingRequest(
-            method=request.method,
-            path=request.raw_path,
-            query=request.query_string,
-            headers=request.header_list,
-        )
         try:
             return verify(incoming, self.credentials)
         except AuthError as exc:
