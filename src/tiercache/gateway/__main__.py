@@ -50,6 +50,7 @@ def main() -> int:
             target_protocol="s3", target_options=spec["target_options"], settings=settings
         )
         app = build_app(fs, credentials)
+        _connect(fs.target)  # the origin's client now, not in the first request's time
         sock = bind(host, port)
     except Exception as exc:
         print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
@@ -62,6 +63,13 @@ def main() -> int:
 
     serve(app, sock, on_started=started)
     return 0
+
+
+def _connect(target: Any) -> None:
+    """Build the origin's S3 client (credentials resolved, session made) before serving."""
+    connect = getattr(target, "connect", None)
+    if connect is not None:
+        connect()
 
 
 def _credentials(settings: Any) -> list[Any]:

@@ -174,6 +174,9 @@ class GatewayApp:
             await send({"type": "http.response.body", "body": b""})
             return answer.status, 0
         sent = len(answer.first)
+        if answer.remaining <= 0:  # the whole body in one piece: no second trip to a worker
+            await send({"type": "http.response.body", "body": answer.first})
+            return answer.status, sent
         await send({"type": "http.response.body", "body": answer.first, "more_body": True})
         rest: Iterator[bytes] = answer.rest
         while True:

@@ -5,9 +5,10 @@ object: the body is read in windows of :data:`WINDOW` bytes (each window one ori
 most, for the blocks it misses) and sent as it comes, so memory stays bounded whatever the
 object's size. A cold GET of an object the chain does not know costs one origin request, as a
 direct client's does: the first window is a ranged read that learns the object's info from the
-same response. Object info of mutable paths (anything but Delta commits, checkpoints and
-UUID-named data files, see :func:`tiercache.blocks.is_immutable`) is checked with the origin on
-every request: ``_delta_log/_last_checkpoint`` is never served stale.
+same response. Object info is trusted as the fsspec door trusts it: immutable paths (Delta
+commits, checkpoints, UUID-named data files, :func:`tiercache.blocks.is_immutable`) while cached,
+others for ``TIERCACHE_INFO_TTL``; ``_delta_log/_last_checkpoint``, which tells a reader where the
+table's newest checkpoint is, is checked with the origin on every request (never served stale).
 
 Everything here blocks; the app runs it on worker threads.
 """
@@ -19,7 +20,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tiercache.blocks import is_immutable
 from tiercache.chain import TierChain
 from tiercache.errors import ObjectChangedError, OriginError
 from tiercache.gateway.httpsemantics import (
@@ -34,6 +34,7 @@ from tiercache.gateway.httpsemantics import (
 from tiercache.gateway.s3errors import S3Error, no_such_key
 from tiercache.protocol import ObjectInfo
 
+_LAST_CHECKPOINT = "_delta_log/_last_checkpoint"
 #: Bytes read from the chain at once for a response body (whole blocks: a multiple of the
 #: block size, at least one block).
 WINDOW = 8 << 20
@@ -48,6 +49,8 @@ class Answer:
     first: bytes = b""
     #: The rest of the body, window by window (each call blocks on the chain).
     rest: Iterator[bytes] = field(default_factory=lambda: iter(()))
+    #: Bytes of the body still to come after ``first`` (0: ``rest`` is empty).
+    remaining: int = 0
 
 
 class Objects:
@@ -77,11 +80,11 @@ class Objects:
         requested = headers.get("range")
         first: bytes | None = None
         info = self._known(path)
+        explicit = _explicit_range(requested)
         if info is None:
-            start = _explicit_start(requested)
-            if start is not None:  # cold: one ranged GET learns the info and the bytes
-                first = self._read_cold(path, start)
-                info = self._known(path)
+            if explicit is not None:  # cold: one ranged GET learns the info and the bytes
+                first = self._read_cold(path, *explicit)
+                info = self.chain.info_table.peek(path)
             if info is None:
                 info = self._info(path)
                 first = None  # the bytes above may be of another version than this info
@@ -91,7 +94,7 @@ class Objects:
         byte_range = parse_range(requested, info.size)
         status, length = self._extent(info, byte_range)
         lo, hi = (0, info.size) if byte_range is None else (byte_range.start, byte_range.end)
-        if first is not None and lo == _explicit_start(requested):
+        if first is not None and explicit is not None and lo == explicit[0]:
             first = first[: min(len(first), hi - lo)]
         else:
             first = self._read(info, lo, min(hi, self._window_end(lo))) if lo < hi else b""
@@ -100,14 +103,15 @@ class Objects:
             self._headers(info, byte_range, length),
             first,
             self._windows(info, lo + len(first), hi),
+            hi - lo - len(first),
         )
 
     # -- info ----------------------------------------------------------------------------------
 
     def _known(self, path: str) -> ObjectInfo | None:
         """The info the chain holds for ``path``, if it may be used without asking the origin."""
-        if not is_immutable(path):
-            self.chain.info_table.discard(path)  # mutable: the origin is asked every time
+        if path.endswith(_LAST_CHECKPOINT):
+            self.chain.info_table.discard(path)  # the origin is asked every time
             return None
         return self.chain.info_table.peek(path)
 
@@ -124,9 +128,11 @@ class Objects:
 
     # -- bytes ---------------------------------------------------------------------------------
 
-    def _read_cold(self, path: str, start: int) -> bytes | None:
+    def _read_cold(self, path: str, start: int, end: int | None) -> bytes | None:
+        """Read ``[start, end)`` of an object not known yet (at most one window)."""
+        stop = self._window_end(start) if end is None else min(end, self._window_end(start))
         try:
-            return self.chain.read_range(path, start, self._window_end(start))
+            return self.chain.read_range(path, start, stop)
         except FileNotFoundError as exc:
             raise no_such_key(path.partition("/")[2]) from exc
         except OriginError as exc:
@@ -187,16 +193,23 @@ class Objects:
         return [("etag", _etag(info)), ("last-modified", http_date(_last_modified(info)))]
 
 
-def _explicit_start(header: str | None) -> int | None:
-    """The first byte of a plain ``bytes=a-b`` / ``bytes=a-`` range (0 without a header);
-    None for a suffix range or anything else (which needs the object's size first)."""
+def _explicit_range(header: str | None) -> tuple[int, int | None] | None:
+    """``(start, end)`` of a plain ``bytes=a-b`` (end ``b + 1``) or ``bytes=a-`` (end None)
+    range, ``(0, None)`` without a header; None for a suffix range or anything else (which needs
+    the object's size first)."""
     if header is None:
-        return 0
+        return 0, None
     spec = header.strip()
     if not spec.startswith("bytes=") or "," in spec:
         return None
-    first, _, _ = spec[len("bytes=") :].partition("-")
-    return int(first) if first.strip().isdigit() else None
+    first, _, last = spec[len("bytes=") :].partition("-")
+    first, last = first.strip(), last.strip()
+    if not first.isdigit() or (last and not last.isdigit()):
+        return None
+    start = int(first)
+    if last and int(last) < start:
+        return None  # S3 ignores such a range: the whole object, once the size is known
+    return start, (int(last) + 1 if last else None)
 
 
 def _etag(info: ObjectInfo) -> str:
