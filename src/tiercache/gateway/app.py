@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote
 
-from tiercache.gateway.metrics import GatewayCounters
+from tiercache.gateway.metrics import LIVE_GATEWAYS, GatewayCounters
 from tiercache.gateway.objects import Answer, Objects
 from tiercache.gateway.requests import Route, route
 from tiercache.gateway.s3errors import S3Error, internal_error
@@ -115,6 +115,7 @@ class GatewayApp:
 
     def close(self) -> None:
         """Stop the worker threads (after the requests in progress)."""
+        LIVE_GATEWAYS.discard(self.counters)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

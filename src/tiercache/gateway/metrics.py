@@ -1,12 +1,13 @@
 """The gateway's own counters: requests by operation and status, latency, bytes sent.
 
-Shown in ``stats()["gateway"]`` of the process that runs the gateway (the stats file and the
-Prometheus exporter read from there).
+The process that runs a gateway shows them in its stats file (``"gateways"``) and in Prometheus
+(``tiercache_gateway_*``), next to the chain's own stats.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any
 
 from tiercache.context import DEMAND
@@ -14,9 +15,14 @@ from tiercache.stats import Histogram
 
 
 class GatewayCounters:
-    """Requests by (operation, status), bytes of response bodies, and a latency histogram."""
+    """Requests by (operation, status), bytes of response bodies, and a latency histogram.
+
+    Every instance not yet closed is in :data:`LIVE_GATEWAYS`, where the stats file and the
+    Prometheus exporter find it.
+    """
 
     def __init__(self) -> None:
+        LIVE_GATEWAYS.add(self)
         self._lock = threading.Lock()
         self._requests: dict[tuple[str, int], int] = {}
         self._bytes_out = 0
@@ -38,3 +44,7 @@ class GatewayCounters:
                 requests.setdefault(operation, {})[str(status)] = count
             bytes_out = self._bytes_out
         return {"requests": requests, "bytes_out": bytes_out, "latency": self.latency.snapshot()}
+
+
+#: The gateways of this process not closed yet (for the stats file and the metrics exporter).
+LIVE_GATEWAYS: weakref.WeakSet[GatewayCounters] = weakref.WeakSet()
