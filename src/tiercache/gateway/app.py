@@ -11,6 +11,7 @@ understands. Blocking work runs on a bounded pool of worker threads.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -113,6 +114,10 @@ class GatewayApp:
         self.counters = GatewayCounters()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="tiercache-gateway")
 
+    def stats(self) -> dict[str, Any]:
+        """The chain's stats and the gateway's own counters (``GET /-/stats``)."""
+        return {"chain": self.objects.chain.stats(), "gateway": self.counters.snapshot()}
+
     def close(self) -> None:
         """Stop the worker threads (after the requests in progress)."""
         LIVE_GATEWAYS.discard(self.counters)
@@ -153,6 +158,10 @@ class GatewayApp:
                 request.method, request.raw_path, request.query_string, request.header_list
             )
             verified = await self._run(self.authenticate, incoming)
+        if route_.operation == "Stats":
+            document = await self._run(self.stats)
+            body = json.dumps(document, default=str).encode()
+            return await _respond(send, 200, [("content-type", "application/json")], body)
         if route_.operation in ("GetObject", "HeadObject"):
             return await self._read(request, send)
         body = b""

@@ -40,6 +40,8 @@ def route(method: str, path: str, query: Mapping[str, str]) -> Route:
     """
     if path == "/-/health" and method in ("GET", "HEAD"):
         return Route("Health")
+    if path == "/-/stats" and method == "GET":
+        return Route("Stats")
     if not path.startswith("/"):
         raise S3Error("InvalidURI", 400, f"the path {path!r} does not start with /")
     bucket, _, key = path[1:].partition("/")
