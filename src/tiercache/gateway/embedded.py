@@ -71,6 +71,15 @@ class Gateway:
             "client_kwargs": {"endpoint_url": self.endpoint_url, "region_name": "us-east-1"},
         }
 
+    def stats(self) -> dict[str, Any]:
+        """The gateway process's stats: its chain's (``"chain"``) and its requests
+        (``"gateway"``), from ``GET /-/stats``."""
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.endpoint_url}/-/stats", timeout=30) as answer:
+            document: dict[str, Any] = json.load(answer)
+        return document
+
     @property
     def alive(self) -> bool:
         """Whether the child is still running."""
@@ -126,9 +135,12 @@ def start(fs: TieredFileSystem | None = None, *, listen: str = "127.0.0.1:0") ->
             f"the gateway serves S3 targets; this filesystem's target is {protocol!r}"
         )
     settings = fs.settings
+    # The caller's metrics endpoint and stats file stay the caller's: the child's figures are at
+    # its GET /-/stats (Gateway.stats()).
+    child = dataclasses.replace(settings, metrics_port=None, stats_file=None)
     spec = {
         "target_options": _plain(fs.target.storage_options),
-        "settings": dataclasses.asdict(settings),
+        "settings": dataclasses.asdict(child),
         "listen": listen,
     }
     try:
