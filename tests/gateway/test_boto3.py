@@ -104,7 +104,39 @@ def test_listing_v2(s3_server: S3Server, client: Any) -> None:
     )
     keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
     assert keys == sorted(["a/1", "a/2", "b/3", "c & <d>/ü 4", "top"])
-    assert client.head_bucket(Bucket=bucket)["ResponseMetadata"]["HTTPStatusCode"] == 200
+    head = client.head_bucket(Bucket=bucket)
+    assert head["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert head["BucketRegion"] == "us-east-1"  # x-amz-bucket-region, as S3 sends it
+    assert listed["ResponseMetadata"]["HTTPHeaders"]["x-amz-request-id"]
+
+
+def test_directory_marker_keys_are_objects_of_their_own(s3_server: S3Server, client: Any) -> None:
+    """A key ending in "/" names that object, never the key without the slash (the chain's
+    fsspec paths drop the slash: before the fix HEAD "d/" was 404, GET "x/" a 503 loop)."""
+    bucket = _bucket(s3_server)
+    s3_server.put_object(bucket, "d/", b"")
+    s3_server.put_object(bucket, "x", b"the object x")
+    s3_server.put_object(bucket, "x/", b"marker x/ with bytes")
+    head = client.head_object(Bucket=bucket, Key="d/")
+    assert head["ContentLength"] == 0
+    assert client.get_object(Bucket=bucket, Key="d/")["Body"].read() == b""
+    assert client.get_object(Bucket=bucket, Key="x/")["Body"].read() == b"marker x/ with bytes"
+    assert client.get_object(Bucket=bucket, Key="x")["Body"].read() == b"the object x"
+    part = client.get_object(Bucket=bucket, Key="x/", Range="bytes=7-8")
+    assert (part["Body"].read(), part["ContentRange"]) == (b"x/", "bytes 7-8/20")
+    with pytest.raises(ClientError) as error:
+        client.get_object(Bucket=bucket, Key="d/", IfNoneMatch=head["ETag"])
+    assert error.value.response["ResponseMetadata"]["HTTPStatusCode"] == 304
+    with pytest.raises(ClientError) as error:
+        client.get_object(Bucket=bucket, Key="x/", IfMatch=head["ETag"])  # d/'s, not x/'s
+    assert error.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+    for missing in ("nope/", "x//"):
+        with pytest.raises(ClientError) as error:
+            client.get_object(Bucket=bucket, Key=missing)
+        assert error.value.response["Error"]["Code"] == "NoSuchKey"
+        with pytest.raises(ClientError) as error:
+            client.head_object(Bucket=bucket, Key=missing)
+        assert error.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
 
 
 def test_multipart_upload_of_20_mib(s3_server: S3Server, client: Any) -> None:

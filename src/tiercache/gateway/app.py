@@ -2,9 +2,11 @@
 
 Path-style requests only (``/bucket/key``; a bucket name cannot start with ``-``, so
 ``/-/health`` is the gateway's own). Reads of object bytes (GetObject, HeadObject) go through the
-chain (:mod:`tiercache.gateway.objects`); listings, bucket calls and every write pass through to
-the origin (:mod:`tiercache.gateway.upstream`), and a write invalidates what the tiers hold for the
-key before its success is returned. Every failure is an S3 XML error the client's own retry logic
+chain (:mod:`tiercache.gateway.objects`), except keys ending in ``/`` (directory markers, which
+the chain cannot name: :mod:`tiercache.gateway.markers`); listings, bucket calls and every write
+pass through to the origin (:mod:`tiercache.gateway.upstream`), and a write invalidates what the
+tiers hold for the key before its success is returned. Every answer carries an
+``x-amz-request-id``, as S3's do. Every failure is an S3 XML error the client's own retry logic
 understands. Blocking work runs on a bounded pool of worker threads.
 """
 
@@ -20,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote
 
+from tiercache.gateway.markers import Markers
 from tiercache.gateway.metrics import LIVE_GATEWAYS, GatewayCounters
 from tiercache.gateway.objects import Answer, Objects
 from tiercache.gateway.requests import Route, route
@@ -109,6 +112,7 @@ class GatewayApp:
     ) -> None:
         self.objects = objects
         self.writes = writes
+        self.markers = Markers(writes.upstream)
         self.authenticate = authenticate
         self.max_body_bytes = max_body_bytes
         self.counters = GatewayCounters()
@@ -169,13 +173,20 @@ class GatewayApp:
             body = await request.body(self.max_body_bytes)
         call = Call(route_, request.query, request.headers, body)
         answer = await self._run(self.writes.handle, call, verified)
-        return await _respond(send, answer.status, answer.headers, answer.body)
+        headers = [*answer.headers, ("x-amz-request-id", request.request_id)]
+        return await _respond(send, answer.status, headers, answer.body)
 
     async def _read(self, request: Request, send: Send) -> tuple[int, int]:
-        path = f"{request.route.bucket}/{request.route.key}"
+        bucket, key = request.route.bucket, request.route.key
+        path = f"{bucket}/{key}"
         head = request.route.operation == "HeadObject"
-        fn = self.objects.head if head else self.objects.get
-        answer: Answer = await self._run(fn, path, request.headers)
+        answer: Answer
+        if key.endswith("/"):
+            marker = self.markers.head if head else self.markers.get
+            answer = await self._run(marker, bucket, key, request.headers)
+        else:
+            fn = self.objects.head if head else self.objects.get
+            answer = await self._run(fn, path, request.headers)
         headers = [*answer.headers, ("x-amz-request-id", request.request_id)]
         await send(
             {"type": "http.response.start", "status": answer.status, "headers": _raw(headers)}

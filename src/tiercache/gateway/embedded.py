@@ -51,7 +51,17 @@ class Gateway:
         return f"http://{host}:{self.port}"
 
     def storage_options(self) -> dict[str, str]:
-        """The options deltalake and DataFusion's ``object_store`` take to read through it."""
+        """The options deltalake and Rust ``object_store`` take to read and write through it.
+
+        Commits are safe with them: ``AWS_CONDITIONAL_PUT=etag`` makes a commit a put-if-absent
+        (``If-None-Match: *`` on ``_delta_log/NNN.json``), which the gateway passes to the
+        origin, so of two writers committing the same version one gets 412 and deltalake
+        retries or reports a conflict (tests/gateway/test_deltalake.py races four). deltalake
+        1.x sets it for S3 on its own; it is named here so a default that changes cannot turn
+        it off. No ``AWS_S3_ALLOW_UNSAFE_RENAME``: before deltalake 1.0 it opted out of safe
+        commits (racing writers could overwrite each other's); 1.x needs no lock for S3 and
+        commits with ``If-None-Match`` either way (measured with 1.6.6), so it only misled.
+        """
         key, secret = self._keys
         return {
             "AWS_ENDPOINT_URL": self.endpoint_url,
@@ -59,7 +69,7 @@ class Gateway:
             "AWS_ACCESS_KEY_ID": key,
             "AWS_SECRET_ACCESS_KEY": secret,
             "AWS_REGION": "us-east-1",
-            "AWS_S3_ALLOW_UNSAFE_RENAME": "true",
+            "AWS_CONDITIONAL_PUT": "etag",
         }
 
     def s3fs_options(self) -> dict[str, Any]:

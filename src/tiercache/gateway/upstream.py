@@ -34,7 +34,8 @@ class Upstream:
         self.timeout_s = timeout_s
 
     def call(self, method: str, **params: Any) -> Mapping[str, Any]:
-        """Call ``method`` (a botocore S3 operation) with ``params``; blocking.
+        """Call ``method`` (a botocore S3 operation) with ``params``; blocking. A streaming
+        ``Body`` in the answer comes back read, as bytes.
 
         Raises:
             S3Error: The origin answered with an error (its code and status), or did not answer
@@ -58,6 +59,11 @@ class Upstream:
         response: Mapping[str, Any] = await operation(
             **fs._get_s3_method_kwargs(operation, **params)
         )
+        body = response.get("Body")
+        if body is not None and hasattr(body, "read"):
+            # A streaming body (GetObject) is read here, on s3fs's loop that owns the connection.
+            async with body:
+                response = {**response, "Body": await body.read()}
         return response
 
 

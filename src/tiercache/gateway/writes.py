@@ -102,8 +102,10 @@ class Writes:
 
     def _head_bucket(self, call: Call) -> Reply:
         route = call.route
-        self.upstream.call("head_bucket", Bucket=route.bucket)
-        return Reply(200)
+        answer = self.upstream.call("head_bucket", Bucket=route.bucket)
+        # S3 names the bucket's region on every HeadBucket; SDKs that discover regions read it.
+        region = answer.get("BucketRegion")
+        return Reply(200, [("x-amz-bucket-region", str(region))] if region else [])
 
     def _location(self, call: Call) -> Reply:
         route = call.route
