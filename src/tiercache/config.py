@@ -17,12 +17,14 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from .config_fields import (
+    SECRETS,
     boolean,
     check_fields,
     describe_bounds,
     eviction_policy,
     fraction_or_none,
     hmac_key_or_none,
+    host_and_port,
     optional_text,
     redis_url_or_none,
     required_text,
@@ -180,6 +182,18 @@ class Settings:
     shadow_rate: float | None = setting(
         "TIERCACHE_SHADOW_RATE", None, parse_fraction, check=fraction_or_none
     )
+    # Where `tiercache serve` listens (the embedded gateway takes its own, default a free port).
+    gateway_listen: str = setting(
+        "TIERCACHE_GATEWAY_LISTEN", "127.0.0.1:9000", parse_text, check=host_and_port
+    )
+    # The credentials the gateway's clients sign with (SigV4); both or neither.
+    gateway_access_key_id: str | None = setting(
+        "TIERCACHE_GATEWAY_ACCESS_KEY_ID", None, parse_secret, check=optional_text
+    )
+    # A secret: never shown.
+    gateway_secret_access_key: str | None = setting(
+        "TIERCACHE_GATEWAY_SECRET_ACCESS_KEY", None, parse_secret, check=optional_text
+    )
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -189,6 +203,12 @@ class Settings:
             and not self.redis_allow_unauthenticated
         ):
             raise ConfigError(_NO_HMAC_KEY)
+        if (self.gateway_access_key_id is None) != (self.gateway_secret_access_key is None):
+            raise ConfigError(
+                "TIERCACHE_GATEWAY_ACCESS_KEY_ID and TIERCACHE_GATEWAY_SECRET_ACCESS_KEY go "
+                "together: set both (the gateway then verifies every request's signature) or "
+                "neither (it then listens on loopback addresses only)"
+            )
         if self.metrics_port is not None and importlib.util.find_spec("prometheus_client") is None:
             raise ConfigError(
                 f"TIERCACHE_METRICS_PORT={self.metrics_port} needs prometheus-client, which is not "
@@ -325,6 +345,6 @@ def _shown(settings: Settings, field: str) -> object:
     value = getattr(settings, field)
     if value is None:
         return None
-    if field == "redis_hmac_key":
+    if field in SECRETS:
         return "***"
     return redact_url(value) if field == "redis_url" else value

@@ -42,6 +42,9 @@ class Check(Protocol):
     def __call__(self, settings: DataclassInstance, field: str, /) -> None: ...
 
 
+#: Fields holding secrets: never shown, in errors, ``repr`` or ``tiercache config``.
+SECRETS = frozenset({"redis_hmac_key", "gateway_secret_access_key"})
+
 def setting(
     variable: str,
     default: Any,
@@ -153,6 +156,15 @@ def hmac_key_or_none(settings: DataclassInstance, name: str, /) -> None:
         raise _invalid(settings, name, f"at least {_MIN_HMAC_KEY} characters", "<secret>")
 
 
+def host_and_port(settings: DataclassInstance, name: str, /) -> None:
+    """``HOST:PORT`` (``[v6]:PORT``), the port 0 to 65535."""
+    _check_text(settings, name, optional=False)
+    value = getattr(settings, name)
+    host, sep, port = value.rpartition(":")
+    if not sep or not host.strip("[]") or not port.isdigit() or int(port) > 65535:
+        raise _invalid(settings, name, "HOST:PORT, e.g. 127.0.0.1:9000", value)
+
+
 def fraction_or_none(settings: DataclassInstance, name: str, /) -> None:
     """``None``, or a number from 0 to 1."""
     value = getattr(settings, name)
@@ -203,5 +215,5 @@ def _check_text(settings: DataclassInstance, field: str, *, optional: bool) -> N
             settings, field, "a non-empty string" + (" or None" if optional else ""), value
         )
     if "\x00" in value:  # no path, URL or key can hold one; the OS would reject it later
-        shown = "<secret>" if field == "redis_hmac_key" else value
+        shown = "<secret>" if field in SECRETS else value
         raise _invalid(settings, field, "free of NUL characters", shown)

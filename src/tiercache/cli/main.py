@@ -315,6 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     advise.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     advise.add_argument("--plot", metavar="FILE.png", help="draw the miss-ratio curves")
     advise.set_defaults(run=_advise)
+    from tiercache.cli import serve
+
+    serve.add_parser(commands)
     return parser
 
 

@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from tiercache.chain import LIVE_CHAINS, TierChain
+from tiercache.gateway.metrics import LIVE_GATEWAYS
 from tiercache.stats import KINDS, PURPOSES
 
 logger = logging.getLogger(__name__)
@@ -214,6 +215,36 @@ class TierCacheCollector:
                 continue
             families.add(_labels(chain), stats)
         yield from families.all()
+        yield from _gateway_families()
+
+
+def _gateway_families() -> list[Any]:
+    """The gateways' families: requests by operation and status, bytes sent, latency."""
+    from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+
+    requests = CounterMetricFamily(
+        "tiercache_gateway_requests",
+        "S3 requests the gateway answered, by operation and HTTP status",
+        labels=["gateway", "operation", "status"],
+    )
+    sent = CounterMetricFamily(
+        "tiercache_gateway_bytes_out", "bytes of response bodies sent", labels=["gateway"]
+    )
+    latency = HistogramMetricFamily(
+        "tiercache_gateway_request_seconds",
+        "time from a request's arrival to its last byte sent",
+        labels=["gateway"],
+    )
+    for number, gateway in enumerate(list(LIVE_GATEWAYS)):
+        snapshot = gateway.snapshot()
+        label = str(number)
+        for operation, statuses in snapshot["requests"].items():
+            for status, count in statuses.items():
+                requests.add_metric([label, operation, status], count)
+        sent.add_metric([label], snapshot["bytes_out"])
+        histogram = snapshot["latency"]
+        latency.add_metric([label], _buckets(histogram), histogram["sum"])
+    return [requests, sent, latency]
 
 
 def register(registry: Any = None) -> TierCacheCollector:

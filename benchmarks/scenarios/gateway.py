@@ -1,0 +1,192 @@
+"""The S3 gateway: pyarrow's native S3 client reading through it, against reading the emulated
+store directly.
+
+An embedded gateway (a child process, as ``tiercache.gateway.start`` runs it) over the emulated
+store's proxy. Warm: 64 KiB ranges of one object the gateway holds in RAM, read with
+``read_at`` on an open file (one range GET each), the median per request; and 1 MiB GETs from 8
+threads at once, the throughput. Cold: the same 64 KiB read through a fresh gateway against
+pyarrow reading the store directly.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+from harness.context import BUCKET, STORE, Context
+from harness.fmt import fmt_s
+from harness.scenario import Report, Result, Scenario, Section, body, target
+from tiercache.parsing import KIB, MIB
+
+
+class GatewayData(TypedDict):
+    warm_64k_s: list[float]
+    direct_64k_s: list[float]
+    cold_64k_s: list[float]
+    cold_direct_64k_s: list[float]
+    concurrent_bytes_per_s: list[float]
+
+
+GatewayResult = Result[GatewayData, str]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    rounds: int
+    ops: int  # warm 64 KiB reads per round
+    concurrent_mib: int  # MiB read by the 8 threads per round
+
+
+def _pyarrow(endpoint: str, key: str, secret: str) -> Any:
+    import pyarrow.fs as pafs
+
+    return pafs.S3FileSystem(
+        access_key=key,
+        secret_key=secret,
+        region="us-east-1",
+        endpoint_override=endpoint,
+        scheme="http",
+    )
+
+
+def _read_at(fs: Any, path: str, offset: int, size: int) -> bytes:
+    f = fs.open_input_file(path)
+    try:
+        return bytes(f.read_at(size, offset))
+    finally:
+        f.close()
+
+
+def _gets(fs: Any, path: str, offsets: list[int], data: bytes) -> float:
+    """The median of 64 KiB ``read_at`` calls on one open file: one range GET each."""
+    f = fs.open_input_file(path)
+    try:
+        timings = []
+        for offset in offsets:
+            t0 = time.perf_counter()
+            got = bytes(f.read_at(64 * KIB, offset))
+            timings.append(time.perf_counter() - t0)
+            assert got == data[offset : offset + 64 * KIB]
+    finally:
+        f.close()
+    return statistics.median(timings)
+
+
+def run(ctx: Context, sz: Sizes) -> GatewayResult:
+    from tiercache import TieredFileSystem
+    from tiercache.gateway import start
+
+    data = os.urandom(16 * MIB)
+    key = "gateway/object.bin"
+    ctx.server.put_object(BUCKET, key, data)
+    path = f"{BUCKET}/{key}"
+    options = ctx.options(STORE)
+    direct = ctx.pyarrow_fs(STORE)
+    offsets = [(i * 7_919 * KIB) % (len(data) - 64 * KIB) for i in range(sz.ops)]
+    result: GatewayData = {
+        "warm_64k_s": [],
+        "direct_64k_s": [],
+        "cold_64k_s": [],
+        "cold_direct_64k_s": [],
+        "concurrent_bytes_per_s": [],
+    }
+    for _ in range(sz.rounds):
+        fs = TieredFileSystem(
+            target_protocol="s3",
+            target_options={**options, "skip_instance_cache": True},
+            settings=ctx.settings,
+            skip_instance_cache=True,
+        )
+        with start(fs) as gateway:
+            keys = gateway.s3fs_options()
+            client = _pyarrow(gateway.endpoint_url, keys["key"], keys["secret"])
+            t0 = time.perf_counter()
+            got = _read_at(client, path, offsets[0], 64 * KIB)
+            result["cold_64k_s"].append(time.perf_counter() - t0)
+            assert got == data[offsets[0] : offsets[0] + 64 * KIB]
+            t0 = time.perf_counter()
+            _read_at(direct, path, offsets[0], 64 * KIB)
+            result["cold_direct_64k_s"].append(time.perf_counter() - t0)
+            _read_at(client, path, 0, len(data))  # warm: every block in the gateway's RAM
+            result["warm_64k_s"].append(_gets(client, path, offsets, data))
+            result["direct_64k_s"].append(
+                _gets(direct, path, offsets[: max(5, len(offsets) // 10)], data)
+            )
+            reads = [(client, path, (i % 16) * MIB, MIB) for i in range(sz.concurrent_mib)]
+            with ThreadPoolExecutor(8) as pool:
+                t0 = time.perf_counter()
+                total = sum(len(b) for b in pool.map(lambda args: _read_at(*args), reads))
+                result["concurrent_bytes_per_s"].append(total / (time.perf_counter() - t0))
+        fs.close()
+    warm = statistics.median(result["warm_64k_s"])
+    direct_warm = statistics.median(result["direct_64k_s"])
+    cold = statistics.median(result["cold_64k_s"])
+    cold_direct = statistics.median(result["cold_direct_64k_s"])
+    throughput = statistics.median(result["concurrent_bytes_per_s"])
+    table = "\n".join(
+        [
+            "| read (pyarrow's S3 client) | median |",
+            "|---|---:|",
+            f"| warm 64 KiB through the gateway | {fmt_s(warm)} |",
+            f"| 64 KiB from the emulated store directly | {fmt_s(direct_warm)} |",
+            f"| cold 64 KiB through a fresh gateway | {fmt_s(cold)} |",
+            f"| cold 64 KiB from the store directly | {fmt_s(cold_direct)} |",
+            f"| 1 MiB GETs, 8 threads, through the gateway (warm) | {throughput / 1e9:.2f} GB/s |",
+        ]
+    )
+    targets = [
+        target(
+            key="gateway-warm-64k",
+            scenario="gateway",
+            text="warm 64 KiB range GET through the gateway (pyarrow's S3 client): "
+            "p50 ≤ 250 µs (ratio: to 250 µs)",
+            measured=fmt_s(warm),
+            ratio=warm / 250e-6,
+            met=warm <= 250e-6,
+            reference="250 µs",
+        ),
+        target(
+            key="gateway-concurrent",
+            scenario="gateway",
+            text="1 MiB GETs from 8 concurrent clients through the gateway ≥ 1.5 GB/s "
+            "(ratio: 1.5 GB/s to the measured)",
+            measured=f"{throughput / 1e9:.2f} GB/s",
+            ratio=1.5e9 / throughput,
+            met=throughput >= 1.5e9,
+            reference="1.5 GB/s",
+        ),
+        target(
+            key="gateway-cold-64k",
+            scenario="gateway",
+            text="cold 64 KiB through a fresh gateway vs pyarrow reading the store directly "
+            "(not a target of its own: the DataFusion cold target is)",
+            measured=f"{fmt_s(cold)} vs {fmt_s(cold_direct)}",
+            ratio=cold / cold_direct,
+            met=True,
+            reference="pyarrow direct",
+            informative=True,
+        ),
+    ]
+    return {"data": result, "tables": table, "targets": targets, "notes": []}
+
+
+def report(result: GatewayResult) -> Report:
+    return Report({"gateway": body(result["tables"], result["notes"])}, result["targets"])
+
+
+SCENARIO: Scenario[Sizes, GatewayResult] = Scenario(
+    name="gateway",
+    order=55,
+    sizes={
+        "smoke": Sizes(rounds=1, ops=10, concurrent_mib=8),
+        "quick": Sizes(rounds=2, ops=200, concurrent_mib=64),
+        "full": Sizes(rounds=5, ops=500, concurrent_mib=256),
+    },
+    run=run,
+    sections=(Section("gateway", "The S3 gateway (pyarrow's native client)"),),
+    report=report,
+)

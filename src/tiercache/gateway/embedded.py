@@ -1,0 +1,204 @@
+"""The embedded gateway: a child process owned by the caller, ending with it.
+
+Some deltalake calls (``DeltaTable.history()``, ``QueryBuilder``) hold the GIL while they wait for
+HTTP, so a gateway thread in the caller's interpreter would never answer them (measured: stalls of
+minutes). The gateway therefore runs in a child process (``python -m tiercache.gateway``) over the
+same target and settings: its RAM tier is its own, the disk and Redis tiers are shared with the
+caller's. The child is tied to the caller: it exits when the pipe from the caller closes (the
+caller exited, or closed the handle) and, on Linux, when the caller dies (``PR_SET_PDEATHSIG``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import threading
+from types import TracebackType
+from typing import Any
+
+from tiercache.config import Settings
+from tiercache.errors import ConfigError
+from tiercache.fs import TieredFileSystem
+
+#: Seconds the child gets to start serving.
+START_TIMEOUT_S = 60.0
+#: The credentials clients sign with when the gateway has none configured (it accepts any).
+ANONYMOUS = ("tiercache", "tiercache-anonymous")
+
+
+class Gateway:
+    """A running embedded gateway: where it listens, and the options clients need.
+
+    A context manager; :meth:`close` (or leaving the ``with``) stops the child.
+    """
+
+    def __init__(
+        self, process: subprocess.Popen[bytes], host: str, port: int, keys: tuple[str, str]
+    ) -> None:
+        self._process = process
+        self.host = host
+        self.port = port
+        self._keys = keys
+        self._lock = threading.Lock()
+
+    @property
+    def endpoint_url(self) -> str:
+        """``http://host:port`` (IPv6 hosts in brackets)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def storage_options(self) -> dict[str, str]:
+        """The options deltalake and Rust ``object_store`` take to read and write through it.
+
+        Commits are safe with them: ``AWS_CONDITIONAL_PUT=etag`` makes a commit a put-if-absent
+        (``If-None-Match: *`` on ``_delta_log/NNN.json``), which the gateway passes to the
+        origin, so of two writers committing the same version one gets 412 and deltalake
+        retries or reports a conflict (tests/gateway/test_deltalake.py races four). deltalake
+        1.x sets it for S3 on its own; it is named here so a default that changes cannot turn
+        it off. No ``AWS_S3_ALLOW_UNSAFE_RENAME``: before deltalake 1.0 it opted out of safe
+        commits (racing writers could overwrite each other's); 1.x needs no lock for S3 and
+        commits with ``If-None-Match`` either way (measured with 1.6.6), so it only misled.
+        """
+        key, secret = self._keys
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_ACCESS_KEY_ID": key,
+            "AWS_SECRET_ACCESS_KEY": secret,
+            "AWS_REGION": "us-east-1",
+            "AWS_CONDITIONAL_PUT": "etag",
+        }
+
+    def s3fs_options(self) -> dict[str, Any]:
+        """The options s3fs (and fsspec URLs) take to read through it."""
+        key, secret = self._keys
+        return {
+            "key": key,
+            "secret": secret,
+            "client_kwargs": {"endpoint_url": self.endpoint_url, "region_name": "us-east-1"},
+        }
+
+    def stats(self) -> dict[str, Any]:
+        """The gateway process's stats: its chain's (``"chain"``) and its requests
+        (``"gateway"``), from ``GET /-/stats``."""
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.endpoint_url}/-/stats", timeout=30) as answer:
+            document: dict[str, Any] = json.load(answer)
+        return document
+
+    @property
+    def alive(self) -> bool:
+        """Whether the child is still running."""
+        return self._process.poll() is None
+
+    def close(self) -> None:
+        """Stop the child: its requests in progress finish first (a few seconds at most)."""
+        with self._lock:
+            process = self._process
+            if process.stdout is None or process.stdout.closed:
+                return
+            if process.stdin is not None:
+                process.stdin.close()  # the child's signal to shut down
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
+
+    def __enter__(self) -> Gateway:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def start(fs: TieredFileSystem | None = None, *, listen: str = "127.0.0.1:0") -> Gateway:
+    """Start a gateway owned by this process over ``fs``'s target and settings.
+
+    Args:
+        fs: The filesystem whose target (s3fs) and settings the gateway uses; default: one built
+            from the environment for ``s3``.
+        listen: ``HOST:PORT`` (port 0: a free one). Without client credentials configured, a
+            loopback address only.
+
+    Raises:
+        ConfigError: The target is not S3, its options cannot be handed to the child, or the
+            child did not start (its error is in the message).
+    """
+    if fs is None:
+        fs = TieredFileSystem(target_protocol="s3")
+    protocol = fs.target.protocol
+    protocol = protocol if isinstance(protocol, str) else protocol[0]
+    if protocol not in ("s3", "s3a"):
+        raise ConfigError(
+            f"the gateway serves S3 targets; this filesystem's target is {protocol!r}"
+        )
+    settings = fs.settings
+    # The caller's metrics endpoint and stats file stay the caller's: the child's figures are at
+    # its GET /-/stats (Gateway.stats()).
+    child = dataclasses.replace(settings, metrics_port=None, stats_file=None)
+    spec = {
+        "target_options": _plain(fs.target.storage_options),
+        "settings": dataclasses.asdict(child),
+        "listen": listen,
+    }
+    try:
+        line = json.dumps(spec)
+    except TypeError as exc:
+        raise ConfigError(
+            f"the target's storage options cannot be handed to the gateway process: {exc}"
+        ) from exc
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tiercache.gateway"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=None,  # the child's log goes where ours goes
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    process.stdin.write(line.encode() + b"\n")
+    process.stdin.flush()
+    ready = _read_ready(process)
+    keys = _client_keys(settings)
+    return Gateway(process, ready["host"], int(ready["port"]), keys)
+
+
+def _read_ready(process: subprocess.Popen[bytes]) -> dict[str, Any]:
+    assert process.stdout is not None
+    result: list[bytes] = []
+    reader = threading.Thread(target=lambda: result.append(process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    reader.join(START_TIMEOUT_S)
+    line = result[0] if result else b""
+    try:
+        ready: dict[str, Any] = json.loads(line)
+    except ValueError:
+        ready = {}
+    if "port" not in ready:
+        process.kill()
+        process.wait()
+        detail = ready.get("error") if ready else "no answer"
+        raise ConfigError(f"the gateway process did not start: {detail or line!r}")
+    return ready
+
+
+def _client_keys(settings: Settings) -> tuple[str, str]:
+    key, secret = settings.gateway_access_key_id, settings.gateway_secret_access_key
+    return (key, secret) if key and secret else ANONYMOUS
+
+
+def _plain(options: Any) -> Any:
+    """``options`` with what JSON cannot carry left as is (json.dumps then says so)."""
+    return options
