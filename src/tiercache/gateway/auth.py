@@ -11,7 +11,7 @@ loopback addresses only and any signature is accepted; streaming bodies are stil
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from tiercache.gateway.chunked import ChunkedDecoder
 from tiercache.gateway.s3errors import S3Error
@@ -24,9 +24,6 @@ from tiercache.gateway.sigv4 import (
     payload_matches,
     verify,
 )
-
-if TYPE_CHECKING:
-    from tiercache.gateway.app import Request
 
 __all__ = ["Authenticator", "Credentials", "decode_body"]
 
@@ -43,6 +40,19 @@ _UNVERIFIED = Verified(
 )
 
 
+class SignedRequest(Protocol):
+    """What verifying a request reads of it (gateway.app's ``Request`` has it)."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def raw_path(self) -> str: ...
+    @property
+    def query_string(self) -> str: ...
+    @property
+    def header_list(self) -> list[tuple[str, str]]: ...
+
+
 class Authenticator:
     """Verifies requests against the gateway's client credentials."""
 
@@ -51,7 +61,7 @@ class Authenticator:
             raise ValueError("an Authenticator needs at least one pair of client credentials")
         self.credentials = list(credentials)
 
-    def __call__(self, request: Request) -> Verified:
+    def __call__(self, request: SignedRequest) -> Verified:
         """The verified signature of ``request``.
 
         Raises:
