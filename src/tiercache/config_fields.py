@@ -45,6 +45,7 @@ class Check(Protocol):
 #: Fields holding secrets: never shown, in errors, ``repr`` or ``tiercache config``.
 SECRETS = frozenset({"redis_hmac_key", "gateway_secret_access_key"})
 
+
 def setting(
     variable: str,
     default: Any,

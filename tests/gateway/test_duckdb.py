@@ -39,7 +39,7 @@ def load_httpfs(con: Any) -> None:
     except duckdb.Error as exc:
         reasons.append(f"LOAD httpfs: {str(exc).splitlines()[0]}")
     try:
-        import duckdb_extension_httpfs  # type: ignore[import-not-found, unused-ignore]
+        import duckdb_extension_httpfs
     except ImportError:
         reasons.append("the duckdb-extension-httpfs package is not installed")
     else:

@@ -222,3 +222,33 @@ def test_read_prints_bytes_and_stats(capsys: pytest.CaptureFixture[str]) -> None
     assert '"bytes": 3' in out
     assert '"origin"' in out
     assert main(["read", "tiercache::memory:///cli/missing"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "environment", "named"),
+    [
+        (["--listen", "0.0.0.0:9000"], {}, "TIERCACHE_GATEWAY_ACCESS_KEY_ID"),
+        ([], {"TIERCACHE_GATEWAY_LISTEN": "[::]:9000"}, "TIERCACHE_GATEWAY_SECRET_ACCESS_KEY"),
+        (["--listen", "127.0.0.1"], {}, "--listen"),
+        ([], {"TIERCACHE_GATEWAY_LISTEN": "nowhere"}, "TIERCACHE_GATEWAY_LISTEN"),
+        (["--workers", "0"], {}, "--workers"),
+        (["--workers", "2"], {"TIERCACHE_STATS_FILE": "/tmp/s.json"}, "TIERCACHE_STATS_FILE"),
+        (["--storage-option", "endpoint_url"], {}, "--storage-option"),
+    ],
+)
+def test_serve_refuses_what_cannot_work_before_listening(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    environment: dict[str, str],
+    named: str,
+) -> None:
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    if "TIERCACHE_GATEWAY_LISTEN" not in environment and "--listen" not in args:
+        args = ["--listen", "127.0.0.1:0", *args]  # so that no case can take a real port
+    assert main(["serve", *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # never said it listens
+    assert "configuration error" in captured.err
+    assert named in captured.err

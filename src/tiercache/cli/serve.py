@@ -3,20 +3,27 @@
 The origin is ``s3``, configured by ``--storage-option`` pairs (s3fs's options, e.g.
 ``endpoint_url=...``) and the standard AWS environment (credentials, region,
 ``AWS_ENDPOINT_URL``); the tiers by the ``TIERCACHE_*`` variables; where it listens by
-``--listen`` or ``TIERCACHE_GATEWAY_LISTEN``. It serves until SIGTERM (graceful: requests in
-progress finish). See docs/gateway.md.
+``--listen`` or ``TIERCACHE_GATEWAY_LISTEN``. This process holds the listening socket and
+serves from ``--workers`` worker processes it restarts when they die, so a crash never closes
+the port. It serves until SIGTERM (graceful: requests in progress finish). See docs/gateway.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tiercache.config import Settings
 from tiercache.errors import ConfigError
 
+if TYPE_CHECKING:
+    from tiercache.gateway.app import GatewayApp
+
 _S3FS_ENDPOINT = "endpoint_url"
+#: The most worker processes ``--workers`` takes.
+MAX_WORKERS = 64
 
 
 def add_parser(commands: Any) -> None:
@@ -38,42 +45,67 @@ def add_parser(commands: Any) -> None:
         metavar="KEY=VALUE",
         help="an s3fs option of the origin, e.g. endpoint_url=http://minio:9000 (repeatable)",
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes serving the socket, each restarted when it dies; each has its "
+        "own RAM tier (default 1)",
+    )
     serve.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGTERM / SIGINT; 0 on a clean shutdown."""
-    from tiercache.fs import TieredFileSystem
-    from tiercache.gateway.server import bind, build_app, check_listen, parse_listen, serve
-    from tiercache.gateway.sigv4 import Credentials
-    from tiercache.ops import observe
+    from tiercache.gateway.server import bind, check_listen, parse_listen, supervise
 
     settings = Settings.from_env()
     listen = args.listen or settings.gateway_listen
     host, port = parse_listen(
         listen, variable="--listen" if args.listen else "TIERCACHE_GATEWAY_LISTEN"
     )
-    credentials = []
-    if settings.gateway_access_key_id and settings.gateway_secret_access_key:
-        credentials.append(
-            Credentials(settings.gateway_access_key_id, settings.gateway_secret_access_key)
+    check_listen(host, _credentials(settings))
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise ConfigError(f"--workers={args.workers}: expected 1 to {MAX_WORKERS}")
+    if args.workers > 1 and (settings.metrics_port is not None or settings.stats_file):
+        raise ConfigError(
+            f"--workers={args.workers} with TIERCACHE_METRICS_PORT or TIERCACHE_STATS_FILE: each "
+            "worker process has its own counters and they would share one port or file; use "
+            "--workers 1 to export them"
         )
-    check_listen(host, credentials)
     options = _options(args.storage_option)
-    observe.start(settings)
-    fs = TieredFileSystem(target_protocol="s3", target_options=options, settings=settings)
-    app = build_app(fs, credentials)
     try:
         sock = bind(host, port)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {listen}: {exc}") from exc
-    bound = sock.getsockname()
+    bound_host, bound_port = sock.getsockname()[:2]
+    address = f"[{bound_host}]:{bound_port}" if ":" in bound_host else f"{bound_host}:{bound_port}"
 
-    def started() -> None:
-        print(json.dumps({"listening": f"{bound[0]}:{bound[1]}"}), flush=True)
+    def ready() -> None:
+        print(json.dumps({"listening": address}), flush=True)
 
-    serve(app, sock, on_started=started)
+    supervise(functools.partial(worker_app, options), sock, workers=args.workers, on_ready=ready)
     return 0
+
+
+def worker_app(options: dict[str, Any]) -> GatewayApp:
+    """A worker's app over ``s3`` with ``options``, its settings from the environment (run in
+    each worker process; its metrics and stats file start there)."""
+    from tiercache.fs import TieredFileSystem
+    from tiercache.gateway.server import build_app
+    from tiercache.ops import observe
+
+    settings = Settings.from_env()
+    observe.start(settings)
+    fs = TieredFileSystem(target_protocol="s3", target_options=options, settings=settings)
+    return build_app(fs, _credentials(settings))
+
+
+def _credentials(settings: Settings) -> list[Any]:
+    from tiercache.gateway.sigv4 import Credentials
+
+    key, secret = settings.gateway_access_key_id, settings.gateway_secret_access_key
+    return [Credentials(key, secret)] if key and secret else []
 
 
 def _options(pairs: list[str]) -> dict[str, Any]:

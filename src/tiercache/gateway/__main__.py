@@ -15,19 +15,6 @@ import threading
 from typing import Any
 
 
-def _die_with_parent() -> None:
-    """Linux: get SIGTERM when the parent dies, even by SIGKILL (its pipe may stay open)."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def _watch_stdin() -> None:
     """Shut down gracefully when the parent's pipe closes."""
     sys.stdin.buffer.read()
@@ -35,7 +22,9 @@ def _watch_stdin() -> None:
 
 
 def main() -> int:
-    _die_with_parent()
+    from tiercache.gateway.server import die_with_parent
+
+    die_with_parent()
     spec: dict[str, Any] = json.loads(sys.stdin.buffer.readline())
     try:
         from tiercache.config import Settings

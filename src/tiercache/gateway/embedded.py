@@ -27,6 +27,8 @@ from tiercache.fs import TieredFileSystem
 START_TIMEOUT_S = 60.0
 #: The credentials clients sign with when the gateway has none configured (it accepts any).
 ANONYMOUS = ("tiercache", "tiercache-anonymous")
+# Addresses a server listens on but a client cannot connect to by name everywhere.
+_WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1"}
 
 
 class Gateway:
@@ -46,8 +48,10 @@ class Gateway:
 
     @property
     def endpoint_url(self) -> str:
-        """``http://host:port`` (IPv6 hosts in brackets)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        """``http://host:port`` (IPv6 hosts in brackets); a wildcard address (``0.0.0.0``,
+        ``::``) as the loopback address of its family, which reaches it from this host."""
+        host = _WILDCARDS.get(self.host, self.host)
+        host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port}"
 
     def storage_options(self) -> dict[str, str]:
@@ -189,6 +193,9 @@ def _read_ready(process: subprocess.Popen[bytes]) -> dict[str, Any]:
     if "port" not in ready:
         process.kill()
         process.wait()
+        for pipe in (process.stdin, process.stdout):
+            if pipe is not None:
+                pipe.close()
         detail = ready.get("error") if ready else "no answer"
         raise ConfigError(f"the gateway process did not start: {detail or line!r}")
     return ready

@@ -89,7 +89,9 @@ def _object_operation(method: str, query: Mapping[str, str]) -> str:
     operation = _OBJECT.get(method)
     if operation is None:
         raise S3Error("MethodNotAllowed", 405, f"{method} on an object is not an S3 operation")
-    unknown = set(query) - {"versionId", "partNumber", "x-id"} - _PRESIGN
+    # versionId and partNumber are refused (501) rather than ignored: answering the current,
+    # whole object to a request for a version or a part would be the wrong bytes.
+    unknown = set(query) - {"x-id"} - _PRESIGN
     if unknown and not all(name.startswith("response-") for name in unknown):
         raise S3Error("NotImplemented", 501, f"object sub-resource {sorted(unknown)} not served")
     return operation
@@ -103,4 +105,9 @@ _PRESIGN = {
     "X-Amz-SignedHeaders",
     "X-Amz-Signature",
     "X-Amz-Security-Token",
+    # A SigV2 presigned URL (boto3's default without signature_version="s3v4"): the gateway
+    # refuses its signature when it verifies signatures and ignores it when it does not.
+    "AWSAccessKeyId",
+    "Expires",
+    "Signature",
 }
