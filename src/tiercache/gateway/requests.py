@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from tiercache.gateway.s3errors import S3Error
+from tiercache.gateway.sigv4_types import QUERY_AUTH_PARAMS
 
 
 @dataclass(frozen=True)
@@ -98,12 +99,7 @@ def _object_operation(method: str, query: Mapping[str, str]) -> str:
 
 
 _PRESIGN = {
-    "X-Amz-Algorithm",
-    "X-Amz-Credential",
-    "X-Amz-Date",
-    "X-Amz-Expires",
-    "X-Amz-SignedHeaders",
-    "X-Amz-Signature",
+    *QUERY_AUTH_PARAMS,
     "X-Amz-Security-Token",
     # A SigV2 presigned URL (boto3's default without signature_version="s3v4"): the gateway
     # refuses its signature when it verifies signatures and ignores it when it does not.

@@ -15,7 +15,6 @@ from tiercache.gateway.sigv4_types import (
     _EXPIRES,
     _HEADER_MALFORMED,
     _HEX_DIGEST,
-    _QUERY_AUTH_PARAMS,
     _QUERY_MALFORMED,
     _SIGNATURE,
     _SINGLE_HEADERS,
@@ -23,6 +22,7 @@ from tiercache.gateway.sigv4_types import (
     _TIMESTAMP_FORMAT,
     ALGORITHM,
     MAX_PRESIGNED_EXPIRES_S,
+    QUERY_AUTH_PARAMS,
     STREAMING_PAYLOADS,
     UNSIGNED_PAYLOAD,
     AuthError,
@@ -123,13 +123,13 @@ def _query_claim(pairs: list[tuple[str, str]]) -> _Claim:
     kept: list[str] = []
     for key, value in pairs:
         name = _unquote(key)
-        if name in _QUERY_AUTH_PARAMS:
+        if name in QUERY_AUTH_PARAMS:
             if name in params:
                 raise AuthError(_QUERY_MALFORMED, 400, f"the query repeats {name}")
             params[name] = _unquote(value)
         if name != "X-Amz-Signature":
             kept.append(f"{key}={value}")
-    missing = [name for name in _QUERY_AUTH_PARAMS if name not in params]
+    missing = [name for name in QUERY_AUTH_PARAMS if name not in params]
     if missing:
         raise AuthError(
             _QUERY_MALFORMED, 400, f"a presigned URL needs {', '.join(missing)} in its query"

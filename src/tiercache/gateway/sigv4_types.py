@@ -40,7 +40,8 @@ _SINGLE_HEADERS: Final = (
     "x-amz-content-sha256",
     "x-amz-decoded-content-length",
 )
-_QUERY_AUTH_PARAMS: Final = (
+#: The query parameters of a SigV4 presigned URL (the routing also knows them).
+QUERY_AUTH_PARAMS: Final = (
     "X-Amz-Algorithm",
     "X-Amz-Credential",
     "X-Amz-Date",
