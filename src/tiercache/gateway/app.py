@@ -17,7 +17,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote
@@ -258,8 +258,3 @@ async def _respond(
 
 def _raw(headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
-
-
-def header_map(headers: Mapping[str, str]) -> dict[str, str]:
-    """Lower-case names (the handlers look headers up by lower-case name)."""
-    return {k.lower(): v for k, v in headers.items()}

@@ -153,7 +153,7 @@ def start(fs: TieredFileSystem | None = None, *, listen: str = "127.0.0.1:0") ->
     # its GET /-/stats (Gateway.stats()).
     child = dataclasses.replace(settings, metrics_port=None, stats_file=None)
     spec = {
-        "target_options": _plain(fs.target.storage_options),
+        "target_options": fs.target.storage_options,
         "settings": dataclasses.asdict(child),
         "listen": listen,
     }
@@ -204,8 +204,3 @@ def _read_ready(process: subprocess.Popen[bytes]) -> dict[str, Any]:
 def _client_keys(settings: Settings) -> tuple[str, str]:
     key, secret = settings.gateway_access_key_id, settings.gateway_secret_access_key
     return (key, secret) if key and secret else ANONYMOUS
-
-
-def _plain(options: Any) -> Any:
-    """``options`` with what JSON cannot carry left as is (json.dumps then says so)."""
-    return options
