@@ -128,7 +128,7 @@ class Objects:
 
     # -- bytes ---------------------------------------------------------------------------------
 
-    def _read_cold(self, path: str, start: int, end: int | None) -> bytes | None:
+    def _read_cold(self, path: str, start: int, end: int | None) -> bytes:
         """Read ``[start, end)`` of an object not known yet (at most one window)."""
         stop = self._window_end(start) if end is None else min(end, self._window_end(start))
         try:
