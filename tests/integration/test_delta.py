@@ -20,6 +20,7 @@ from tests.helpers import HMAC_KEY
 from tiercache import Settings, TieredFileSystem, warm
 from tiercache.build import default_tiers
 from tiercache.cli.main import main
+from tiercache.gateway.shared import shared
 from tiercache.integrations.datafusion import register_delta
 from tiercache.integrations.delta import delta_dataset, open_table, storage_options_for
 from tiercache.testing import HttpFaultProxy, S3Server
@@ -91,7 +92,10 @@ def table(s3_server: S3Server, s3_bucket: str, fault_proxy: HttpFaultProxy) -> T
 
 
 def query(fs: TieredFileSystem, table: Table, sql: str, **kwargs: Any) -> list[dict[str, Any]]:
+    """``sql`` over the table registered on the dataset route (data files read by ``fs``, in
+    this process); the native route is tested in tests/gateway/test_register_delta.py."""
     ctx = datafusion.SessionContext()
+    kwargs.setdefault("route", "dataset")
     register_delta(
         ctx, "spans", table.uri, storage_options=table.storage_options, filesystem=fs, **kwargs
     )
@@ -124,9 +128,11 @@ def test_same_rows_as_the_direct_path_and_no_origin_request_the_second_time(
     for sql in (lookup, AGGREGATE):
         assert query(fs, table, sql) == table.direct(sql)
     assert origin_requests(fs) == before
-    # Each registration lists _delta_log once (the latest version comes from the store); no
-    # log file, footer or data range is read again.
-    assert table.proxy.requests() == 2
+    # Each registration lists _delta_log once (the latest version comes from the store) and
+    # asks for _delta_log/_last_checkpoint (never served stale; here missing); no log file,
+    # footer or data range is read again.
+    assert table.proxy.requests() == 4
+    assert table.proxy.requests("GET") == 4
 
 
 def test_opening_data_files_costs_no_head_request(table: Table) -> None:
@@ -168,13 +174,22 @@ def test_register_delta_builds_its_filesystem_from_the_environment(
 ) -> None:
     monkeypatch.setenv("TIERCACHE_MEMORY_BYTES", "32MiB")
     ctx = datafusion.SessionContext()
-    dataset = register_delta(ctx, "spans", table.uri, storage_options=table.storage_options)
+    options = table.storage_options
+    registered = register_delta(ctx, "spans", table.uri, storage_options=options, route="dataset")
+    assert registered.route == "dataset"
     assert ctx.sql(AGGREGATE).to_pylist() == table.direct(AGGREGATE)
     # The dataset's filesystem is tiercache: a TieredFileSystem behind pyarrow's handler.
-    handler = dataset.filesystem.base_fs.handler
+    handler = registered.dataset.filesystem.base_fs.handler
     assert isinstance(handler.fs, TieredFileSystem)
     assert handler.fs.settings.memory_bytes == 32 << 20
     assert handler.fs.stats()["origin"]["requests"] > 0
+
+    # The default route: DataFusion's reader through the gateway, over the same settings.
+    registered = register_delta(ctx, "spans", table.uri, storage_options=options)
+    assert registered.route == "native"
+    assert registered.reason is None
+    assert len(registered.files) == COMMITS * len(DAYS)
+    assert ctx.sql(AGGREGATE).to_pylist() == table.direct(AGGREGATE)
 
 
 def test_warm_takes_the_most_recent_commit_first(table: Table) -> None:
@@ -238,32 +253,46 @@ def test_the_log_is_read_through_the_tiers(table: Table) -> None:
     opener = open_table(table.uri, filesystem=fs, storage_options=table.storage_options)
     with opener as opened:
         assert opener.through_tiers
+        assert opener.gateway is not None
         native = deltalake.DeltaTable(table.uri, storage_options=table.storage_options)
         assert opened.version() == native.version() == COMMITS - 1
         assert added(opened) == added(native)
-    log_reads = origin_requests(fs)
-    assert log_reads == COMMITS  # the commit files, read once each, no HEAD
     table.proxy.reset_counters()
     with open_table(table.uri, filesystem=fs, version=1) as opened:
         assert opened.version() == 1
-    assert origin_requests(fs) == log_reads  # commits 0 and 1 are cached: immutable
-    assert table.proxy.requests() == 1  # the listing
+    # Commits 0 and 1 came from the gateway's tiers (immutable); only the listing and
+    # _last_checkpoint (never served stale) reached the store.
+    assert table.proxy.requests() == 2
+    assert table.proxy.requests("GET") == 2
 
 
 def test_a_log_that_cannot_come_through_the_tiers_is_read_by_deltalake(
     table: Table, caplog: pytest.LogCaptureFixture
 ) -> None:
     fs = table.tiered()
-    caplog.set_level("INFO", logger="tiercache.integrations.delta")
     opener = open_table(table.uri, filesystem=fs, storage_options=table.storage_options, version=99)
-    with pytest.raises(DeltaError), opener:  # deltalake's own answer to a missing version
+    with pytest.raises(DeltaError), opener:  # deltalake's own answer, through the gateway
         pass
-    assert "read by deltalake itself (_Unsupported: version 99 not in the log" in caplog.text
+    assert opener.gateway is None
     plain = s3fs.S3FileSystem(**table.server.storage_options(), skip_instance_cache=True)
     opener = open_table(table.uri, filesystem=plain, storage_options=table.storage_options)
     with opener as opened:
         assert not opener.through_tiers
         assert opened.version() == COMMITS - 1
+
+
+def test_a_gateway_that_exited_is_started_again(table: Table) -> None:
+    fs = table.tiered()
+    with open_table(table.uri, filesystem=fs) as opened:
+        assert opened.version() == COMMITS - 1
+    gateway = shared(fs)
+    gateway.close()
+    opener = open_table(table.uri, filesystem=fs)
+    with opener as opened:
+        assert opened.version() == COMMITS - 1
+    assert opener.gateway is not None
+    assert opener.gateway is not gateway
+    assert opener.gateway.alive
 
 
 def test_a_new_pod_with_a_warm_redis_reads_no_log_file(table: Table, redis_server: Any) -> None:
@@ -305,14 +334,17 @@ COUNT = "SELECT count(*) AS n FROM spans"
 
 
 def test_a_delta_log_listing_is_reused_only_within_its_ttl(table: Table, redis_server: Any) -> None:
-    """``TIERCACHE_DELTA_LOG_TTL``: a new pod reuses the listing another pod shared through
-    Redis (no LIST: the snapshot is at most that old), a listing past its TTL is not reused,
-    and the default lists on every open."""
+    """``TIERCACHE_DELTA_LOG_TTL``: a new pod's gateway reuses the listing another pod's shared
+    through Redis (no LIST, and _last_checkpoint's answer kept as long: the snapshot is at most
+    that old), a listing past its TTL is not reused, and the default lists on every open."""
     prefix = f"t{uuid.uuid4().hex[:8]}:"
-    shared = {"redis_url": redis_server.url, "redis_prefix": prefix, "redis_hmac_key": HMAC_KEY}
-    first = table.tiered(delta_log_ttl_s=60.0, **shared)
+    shared_tiers = {
+        "redis_url": redis_server.url,
+        "redis_prefix": prefix,
+        "redis_hmac_key": HMAC_KEY,
+    }
+    first = table.tiered(delta_log_ttl_s=60.0, **shared_tiers)
     assert query(first, table, COUNT) == table.direct(COUNT)
-    first.chain.fills.join()
     deltalake.write_deltalake(
         table.uri, spans(COMMITS), partition_by=["day"], mode="append",
         storage_options=table.storage_options,
@@ -321,41 +353,44 @@ def test_a_delta_log_listing_is_reused_only_within_its_ttl(table: Table, redis_s
     new = table.direct(COUNT)
     assert old != new
 
-    # Within the TTL: the listing from Redis, no request for the log at all; the older version.
-    table.proxy.reset_counters()
-    second = table.tiered(delta_log_ttl_s=60.0, **shared)
+    # Within the TTL, a second pod (another gateway): the listing from Redis; the older version.
+    second = table.tiered(delta_log_ttl_s=60.0, memory_bytes=48 << 20, **shared_tiers)
     with open_table(table.uri, filesystem=second) as opened:
         assert opened.version() == COMMITS - 1
+    assert reused(second) == 1
+    table.proxy.reset_counters()
+    with open_table(table.uri, filesystem=second) as opened:  # again: no request for the log
+        assert opened.version() == COMMITS - 1
     assert table.proxy.requests() == 0
-    assert second.stats()["info"]["listings_reused"] == 1
     assert query(second, table, COUNT) == old
 
-    # A version the kept listing does not have: listed again.
-    with open_table(table.uri, filesystem=second, version=COMMITS) as opened:
-        assert opened.version() == COMMITS
-
     # The default (0): a fresh listing on every open, so the new commit is seen at once.
-    third = table.tiered(**shared)
+    third = table.tiered(**shared_tiers)
     assert query(third, table, COUNT) == new
-    assert third.stats()["info"]["listings_reused"] == 0
+    assert reused(third) == 0
 
     # Past its TTL, a shared listing is not reused either.
     time.sleep(0.3)
-    fourth = table.tiered(delta_log_ttl_s=0.2, **shared)
-    table.proxy.reset_counters()
+    fourth = table.tiered(delta_log_ttl_s=0.2, **shared_tiers)
     assert query(fourth, table, COUNT) == new
-    assert fourth.stats()["info"]["listings_reused"] == 0
+    assert reused(fourth) == 0
     for fs in (first, second, third, fourth):
         fs.close()
 
 
-def test_a_commit_written_through_the_filesystem_drops_its_kept_listing(table: Table) -> None:
+def reused(fs: TieredFileSystem) -> int:
+    """Listings the gateway serving ``fs``'s tables reused."""
+    count: int = shared(fs).stats()["chain"]["info"]["listings_reused"]
+    return count
+
+
+def test_a_commit_written_through_the_gateway_drops_its_kept_listing(table: Table) -> None:
     fs = table.tiered(delta_log_ttl_s=60.0)
-    with open_table(table.uri, filesystem=fs) as opened:
+    opener = open_table(table.uri, filesystem=fs)
+    with opener as opened:
         assert opened.version() == COMMITS - 1
-    log = f"{table.root}/_delta_log"
-    newest = fs.cat_file(f"{log}/{COMMITS - 1:020d}.json")
-    fs.pipe_file(f"{log}/{COMMITS:020d}.json", newest)  # a copy of the last commit: valid
-    with open_table(table.uri, filesystem=fs) as opened:
+    assert opener.gateway is not None
+    options = opener.gateway.storage_options()
+    deltalake.write_deltalake(table.uri, spans(COMMITS), mode="append", storage_options=options)
+    with open_table(table.uri, filesystem=fs) as opened:  # the kept listing is not used
         assert opened.version() == COMMITS
-    assert fs.stats()["info"]["listings_reused"] == 0

@@ -142,27 +142,46 @@ def start(fs: TieredFileSystem | None = None, *, listen: str = "127.0.0.1:0") ->
     """
     if fs is None:
         fs = TieredFileSystem(target_protocol="s3")
+    return launch(child_spec(fs, listen), client_keys(fs.settings))
+
+
+def child_spec(fs: TieredFileSystem, listen: str = "127.0.0.1:0") -> str:
+    """The JSON line that tells a gateway process what to serve: ``fs``'s target options and
+    settings (the caller's metrics endpoint and stats file left out) and where to listen.
+
+    Raises:
+        ConfigError: The target is not S3, or its options are not JSON (a botocore session
+            object, say): the child cannot be handed them.
+    """
     protocol = fs.target.protocol
     protocol = protocol if isinstance(protocol, str) else protocol[0]
     if protocol not in ("s3", "s3a"):
         raise ConfigError(
             f"the gateway serves S3 targets; this filesystem's target is {protocol!r}"
         )
-    settings = fs.settings
     # The caller's metrics endpoint and stats file stay the caller's: the child's figures are at
     # its GET /-/stats (Gateway.stats()).
-    child = dataclasses.replace(settings, metrics_port=None, stats_file=None)
+    child = dataclasses.replace(fs.settings, metrics_port=None, stats_file=None)
     spec = {
         "target_options": fs.target.storage_options,
         "settings": dataclasses.asdict(child),
         "listen": listen,
     }
     try:
-        line = json.dumps(spec)
+        return json.dumps(spec, sort_keys=True)
     except TypeError as exc:
         raise ConfigError(
             f"the target's storage options cannot be handed to the gateway process: {exc}"
         ) from exc
+
+
+def launch(line: str, keys: tuple[str, str]) -> Gateway:
+    """Start ``python -m tiercache.gateway`` on ``line`` (:func:`child_spec`) and wait until it
+    serves.
+
+    Raises:
+        ConfigError: The child did not start (its error is in the message).
+    """
     process = subprocess.Popen(
         [sys.executable, "-m", "tiercache.gateway"],
         stdin=subprocess.PIPE,
@@ -175,7 +194,6 @@ def start(fs: TieredFileSystem | None = None, *, listen: str = "127.0.0.1:0") ->
     process.stdin.write(line.encode() + b"\n")
     process.stdin.flush()
     ready = _read_ready(process)
-    keys = _client_keys(settings)
     return Gateway(process, ready["host"], int(ready["port"]), keys)
 
 
@@ -201,6 +219,8 @@ def _read_ready(process: subprocess.Popen[bytes]) -> dict[str, Any]:
     return ready
 
 
-def _client_keys(settings: Settings) -> tuple[str, str]:
+def client_keys(settings: Settings) -> tuple[str, str]:
+    """The credentials clients sign with: the configured ``TIERCACHE_GATEWAY_*`` pair, or
+    :data:`ANONYMOUS` (accepted by a gateway that has none)."""
     key, secret = settings.gateway_access_key_id, settings.gateway_secret_access_key
     return (key, secret) if key and secret else ANONYMOUS

@@ -8,13 +8,16 @@ direct client's does: the first window is a ranged read that learns the object's
 same response. Object info is trusted as the fsspec door trusts it: immutable paths (Delta
 commits, checkpoints, UUID-named data files, :func:`tiercache.blocks.is_immutable`) while cached,
 others for ``TIERCACHE_INFO_TTL``; ``_delta_log/_last_checkpoint``, which tells a reader where the
-table's newest checkpoint is, is checked with the origin on every request (never served stale).
+table's newest checkpoint is, is checked with the origin on every request (never served stale),
+unless ``TIERCACHE_DELTA_LOG_TTL`` lets the log's listing be that old: then its answer (found or
+not) is kept as long, so that a reader's snapshot is never newer in one part than the other.
 
 Everything here blocks; the app runs it on worker threads.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +38,8 @@ from tiercache.gateway.s3errors import S3Error, no_such_key
 from tiercache.protocol import ObjectInfo
 
 _LAST_CHECKPOINT = "_delta_log/_last_checkpoint"
+#: ``_last_checkpoint`` answers kept at most (one per table read through the gateway).
+MAX_POINTERS = 4096
 #: Bytes read from the chain at once for a response body (whole blocks: a multiple of the
 #: block size, at least one block).
 WINDOW = 8 << 20
@@ -56,9 +61,13 @@ class Answer:
 class Objects:
     """HEAD and GET of objects through ``chain`` (the origin path of a key is ``bucket/key``)."""
 
-    def __init__(self, chain: TierChain) -> None:
+    def __init__(self, chain: TierChain, *, log_ttl_s: float = 0.0) -> None:
         self.chain = chain
         self.window = max(chain.block_size, WINDOW // chain.block_size * chain.block_size)
+        #: ``TIERCACHE_DELTA_LOG_TTL``: how long an answer about ``_last_checkpoint`` is kept.
+        self.log_ttl_s = log_ttl_s
+        # path -> (its info, or None: missing; when learnt, monotonic)
+        self._pointers: dict[str, tuple[ObjectInfo | None, float]] = {}
 
     def head(self, path: str, headers: Mapping[str, str]) -> Answer:
         """Answer a HeadObject: the object's headers, 304 / 412 on conditions, no body."""
@@ -82,12 +91,18 @@ class Objects:
         info = self._known(path)
         explicit = _explicit_range(requested)
         if info is None:
-            if explicit is not None:  # cold: one ranged GET learns the info and the bytes
-                first = self._read_cold(path, *explicit)
-                info = self.chain.info_table.peek(path)
-            if info is None:
-                info = self._info(path)
-                first = None  # the bytes above may be of another version than this info
+            try:
+                if explicit is not None:  # cold: one ranged GET learns the info and the bytes
+                    first = self._read_cold(path, *explicit)
+                    info = self.chain.info_table.peek(path)
+                if info is None:
+                    info = self._info(path)
+                    first = None  # the bytes above may be of another version than this info
+            except S3Error as exc:
+                if exc.status == 404:
+                    self._keep_pointer(path, None)
+                raise
+            self._keep_pointer(path, info)
         answer = self._conditions(info, headers, "GET")
         if answer is not None:
             return answer
@@ -109,11 +124,29 @@ class Objects:
     # -- info ----------------------------------------------------------------------------------
 
     def _known(self, path: str) -> ObjectInfo | None:
-        """The info the chain holds for ``path``, if it may be used without asking the origin."""
+        """The info the chain holds for ``path``, if it may be used without asking the origin.
+
+        Raises:
+            S3Error: ``path`` is a ``_last_checkpoint`` found missing less than
+                ``log_ttl_s`` ago (404).
+        """
         if path.endswith(_LAST_CHECKPOINT):
-            self.chain.info_table.discard(path)  # the origin is asked every time
+            kept = self._pointers.get(path)
+            if kept is not None and time.monotonic() - kept[1] <= self.log_ttl_s:
+                if kept[0] is None:
+                    raise no_such_key(path.partition("/")[2])
+                return kept[0]
+            self.chain.info_table.discard(path)  # the origin is asked
             return None
         return self.chain.info_table.peek(path)
+
+    def _keep_pointer(self, path: str, info: ObjectInfo | None) -> None:
+        """Keep the answer about a ``_last_checkpoint`` for ``log_ttl_s`` (when above 0)."""
+        if self.log_ttl_s <= 0 or not path.endswith(_LAST_CHECKPOINT):
+            return
+        if len(self._pointers) >= MAX_POINTERS:
+            self._pointers.clear()
+        self._pointers[path] = (info, time.monotonic())
 
     def _info(self, path: str) -> ObjectInfo:
         try:
@@ -142,6 +175,7 @@ class Objects:
         try:
             return self.chain.read_pinned(info, lo, hi)
         except ObjectChangedError as exc:  # overwritten between its info and its bytes: retry
+            self._pointers.pop(info.path, None)
             raise S3Error("ServiceUnavailable", 503, "the object changed during the read") from exc
         except OriginError as exc:
             raise _unavailable(exc) from exc

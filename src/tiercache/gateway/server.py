@@ -42,6 +42,7 @@ from tiercache.errors import ConfigError
 from tiercache.fs import TieredFileSystem
 from tiercache.gateway.app import GatewayApp
 from tiercache.gateway.auth import Authenticator
+from tiercache.gateway.deltalog import KeptLogListings
 from tiercache.gateway.objects import Objects
 from tiercache.gateway.sigv4 import Credentials
 from tiercache.gateway.upstream import Upstream
@@ -107,9 +108,11 @@ def check_listen(host: str, credentials: Sequence[Credentials]) -> None:
 def build_app(fs: TieredFileSystem, credentials: Sequence[Credentials] = ()) -> GatewayApp:
     """The gateway's app over ``fs``'s chain and target (an s3fs filesystem)."""
     upstream = Upstream(fs.target, timeout_s=fs.settings.origin_timeout_s)
-    writes = Writes(upstream, fs.invalidate_cache)
+    writes = Writes(upstream, fs.invalidate_cache, KeptLogListings(fs))
     authenticate = Authenticator(credentials) if credentials else None
-    return GatewayApp(Objects(fs.chain), writes, authenticate=authenticate)
+    return GatewayApp(
+        Objects(fs.chain, log_ttl_s=fs.settings.delta_log_ttl_s), writes, authenticate=authenticate
+    )
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tiercache.gateway.auth import decode_body
 from tiercache.gateway.httpsemantics import quote_etag
@@ -33,6 +33,9 @@ from tiercache.gateway.s3xml import (
     parse_delete,
 )
 from tiercache.gateway.upstream import Upstream
+
+if TYPE_CHECKING:
+    from tiercache.gateway.deltalog import KeptLogListings
 
 XML = ("content-type", "application/xml")
 
@@ -64,9 +67,15 @@ class Writes:
         invalidate: Forgets what the tiers hold for an origin path (``bucket/key``).
     """
 
-    def __init__(self, upstream: Upstream, invalidate: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        upstream: Upstream,
+        invalidate: Callable[[str], None],
+        kept_logs: KeptLogListings | None = None,
+    ) -> None:
         self.upstream = upstream
         self.invalidate = invalidate
+        self.kept_logs = kept_logs
         self._handlers: dict[str, Callable[[Call], Reply]] = {
             "ListBuckets": self._list_buckets,
             "HeadBucket": self._head_bucket,
@@ -116,17 +125,29 @@ class Writes:
         route = call.route
         q = call.query
         params = _list_params(route.bucket, q)
-        answer = self.upstream.call("list_objects_v2", **params)
-        objects = [
-            ListedObject(
-                key=item["Key"],
-                size=int(item.get("Size", 0)),
-                etag=quote_etag(str(item.get("ETag", ""))),
-                last_modified=_utc(item.get("LastModified")),
-                storage_class=str(item.get("StorageClass") or "STANDARD"),
-            )
-            for item in answer.get("Contents", [])
-        ]
+        max_keys = int(params.get("MaxKeys", 1000))
+        kept = self.kept_logs.page(route.bucket, q, max_keys) if self.kept_logs else None
+        if kept is not None:
+            answer: Mapping[str, Any] = {
+                "IsTruncated": kept.is_truncated,
+                "NextContinuationToken": kept.next_token,
+            }
+        else:
+            answer = self.upstream.call("list_objects_v2", **params)
+        objects = (
+            kept.objects
+            if kept is not None
+            else [
+                ListedObject(
+                    key=item["Key"],
+                    size=int(item.get("Size", 0)),
+                    etag=quote_etag(str(item.get("ETag", ""))),
+                    last_modified=_utc(item.get("LastModified")),
+                    storage_class=str(item.get("StorageClass") or "STANDARD"),
+                )
+                for item in answer.get("Contents", [])
+            ]
+        )
         return Reply(
             200,
             [XML],
@@ -134,7 +155,7 @@ class Writes:
                 bucket=route.bucket,
                 prefix=q.get("prefix", ""),
                 delimiter=q.get("delimiter") or None,
-                max_keys=int(params.get("MaxKeys", 1000)),
+                max_keys=max_keys,
                 objects=objects,
                 common_prefixes=[p["Prefix"] for p in answer.get("CommonPrefixes", [])],
                 is_truncated=bool(answer.get("IsTruncated")),

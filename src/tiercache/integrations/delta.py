@@ -1,9 +1,11 @@
 """Delta Lake tables read through the tiers.
 
-:func:`delta_dataset` opens a Delta table with deltalake (which reads the transaction log with
-its own object store client) and returns a ``pyarrow.dataset.Dataset`` whose *data files* are
-read through a :class:`~tiercache.TieredFileSystem`. The Delta log already knows every data
-file's size, so the cache is seeded with it: opening a data file costs no HEAD request.
+:func:`open_table` opens a Delta table with deltalake, its client pointed at the embedded
+gateway for S3 tables, so that the transaction log is read through the tiers.
+:func:`delta_dataset` returns a ``pyarrow.dataset.Dataset`` of the snapshot whose *data files*
+are read through a :class:`~tiercache.TieredFileSystem` (the fsspec route); the Delta log
+already knows every data file's size, so the cache is seeded with it: opening a data file costs
+no HEAD request. DataFusion's native route is in :mod:`tiercache.integrations.native`.
 
 Needs the ``deltalake`` and ``pyarrow`` packages (the ``delta`` extra).
 """
@@ -11,19 +13,17 @@ Needs the ``deltalake`` and ``pyarrow`` packages (the ``delta`` extra).
 from __future__ import annotations
 
 import logging
-import re
-import shutil
-import tempfile
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from fsspec import AbstractFileSystem
 
 from tiercache.errors import ConfigError
 from tiercache.integrations.arrow import pyarrow_filesystem, strip_scheme
+
+if TYPE_CHECKING:
+    from tiercache.gateway import Gateway
 
 logger = logging.getLogger(__name__)
 
@@ -46,12 +46,6 @@ _S3_IGNORED = {
     "virtual_hosted_style_request",
 }
 _S3_SCHEMES = {"s3", "s3a"}
-_COMMIT = re.compile(r"^(\d{20})\.json$")
-_CHECKPOINT = re.compile(r"^(\d{20})\.checkpoint(?:\.(\d{10})\.(\d{10}))?\.parquet$")
-# V2 (UUID-named) checkpoints may point at sidecar files: left to deltalake's own reader.
-_V2_CHECKPOINT = re.compile(r"^(\d{20})\.checkpoint\.[0-9a-f-]{36}\.(json|parquet)$")
-#: Log files read at once when the log comes through the tiers.
-LOG_READ_CONCURRENCY = 16
 _LOCAL_SCHEMES = {"", "file"}
 
 
@@ -153,41 +147,58 @@ def delta_dataset(
         deltalake.exceptions.TableNotFoundError: No Delta table at ``table_uri``.
     """
     if filesystem is None:
-        from tiercache.config import Settings
-        from tiercache.fs import TieredFileSystem
-        from tiercache.ops import observe
-
-        protocol, options = target_for(table_uri, storage_options)
-        settings = Settings.from_env()
-        observe.start(settings)  # before building: the chain finds it observed, and says nothing
-        filesystem = TieredFileSystem(
-            target_protocol=protocol, target_options=options, settings=settings
-        )
-    root = _table_root(table_uri)
+        filesystem = default_filesystem(table_uri, storage_options)
     with open_table(
         table_uri, filesystem=filesystem, storage_options=storage_options, version=version
     ) as table:
-        dataset = table.to_pyarrow_dataset(filesystem=pyarrow_filesystem(filesystem, root))
-        seed_data_files(filesystem, table, root, set(dataset.files))
+        return dataset_of(table, table_uri, filesystem)
+
+
+def default_filesystem(
+    table_uri: str, storage_options: Mapping[str, str] | None
+) -> AbstractFileSystem:
+    """A :class:`~tiercache.TieredFileSystem` reaching ``table_uri`` (its target options from
+    ``storage_options``, :func:`target_for`), configured from the ``TIERCACHE_*`` environment,
+    with what its ``TIERCACHE_METRICS_PORT`` / ``TIERCACHE_STATS_FILE`` ask started
+    (``tiercache.observe()``).
+
+    Raises:
+        ConfigError: See :func:`target_for`.
+    """
+    from tiercache.config import Settings
+    from tiercache.fs import TieredFileSystem
+    from tiercache.ops import observe
+
+    protocol, options = target_for(table_uri, storage_options)
+    settings = Settings.from_env()
+    observe.start(settings)  # before building: the chain finds it observed, and says nothing
+    return TieredFileSystem(target_protocol=protocol, target_options=options, settings=settings)
+
+
+def dataset_of(table: Any, table_uri: str, filesystem: AbstractFileSystem) -> Any:
+    """The pyarrow dataset of an opened ``table`` (at ``table_uri``) whose data files are read
+    through ``filesystem``, with their info seeded from the log."""
+    root = _table_root(table_uri)
+    dataset = table.to_pyarrow_dataset(filesystem=pyarrow_filesystem(filesystem, root))
+    seed_data_files(filesystem, table, root, set(dataset.files))
     return dataset
 
 
 class open_table:  # used as a function: `with open_table(...) as table:`
-    """Open a Delta table's snapshot, reading its log through the tiers where it can.
+    """Open a Delta table's snapshot with deltalake, its log read through the tiers.
 
-    deltalake reads the transaction log with its own object-store client, one object after
-    another, out of tiercache's reach. Here the log goes through ``filesystem`` instead: one
-    fresh listing of ``_delta_log`` (the latest version always comes from the store), then the
-    newest complete checkpoint at or before the version and the commits after it, read
-    concurrently through the tiers (log files are metadata: RAM, disk and Redis keep them; they
-    never change once written), into a private temporary directory that deltalake opens. The
-    result is the same snapshot (the version is checked), at a fraction of the round trips, and a
-    new pod with a warm Redis reads no log object from the store at all.
+    deltalake reads the transaction log with its own object-store client (Rust
+    ``object_store``), out of fsspec's reach. For an S3 table and a
+    :class:`~tiercache.TieredFileSystem`, that client is pointed at the process's embedded
+    gateway over the same target and settings (:func:`tiercache.gateway.shared.shared`): every
+    log object is read through the tiers (RAM, disk and Redis keep them: they never change once
+    written; ``_delta_log/_last_checkpoint`` is always revalidated), and a new pod with a warm
+    Redis reads no log object from the store. The listing of ``_delta_log`` always reaches the
+    store: the latest version is the store's.
 
-    Where this path does not apply (a ``filesystem`` that is not a
-    :class:`~tiercache.TieredFileSystem`, V2 checkpoints with sidecars, a log with gaps, absolute
-    data-file paths), or fails for any reason, deltalake reads the log itself, as before (logged
-    at INFO). Use as a context manager: the temporary copy is removed on exit.
+    Otherwise (another scheme, a filesystem that is not a ``TieredFileSystem``, a gateway that
+    cannot start) deltalake reads the log itself with ``storage_options`` (logged at INFO). Use
+    as a context manager; nothing is left behind on exit.
     """
 
     def __init__(
@@ -202,121 +213,78 @@ class open_table:  # used as a function: `with open_table(...) as table:`
         self.filesystem = filesystem
         self.storage_options = dict(storage_options or {})
         self.version = version
-        self.through_tiers = False
-        self._workdir: str | None = None
+        #: The gateway the table was opened through (None: deltalake read the store itself).
+        self.gateway: Gateway | None = None
+
+    @property
+    def through_tiers(self) -> bool:
+        """Whether the log was read through the tiers (the gateway)."""
+        return self.gateway is not None
 
     def __enter__(self) -> Any:
         from deltalake import DeltaTable
 
-        if self.filesystem is not None and hasattr(self.filesystem, "seed_listing"):
-            self._workdir = tempfile.mkdtemp(prefix="tiercache-delta-")
+        gateway = gateway_for(self.table_uri, self.filesystem)
+        if gateway is not None:
+            options = gateway_options(gateway, self.storage_options)
             try:
-                table = _open_through(
-                    self.filesystem, _table_root(self.table_uri), self.version, self._workdir
-                )
+                table = DeltaTable(self.table_uri, storage_options=options, version=self.version)
             except Exception as exc:
-                logger.info(
-                    "Delta log of %s read by deltalake itself (%s: %s)",
+                if gateway.alive:  # the gateway answered: the error is the table's
+                    raise
+                logger.warning(
+                    "the gateway at %s exited while %s was opened (%s: %s); "
+                    "deltalake reads the store directly",
+                    gateway.endpoint_url,
                     self.table_uri,
                     type(exc).__name__,
                     exc,
                 )
             else:
-                self.through_tiers = True
+                self.gateway = gateway
                 return table
         return DeltaTable(
             self.table_uri, storage_options=self.storage_options, version=self.version
         )
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
+        return None
 
 
-class _Unsupported(Exception):
-    """The log cannot be read through the tiers; deltalake reads it."""
+def gateway_for(table_uri: str, filesystem: AbstractFileSystem | None) -> Gateway | None:
+    """The shared gateway that reaches ``table_uri`` through ``filesystem``'s tiers, or None:
+    not an S3 table, not a :class:`~tiercache.TieredFileSystem` over S3, or the gateway could
+    not start (logged at WARNING with the reason)."""
+    from tiercache.fs import TieredFileSystem
+
+    scheme = table_uri.partition("://")[0].lower() if "://" in table_uri else ""
+    if scheme not in _S3_SCHEMES or not isinstance(filesystem, TieredFileSystem):
+        return None
+    protocol = filesystem.target.protocol
+    if (protocol if isinstance(protocol, str) else protocol[0]) not in _S3_SCHEMES:
+        return None
+    from tiercache.gateway.shared import shared
+
+    try:
+        return shared(filesystem)
+    except ConfigError as exc:
+        logger.warning("no gateway for %s (%s); deltalake reads the store directly", table_uri, exc)
+        return None
 
 
-def _open_through(fs: Any, root: str, version: int | None, workdir: str) -> Any:
-    from deltalake import DeltaTable
+def gateway_options(gateway: Gateway, storage_options: Mapping[str, str]) -> dict[str, str]:
+    """deltalake storage options that reach the store through ``gateway``.
 
-    log = f"{root}/_delta_log"
-    target, needed = _log_files(fs, log, version)
-    local = Path(workdir) / "_delta_log"
-    local.mkdir()
-    paths = [f"{log}/{name}" for name in needed]
-    with ThreadPoolExecutor(min(LOG_READ_CONCURRENCY, len(paths))) as pool:
-        contents = list(pool.map(fs.cat_file, paths))
-    for name, data in zip(needed, contents, strict=True):
-        (local / name).write_bytes(data)
-    table = DeltaTable(workdir, version=target)
-    if table.version() != target:
-        raise _Unsupported(f"opened version {table.version()}, expected {target}")
-    outside = [uri for uri in table.file_uris() if not uri.startswith(workdir)]
-    if outside:  # absolute paths (a shallow clone): only deltalake knows how to reach them
-        raise _Unsupported(f"data files outside the table, e.g. {outside[0]}")
-    return table
-
-
-def _log_files(fs: Any, log: str, version: int | None) -> tuple[int, list[str]]:
-    """The version to open and the log files it needs, from a listing of ``log``.
-
-    A fresh listing (the latest version comes from the store), unless
-    ``TIERCACHE_DELTA_LOG_TTL`` allows a listing that old, kept by this process or shared
-    through Redis by another: then no LIST is sent, and the snapshot is at most that old. A
-    kept listing that lacks the version asked for is not used. Either way every log file's info
-    is seeded from the listing: reading it costs no HEAD.
+    The caller's options that say *where* and *as whom* (endpoint, credentials, region,
+    ``allow_http``: the ones :func:`target_for` maps) are replaced by the gateway's; the rest
+    (timeouts, retries, ``conditional_put``...) are kept.
     """
-    ttl_s = fs.settings.delta_log_ttl_s
-    kept = fs.chain.cached_listing(log, ttl_s)
-    if kept is not None:
-        try:
-            found = _needed_log_files(_names(kept), version)
-        except _Unsupported:
-            pass  # e.g. a version newer than the kept listing: list again
-        else:
-            fs.seed_listing(kept)
-            return found
-    fs.target.invalidate_cache(log)
-    entries = fs.ls(log, detail=True)  # seeds the info of every log file: no HEAD
-    if ttl_s > 0:
-        fs.chain.share_listing(log, entries)
-    return _needed_log_files(_names(entries), version)
-
-
-def _names(entries: Sequence[Mapping[str, Any]]) -> list[str]:
-    return [str(entry["name"]).rsplit("/", 1)[-1] for entry in entries]
-
-
-def _needed_log_files(names: Sequence[str], version: int | None) -> tuple[int, list[str]]:
-    """The version to open and the log files it needs: the newest complete checkpoint at or
-    before it and every commit after it, up to it."""
-    commits = {int(m[1]) for n in names if (m := _COMMIT.match(n))}
-    parts: dict[int, dict[int, tuple[int, str]]] = {}
-    for name in names:
-        if (m := _CHECKPOINT.match(name)) is not None:
-            total = int(m[3]) if m[3] else 1
-            parts.setdefault(int(m[1]), {})[int(m[2] or 1)] = (total, name)
-    if not commits and not parts:
-        raise _Unsupported("no commits in _delta_log")
-    latest = max(commits | set(parts))
-    target = latest if version is None else version
-    if target > latest or target < 0:
-        raise _Unsupported(f"version {target} not in the log (latest {latest})")
-    if any(int(m[1]) <= target for n in names if (m := _V2_CHECKPOINT.match(n))):
-        raise _Unsupported("V2 checkpoints")
-    complete = [
-        v
-        for v, found in parts.items()
-        if v <= target and all(total == len(found) for total, _ in found.values())
-    ]
-    start = max(complete) if complete else -1
-    needed = [name for _, name in sorted(parts[start].values())] if start >= 0 else []
-    missing = [v for v in range(start + 1, target + 1) if v not in commits]
-    if missing:
-        raise _Unsupported(f"commits missing from the log: {missing[:5]}")
-    needed += [f"{v:020d}.json" for v in range(start + 1, target + 1)]
-    return target, needed
+    kept = {
+        name: value
+        for name, value in storage_options.items()
+        if name.lower().removeprefix("aws_") not in {*_S3_KEYS, "allow_http"}
+    }
+    return {**kept, **gateway.storage_options()}
 
 
 def seed_data_files(
