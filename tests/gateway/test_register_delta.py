@@ -169,7 +169,7 @@ def test_a_local_table_cannot_take_the_native_route(tmp_path: Any) -> None:
     uri = str(tmp_path / "local")
     write_deltalake(uri, _events(0, 100))
     ctx = SessionContext()
-    with pytest.raises(ConfigError, match="native route cannot read .*no gateway reaches it"):
+    with pytest.raises(ConfigError, match=r"native route cannot read .*no gateway reaches it"):
         register_delta(ctx, "events", uri, route="native")
     registered = register_delta(ctx, "events", uri)  # auto: the dataset route, and why
     assert registered.route == "dataset"
