@@ -67,9 +67,15 @@ def test_column_mapping_in_use_is_an_obstacle_and_mode_none_is_not() -> None:
 
 def test_deletion_vectors_are_an_obstacle_only_when_a_file_has_one() -> None:
     enabled = Protocol(3, ["deletionVectors"])
-    unused = {"path": ["a.parquet", "b.parquet"], "deletionVector.storageType": [None, None]}
+    unused: dict[str, list[Any]] = {
+        "path": ["a.parquet", "b.parquet"],
+        "deletionVector.storageType": [None, None],
+    }
     assert native_obstacle(FakeTable(enabled, actions=unused)) is None
-    used = {"path": ["a.parquet", "b.parquet"], "deletionVector.storageType": [None, "u"]}
+    used: dict[str, list[Any]] = {
+        "path": ["a.parquet", "b.parquet"],
+        "deletionVector.storageType": [None, "u"],
+    }
     assert native_obstacle(FakeTable(enabled, actions=used)) == (
         "deletion vectors in use: some rows of the files are deleted"
     )
@@ -80,7 +86,7 @@ def test_deletion_vectors_are_an_obstacle_only_when_a_file_has_one() -> None:
 
 
 def test_file_urls_decode_to_the_keys_and_carry_partition_values() -> None:
-    actions = {
+    actions: dict[str, list[Any]] = {
         # the log holds paths URL-encoded once more than the keys
         "path": ["day=a%2520b%2525/part-0.parquet", "s3://bkt/elsewhere/part-1.parquet"],
         "partition.day": ["a b%", None],
