@@ -73,6 +73,7 @@ from harness.timing import Sample, measure, spread
 from redis_footers import HMAC_KEY
 from tiercache import Settings, TieredFileSystem
 from tiercache.build import default_tiers
+from tiercache.gateway.shared import shared
 from tiercache.integrations.datafusion import register_delta
 from tiercache.integrations.delta import storage_options_for
 from tiercache.parsing import KIB, MIB
@@ -389,7 +390,12 @@ def warm(
     try:
         ctx = SessionContext()
         register_delta(
-            ctx, "spans", TABLE_URI, storage_options=storage_options_for(options), filesystem=fs
+            ctx,
+            "spans",
+            TABLE_URI,
+            storage_options=storage_options_for(options),
+            filesystem=fs,
+            route="dataset",
         )
         for name, text in queries.items():  # warm the RAM tier, check the answers
             for path, c in ((LOCAL, local), (WARM, ctx)):
@@ -446,7 +452,14 @@ def cold_round(
             ctx = direct_context(client, storage_options)
         else:
             ctx = SessionContext()
-            register_delta(ctx, "spans", TABLE_URI, storage_options=storage_options, filesystem=fs)
+            register_delta(
+                ctx,
+                "spans",
+                TABLE_URI,
+                storage_options=storage_options,
+                filesystem=fs,
+                route="dataset",
+            )
         registered = time.perf_counter()
         log_requests = proxy.requests()
         proxy.reset_counters()
@@ -525,10 +538,16 @@ def child_main(config: dict[str, Any]) -> int:
     started = time.perf_counter()
     settings = Settings.from_env(disk_dir=None)  # TIERCACHE_REDIS_URL from the parent, or none
     fs = tiercache_fs(new_client(config["s3fs"]), settings)
+    shared(fs)  # the gateway the log is read through: started with the pod, as a pod does
     ctx = SessionContext()
     ready = time.perf_counter()
     register_delta(
-        ctx, "spans", TABLE_URI, storage_options=config["storage_options"], filesystem=fs
+        ctx,
+        "spans",
+        TABLE_URI,
+        storage_options=config["storage_options"],
+        filesystem=fs,
+        route="dataset",
     )
     registered = time.perf_counter()
     batches = query(ctx, config["sql"])

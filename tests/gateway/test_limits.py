@@ -25,6 +25,21 @@ server.BODY_IDLE_S = 0.5
 server.KEEP_ALIVE_S = 1
 server.MAX_HEADER_BYTES = 8192
 
+# What the server's protocol made of each accepted socket: TCP_NODELAY, read back.
+import socket
+nodelay = []
+protocol = server._guarded_protocol()
+made = protocol.connection_made
+
+
+def connection_made(self, transport):
+    made(self, transport)
+    sock = transport.get_extra_info("socket")
+    nodelay.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+
+protocol.connection_made = connection_made
+
 
 class Echo:
     async def __call__(self, scope, receive, send):
@@ -44,7 +59,7 @@ class Echo:
             size += len(message.get("body", b""))
             if not message.get("more_body"):
                 break
-        body = str(size).encode()
+        body = str(nodelay[-1] if scope["path"] == "/nodelay" else size).encode()
         headers = [(b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
@@ -105,6 +120,16 @@ def _answer(connection: socket.socket) -> bytes:
         if not chunk:
             return received
         received += chunk
+
+
+def test_responses_are_not_held_back_by_nagle(server: Server) -> None:
+    """uvicorn writes a response's head and body apart: with Nagle's algorithm on, a small
+    body waits for the client's delayed ACK (40 ms a request on a keep-alive connection)."""
+    with server.connect() as connection:
+        connection.sendall(b"GET /nodelay HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        answer = _answer(connection)
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert answer.endswith(b"\r\n\r\n1")  # TCP_NODELAY on the accepted socket
 
 
 def test_a_head_within_the_bound_is_served(server: Server) -> None:

@@ -14,6 +14,9 @@ import sys
 import threading
 from typing import Any
 
+#: Seconds the process waits, once it stopped serving, for its fills of the shared tiers.
+DRAIN_S = 5.0
+
 
 def _watch_stdin() -> None:
     """Shut down gracefully when the parent's pipe closes."""
@@ -51,6 +54,10 @@ def main() -> int:
         threading.Thread(target=_watch_stdin, name="tiercache-parent", daemon=True).start()
 
     serve(app, sock, on_started=started)
+    # What the last requests fetched is still being written to the shared tiers (disk, Redis):
+    # let it finish, briefly, so that the next process finds it.
+    fs.chain.fills.join(timeout_s=DRAIN_S)
+    fs.close()
     return 0
 
 

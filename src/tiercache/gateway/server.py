@@ -268,6 +268,17 @@ def _absorb_reraised_signals() -> Callable[[], None]:
     return restore
 
 
+def _no_delay(transport: asyncio.BaseTransport) -> None:
+    """Send each write at once (``TCP_NODELAY``): uvicorn writes a response's head and its body
+    separately, and with Nagle's algorithm on, the body of a small response waits for the
+    client's delayed ACK of the head: 40 ms on Linux, measured on every request of a
+    keep-alive connection (delta-rs opening a table: 150 ms instead of 10). asyncio leaves it
+    off on accepted sockets."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 @functools.cache
 def _guarded_protocol() -> type[asyncio.Protocol]:
     """uvicorn's httptools protocol with the bounds of the module docstring.
@@ -285,6 +296,7 @@ def _guarded_protocol() -> type[asyncio.Protocol]:
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
+            _no_delay(transport)
             # uvicorn arms its idle timer after a response only: a connection that never sends
             # a byte would stay open for ever (and count against MAX_CONNECTIONS).
             self.timeout_keep_alive_task = self.loop.call_later(
