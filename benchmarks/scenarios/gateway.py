@@ -17,13 +17,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
+import gateway_sql
 from harness.context import BUCKET, STORE, Context
 from harness.fmt import fmt_s
-from harness.scenario import Report, Result, Scenario, Section, body, target
+from harness.scenario import Report, Result, Scenario, Section, Target, body, target
 from tiercache.parsing import KIB, MIB
 
 
 class GatewayData(TypedDict):
+    sql_s: dict[str, dict[str, list[float]]]  # query -> way -> seconds per round
     warm_64k_s: list[float]
     direct_64k_s: list[float]
     cold_64k_s: list[float]
@@ -39,6 +41,7 @@ class Sizes:
     rounds: int
     ops: int  # warm 64 KiB reads per round
     concurrent_mib: int  # MiB read by the 8 threads per round
+    sql: gateway_sql.Shape  # the DataFusion table and rounds
 
 
 def _pyarrow(endpoint: str, key: str, secret: str) -> Any:
@@ -88,6 +91,7 @@ def run(ctx: Context, sz: Sizes) -> GatewayResult:
     direct = ctx.pyarrow_fs(STORE)
     offsets = [(i * 7_919 * KIB) % (len(data) - 64 * KIB) for i in range(sz.ops)]
     result: GatewayData = {
+        "sql_s": gateway_sql.measure(ctx, sz.sql),
         "warm_64k_s": [],
         "direct_64k_s": [],
         "cold_64k_s": [],
@@ -171,7 +175,75 @@ def run(ctx: Context, sz: Sizes) -> GatewayResult:
             informative=True,
         ),
     ]
-    return {"data": result, "tables": table, "targets": targets, "notes": []}
+    sql_table, sql_targets = _sql_report(gateway_sql.medians(result["sql_s"]))
+    return {
+        "data": result,
+        "tables": f"{sql_table}\n\n{table}",
+        "targets": [*sql_targets, *targets],
+        "notes": [],
+    }
+
+
+def _sql_report(m: dict[str, dict[str, float]]) -> tuple[str, list[Target]]:
+    """The DataFusion table and its targets (per query: warm vs local, warm vs direct, cold
+    vs direct)."""
+    ways = gateway_sql.WAYS
+    lines = [
+        "| DataFusion query (median) | " + " | ".join(ways) + " |",
+        "|---|" + "---:|" * len(ways),
+    ]
+    lines += [f"| {q} | " + " | ".join(fmt_s(m[q][w]) for w in ways) + " |" for q in m]
+    targets: list[Target] = []
+    for q, t in m.items():
+        warm, local, direct, cold = (
+            t["gateway warm"],
+            t["local"],
+            t["direct"],
+            t["gateway cold"],
+        )
+        targets += [
+            target(
+                key=f"gateway-sql-warm-{q}",
+                scenario="gateway",
+                text=f"DataFusion native through the gateway, warm, {q} ≤ 1.2x a local copy",
+                measured=f"{fmt_s(warm)} vs {fmt_s(local)}",
+                ratio=warm / local,
+                met=warm <= 1.2 * local,
+                reference="local copy",
+            ),
+            target(
+                key=f"gateway-sql-speedup-{q}",
+                scenario="gateway",
+                text=f"DataFusion native through the gateway, warm, {q} ≥ 10x faster than "
+                "reading the store directly (ratio: 10x to the speed-up)",
+                measured=f"{fmt_s(warm)} vs {fmt_s(direct)} ({direct / warm:.1f}x)",
+                ratio=10 * warm / direct,
+                met=direct >= 10 * warm,
+                reference="direct (÷ this: speed-up)",
+            ),
+            target(
+                key=f"gateway-sql-cold-{q}",
+                scenario="gateway",
+                text=f"DataFusion native through a fresh gateway, cold, {q} ≤ 1.1x reading the "
+                "store directly",
+                measured=f"{fmt_s(cold)} vs {fmt_s(direct)}",
+                ratio=cold / direct,
+                met=cold <= 1.1 * direct,
+                reference="direct",
+            ),
+            target(
+                key=f"gateway-sql-fsspec-{q}",
+                scenario="gateway",
+                text=f"the fsspec route (pyarrow dataset over the tiers), warm, {q}, beside the "
+                "gateway's",
+                measured=f"{fmt_s(t['fsspec route warm'])} vs {fmt_s(warm)}",
+                ratio=t["fsspec route warm"] / warm,
+                met=True,
+                reference="gateway warm",
+                informative=True,
+            ),
+        ]
+    return "\n".join(lines), targets
 
 
 def report(result: GatewayResult) -> Report:
@@ -182,9 +254,9 @@ SCENARIO: Scenario[Sizes, GatewayResult] = Scenario(
     name="gateway",
     order=55,
     sizes={
-        "smoke": Sizes(rounds=1, ops=10, concurrent_mib=8),
-        "quick": Sizes(rounds=2, ops=200, concurrent_mib=64),
-        "full": Sizes(rounds=5, ops=500, concurrent_mib=256),
+        "smoke": Sizes(1, 10, 8, gateway_sql.Shape(rows=200_000, files=3, rounds=1)),
+        "quick": Sizes(2, 200, 64, gateway_sql.Shape(rows=1_000_000, files=6, rounds=3)),
+        "full": Sizes(5, 500, 256, gateway_sql.Shape(rows=4_000_000, files=6, rounds=7)),
     },
     run=run,
     sections=(Section("gateway", "The S3 gateway (pyarrow's native client)"),),

@@ -14,7 +14,12 @@ from fsspec import AbstractFileSystem
 
 from tiercache.errors import ConfigError
 from tiercache.integrations.delta import dataset_of, default_filesystem, open_table
-from tiercache.integrations.native import native_obstacle, register_files, split_location
+from tiercache.integrations.native import (
+    gateway_store,
+    native_obstacle,
+    register_files,
+    split_location,
+)
 
 if TYPE_CHECKING:
     from tiercache.gateway import Gateway
@@ -125,7 +130,9 @@ def _register_native(
     if obstacle is not None:
         return None, obstacle
     try:
-        files = register_files(ctx, name, table, gateway, split_location(table_uri))
+        bucket, root = split_location(table_uri)
+        store = gateway_store(gateway, bucket)
+        files = register_files(ctx, name, table, store, (bucket, root))
     except ValueError as exc:
         return None, str(exc)
     return DeltaRegistration(name, table.version(), "native", tuple(files)), None

@@ -96,13 +96,29 @@ def snapshot_files(table: Any, bucket: str, root: str) -> list[tuple[str, dict[s
     return files
 
 
+def gateway_store(gateway: Gateway, bucket: str) -> Any:
+    """DataFusion's ``AmazonS3`` store for ``bucket`` through ``gateway``."""
+    from datafusion.object_store import AmazonS3
+
+    options = gateway.s3fs_options()
+    return AmazonS3(
+        bucket_name=bucket,
+        endpoint=gateway.endpoint_url,
+        allow_http=True,
+        access_key_id=options["key"],
+        secret_access_key=options["secret"],
+        region=options["client_kwargs"]["region_name"],
+    )
+
+
 def register_files(
-    ctx: Any, name: str, table: Any, gateway: Gateway, location: tuple[str, str]
+    ctx: Any, name: str, table: Any, store: Any, location: tuple[str, str]
 ) -> list[str]:
     """Register ``name`` in ``ctx`` as the ``UNION ALL`` of the snapshot's files, read by
-    DataFusion's ``AmazonS3`` store on ``gateway``; return the files' URLs.
+    DataFusion's own reader from ``store`` (an ``object_store`` store such as
+    :func:`gateway_store`); return the files' URLs.
 
-    ``location`` is ``(bucket, root)``: where the table is. The store is registered for
+    ``location`` is ``(bucket, root)``: where the table is. ``store`` is registered for
     ``s3://bucket`` in ``ctx`` (replacing one registered there before). A view of that name
     already in ``ctx`` is replaced.
 
@@ -112,18 +128,8 @@ def register_files(
     """
     import pyarrow as pa
     from datafusion import col, lit
-    from datafusion.object_store import AmazonS3
 
     bucket, root = location
-    options = gateway.s3fs_options()
-    store = AmazonS3(
-        bucket_name=bucket,
-        endpoint=gateway.endpoint_url,
-        allow_http=True,
-        access_key_id=options["key"],
-        secret_access_key=options["secret"],
-        region=options["client_kwargs"]["region_name"],
-    )
     ctx.register_object_store("s3://", store, bucket)
     schema = pa.schema(table.schema().to_arrow())
     partitions = set(table.metadata().partition_columns)

@@ -1,0 +1,170 @@
+"""DataFusion's native reader over a Delta table, through the gateway and without it.
+
+A Delta table (``rows`` rows in ``files`` commits, one Parquet file each, ids ascending so a
+range of ids is one row group of one file) is written to the S3 server. Two queries: a full
+aggregate (every row of two columns) and a selective one (a range of 100 ids). Five ways, every
+one DataFusion's own Parquet reader on exactly the snapshot's files except the fsspec route:
+
+- **local**: the snapshot's files copied to a local directory (the floor; page cache warm);
+- **direct**: DataFusion's ``AmazonS3`` on the emulated store (20 ms to first byte, 100 MB/s
+  per stream): what a user runs without tiercache; it keeps nothing, so every query pays again;
+- **gateway warm**: ``register_delta`` (the native route) once, the query run once to warm the
+  gateway's RAM tier, then timed;
+- **gateway cold**: a fresh gateway (every tier empty: RAM only) per round; the registration
+  (the log read through it) untimed, the first query timed;
+- **fsspec route warm**: ``register_delta(route="dataset")`` (a pyarrow dataset over the
+  ``TieredFileSystem``), the RAM tier warm: what tiercache offered before the gateway.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from datafusion import SessionContext
+from datafusion.object_store import AmazonS3
+from deltalake import DeltaTable, write_deltalake
+
+from harness.context import BUCKET, STORE, Context
+from tiercache import TieredFileSystem
+from tiercache.gateway.shared import close_shared, shared
+from tiercache.integrations.datafusion import register_delta
+from tiercache.integrations.delta import storage_options_for
+from tiercache.integrations.native import register_files
+
+TABLE = "gateway-sql/events"
+QUERIES = {
+    "aggregate": "SELECT kind, count(*) AS n, sum(amount) AS total FROM t GROUP BY kind "
+    "ORDER BY kind",
+    "selective": "SELECT id, kind, amount FROM t WHERE id BETWEEN {lo} AND {hi} ORDER BY id",
+}
+KINDS = ("click", "view", "buy", "leave", "share")
+WAYS = ("local", "direct", "gateway warm", "gateway cold", "fsspec route warm")
+
+
+@dataclass(frozen=True)
+class Shape:
+    rows: int
+    files: int
+    rounds: int
+
+
+def _batch(first: int, rows: int) -> pa.Table:
+    rng = random.Random(first)
+    return pa.table(
+        {
+            "id": pa.array(range(first, first + rows), pa.int64()),
+            "kind": pa.array(
+                [("click", "view", "buy", "leave", "share")[i % 5] for i in range(rows)]
+            ),
+            "amount": pa.array([rng.randrange(1_000_000) for _ in range(rows)], pa.int64()),
+            "note": pa.array([f"n{rng.randrange(10_000)}" for _ in range(rows)]),
+        }
+    )
+
+
+def write_table(ctx: Context, shape: Shape, local: Path) -> tuple[str, dict[str, str]]:
+    """Write the table straight to the S3 server and copy its files to ``local``."""
+    uri = f"s3://{BUCKET}/{TABLE}"
+    direct = storage_options_for(ctx.server.storage_options())
+    direct["AWS_REGION"] = "us-east-1"
+    per_file = shape.rows // shape.files
+    for i in range(shape.files):
+        write_deltalake(uri, _batch(i * per_file, per_file), storage_options=direct, mode="append")
+    table = DeltaTable(uri, storage_options=direct)
+    client = ctx.client("loopback")
+    local.mkdir(parents=True, exist_ok=True)
+    for n, file_uri in enumerate(table.file_uris()):
+        (local / f"part-{n}.parquet").write_bytes(client.cat_file(file_uri.removeprefix("s3://")))
+    return uri, direct
+
+
+def _sql(shape: Shape) -> dict[str, str]:
+    lo = shape.rows // 2 + 17
+    return {name: text.format(lo=lo, hi=lo + 99) for name, text in QUERIES.items()}
+
+
+def _run(session: SessionContext, text: str) -> tuple[float, list[dict[str, Any]]]:
+    t0 = time.perf_counter()
+    rows = session.sql(text).to_pylist()
+    return time.perf_counter() - t0, rows
+
+
+def _direct_session(ctx: Context, uri: str, direct: dict[str, str]) -> SessionContext:
+    """DataFusion's ``AmazonS3`` on the emulated store, over exactly the snapshot's files."""
+    options = ctx.options(STORE)
+    store = AmazonS3(
+        bucket_name=BUCKET,
+        endpoint=ctx.proxies[STORE].url,
+        allow_http=True,
+        access_key_id=options["key"],
+        secret_access_key=options["secret"],
+        region="us-east-1",
+    )
+    session = SessionContext()
+    register_files(session, "t", DeltaTable(uri, storage_options=direct), store, (BUCKET, TABLE))
+    return session
+
+
+def _pod(ctx: Context, **overrides: Any) -> TieredFileSystem:
+    """A filesystem over the emulated store, RAM only (its gateway's tiers: RAM only too)."""
+    settings = dataclasses.replace(ctx.settings, disk_dir=None, redis_url=None, **overrides)
+    return TieredFileSystem(
+        target_protocol="s3",
+        target_options={**ctx.options(STORE), "skip_instance_cache": True},
+        settings=settings,
+        skip_instance_cache=True,
+    )
+
+
+def measure(ctx: Context, shape: Shape) -> dict[str, dict[str, list[float]]]:
+    """Seconds per query, by query and way, over ``shape.rounds`` rounds; every answer checked
+    against the local one."""
+    local_dir = ctx.workdir / "gateway-sql"
+    uri, direct_options = write_table(ctx, shape, local_dir)
+    queries = _sql(shape)
+    local = SessionContext()
+    local.register_parquet("t", str(local_dir))
+    expected = {name: local.sql(text).to_pylist() for name, text in queries.items()}
+    times: dict[str, dict[str, list[float]]] = {q: {w: [] for w in WAYS} for q in queries}
+    direct = _direct_session(ctx, uri, direct_options)
+    warm_pod = _pod(ctx)
+    warm = SessionContext()
+    assert register_delta(warm, "t", uri, filesystem=warm_pod).route == "native"
+    fsspec = SessionContext()
+    register_delta(fsspec, "t", uri, filesystem=warm_pod, route="dataset")
+    sessions = {"local": local, "direct": direct, "gateway warm": warm, "fsspec route warm": fsspec}
+    for name, text in queries.items():  # warm every tier and page cache; check the answers
+        for way, session in sessions.items():
+            assert _run(session, text)[1] == expected[name], (name, way)
+    try:
+        for n in range(shape.rounds):
+            # A fresh gateway with empty tiers: a settings value no earlier round used.
+            cold_pod = _pod(ctx, memory_bytes=ctx.settings.memory_bytes + (n + 1) * 4096)
+            cold = SessionContext()
+            register_delta(cold, "t", uri, filesystem=cold_pod)
+            order = list(queries.items())
+            random.Random(n).shuffle(order)
+            for name, text in order:
+                seconds, rows = _run(cold, text)
+                assert rows == expected[name], (name, "gateway cold")
+                times[name]["gateway cold"].append(seconds)
+                for way, session in sessions.items():
+                    seconds, rows = _run(session, text)
+                    times[name][way].append(seconds)
+            shared(cold_pod).close()  # its memory goes with it
+            cold_pod.close()
+    finally:
+        close_shared()
+        warm_pod.close()
+    return times
+
+
+def medians(times: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, float]]:
+    return {q: {w: statistics.median(v) for w, v in ways.items()} for q, ways in times.items()}
