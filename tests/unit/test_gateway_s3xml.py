@@ -203,6 +203,83 @@ def test_times_are_utc_milliseconds_and_naive_ones_refused() -> None:
         listing(objects=[ListedObject("k", 0, "e", datetime(2026, 1, 1))])
 
 
+# --- ListObjects (version 1) ----------------------------------------------------------------
+
+
+def listing_v1(**overrides: Any) -> bytes:
+    arguments: dict[str, Any] = {
+        "bucket": "bkt",
+        "prefix": "",
+        "delimiter": None,
+        "marker": "",
+        "next_marker": None,
+        "max_keys": 1000,
+        "objects": [],
+        "common_prefixes": [],
+        "is_truncated": False,
+        "encoding_type": None,
+    }
+    arguments.update(overrides)
+    return s3xml.list_objects_v1(**arguments)
+
+
+def test_listing_v1_round_trips_awkward_keys_and_markers_through_boto(wire: Wire) -> None:
+    objects = [ListedObject(k, i, f"etag{i}", WHEN) for i, k in enumerate(AWKWARD_KEYS)]
+    wire.answer(200, b"")
+    wire.client.list_objects(Bucket="bkt", Marker="m &<ü>")  # botocore asks for url encoding
+    assert wire.last.query["encoding-type"] == ["url"]
+    assert wire.last.query["marker"] == ["m &<ü>"]
+    wire.answer(200, listing_v1(objects=objects, marker="m &<ü>", encoding_type="url"))
+    got = wire.client.list_objects(Bucket="bkt", Marker="m &<ü>")
+    assert [c["Key"] for c in got["Contents"]] == AWKWARD_KEYS
+    assert got["Contents"][3]["ETag"] == '"etag3"'
+    assert got["Contents"][0]["Owner"] == {"ID": "tiercache"}  # version 1 lists the owner
+    assert (got["Name"], got["Prefix"], got["Marker"], got["MaxKeys"]) == (
+        "bkt",
+        "",
+        "m &<ü>",
+        1000,
+    )
+    assert got["IsTruncated"] is False
+    assert "NextMarker" not in got
+
+
+def test_listing_v1_next_marker_only_with_a_delimiter(wire: Wire) -> None:
+    objects = [ListedObject("a/1", 1, "e", WHEN), ListedObject("a/2", 1, "e", WHEN)]
+    # Without a delimiter S3 sends no NextMarker, even when the origin named one: the client
+    # goes on from the last key (boto3's paginator does).
+    body = listing_v1(objects=objects, is_truncated=True, max_keys=2, next_marker="a/2")
+    assert b"NextMarker" not in body
+    # With one, the origin's; else the last key or common prefix, whichever sorts last.
+    wire.answer(
+        200,
+        listing_v1(
+            objects=objects,
+            common_prefixes=["a/b c/"],
+            delimiter="/",
+            prefix="a/",
+            is_truncated=True,
+            encoding_type="url",
+        ),
+    )
+    got = wire.client.list_objects(Bucket="bkt", Prefix="a/", Delimiter="/")
+    assert got["NextMarker"] == "a/b c/"
+    assert got["CommonPrefixes"] == [{"Prefix": "a/b c/"}]
+    assert got["Delimiter"] == "/"
+    only_keys = listing_v1(objects=objects, delimiter="/", is_truncated=True)
+    assert b"<NextMarker>a/2</NextMarker>" in only_keys
+    named = listing_v1(objects=objects, delimiter="/", is_truncated=True, next_marker="tok")
+    assert b"<NextMarker>tok</NextMarker>" in named
+    complete = listing_v1(objects=objects, delimiter="/", next_marker="tok")
+    assert b"NextMarker" not in complete  # not truncated: nothing to go on from
+
+
+def test_listing_v1_refuses_an_unknown_encoding_type() -> None:
+    with pytest.raises(S3Error) as caught:
+        listing_v1(encoding_type="URL")
+    assert (caught.value.code, caught.value.status) == ("InvalidArgument", 400)
+
+
 # --- Other answers --------------------------------------------------------------------------
 
 

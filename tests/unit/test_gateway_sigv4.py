@@ -33,6 +33,7 @@ from tiercache.gateway.sigv4 import (
     IncomingRequest,
     Verified,
     payload_matches,
+    sign_request,
     signing_key,
     verify,
 )
@@ -304,6 +305,19 @@ def test_x_amz_parameters_of_a_header_signed_request_are_plain_parameters() -> N
         "GET", f"{ENDPOINT}/bucket", params={"X-Amz-Date": "", "X-Amz-Expires": "5"}
     )
     verify(request, CREDENTIALS, now=NOW)
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/"), ("HEAD", "/bkt"), ("GET", "/-/stats")])
+def test_sign_request_signs_what_the_gateway_verifies(method: str, path: str) -> None:
+    """What ``tiercache doctor --gateway`` sends: verified, by the key it was signed with."""
+    headers = sign_request(method, f"{ENDPOINT}{path}", KEY)
+    assert headers["Host"] == "gateway.test:9000"
+    signed_at = datetime.strptime(headers["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    request = IncomingRequest(method, path, "", list(headers.items()))
+    assert verify(request, CREDENTIALS, now=signed_at).access_key_id == KEY.access_key_id
+    wrong = IncomingRequest(method, f"{path}x", "", list(headers.items()))
+    with pytest.raises(AuthError, match="does not match"):
+        verify(wrong, CREDENTIALS, now=signed_at)
 
 
 def test_the_signing_key_is_the_one_botocore_signs_with() -> None:

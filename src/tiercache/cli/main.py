@@ -56,7 +56,13 @@ def _doctor(args: argparse.Namespace) -> int:
     from tiercache.config import Settings
 
     settings, _ = Settings.from_env_with_sources(arguments=_assignments(args.set))
-    report = run_doctor(settings, args.url, storage_options=_storage_options(args.storage_option))
+    report = run_doctor(
+        settings,
+        args.url,
+        storage_options=_storage_options(args.storage_option),
+        gateway=args.gateway,
+        gateway_bucket=args.gateway_bucket,
+    )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -249,6 +255,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="an option of the origin's filesystem (repeatable), e.g. endpoint_url=http://...",
+    )
+    doctor.add_argument(
+        "--gateway",
+        default=None,
+        metavar="URL",
+        help="also check a running gateway, e.g. http://127.0.0.1:9000: GET /-/health within "
+        "2 s, GET /-/stats (its request counts), and one signed S3 request (signed with "
+        "TIERCACHE_GATEWAY_ACCESS_KEY_ID / TIERCACHE_GATEWAY_SECRET_ACCESS_KEY when set)",
+    )
+    doctor.add_argument(
+        "--gateway-bucket",
+        default=None,
+        metavar="BUCKET",
+        help="the signed request is HeadBucket of this bucket (default: ListBuckets)",
     )
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
     doctor.set_defaults(run=_doctor)

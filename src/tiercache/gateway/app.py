@@ -22,13 +22,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote
 
+from tiercache.gateway.calls import Call
 from tiercache.gateway.markers import Markers
 from tiercache.gateway.metrics import LIVE_GATEWAYS, GatewayCounters
 from tiercache.gateway.objects import Answer, Objects
 from tiercache.gateway.requests import Route, route
 from tiercache.gateway.s3errors import S3Error, internal_error
 from tiercache.gateway.sigv4_types import IncomingRequest
-from tiercache.gateway.writes import Call, Writes
+from tiercache.gateway.writes import Writes
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")

@@ -69,7 +69,7 @@ def _bucket_operation(method: str, query: Mapping[str, str]) -> str:
             return "ListMultipartUploads"
         if query.get("list-type") == "2":
             return "ListObjectsV2"
-        if not (set(query) - {"prefix", "delimiter", "marker", "max-keys", "encoding-type"}):
+        if not (set(query) - _LIST_V1 - _PRESIGN):
             return "ListObjects"
         raise S3Error("NotImplemented", 501, f"bucket sub-resource {sorted(query)} not served")
     if method == "POST" and "delete" in query:
@@ -98,6 +98,8 @@ def _object_operation(method: str, query: Mapping[str, str]) -> str:
     return operation
 
 
+#: The query parameters of ListObjects (version 1): any other on a bucket GET is a sub-resource.
+_LIST_V1 = {"prefix", "delimiter", "marker", "max-keys", "encoding-type"}
 _PRESIGN = {
     *QUERY_AUTH_PARAMS,
     "X-Amz-Security-Token",

@@ -54,6 +54,7 @@ __all__ = [
     "initiate_multipart",
     "list_buckets",
     "list_multipart_uploads",
+    "list_objects_v1",
     "list_objects_v2",
     "list_parts",
     "parse_complete_multipart",
@@ -202,18 +203,75 @@ def list_objects_v2(
         _add(root, "NextContinuationToken", next_continuation_token)
     if start_after is not None:
         _add(root, "StartAfter", encode(start_after))
+    _add_entries(root, objects, common_prefixes, encode, owner if fetch_owner else None)
+    return xml_bytes(root)
+
+
+def list_objects_v1(
+    *,
+    bucket: str,
+    prefix: str,
+    delimiter: str | None,
+    marker: str,
+    next_marker: str | None,
+    max_keys: int,
+    objects: Sequence[ListedObject],
+    common_prefixes: Sequence[str],
+    is_truncated: bool,
+    encoding_type: str | None,
+    owner: Owner = DEFAULT_OWNER,
+) -> bytes:
+    """Return a ListObjects (version 1) answer (``ListBucketResult``).
+
+    ``Prefix`` and ``Marker`` are always sent (empty when not given), ``Delimiter`` when given;
+    every ``Contents`` has its ``Owner``, as S3's version 1 listing has. ``NextMarker`` is sent
+    only for a truncated answer to a request with a delimiter, as S3 sends it: ``next_marker``
+    (the origin's), else the last key or common prefix listed, whichever sorts last; without a
+    delimiter clients continue from the last key. With ``encoding_type="url"``, ``Key``,
+    ``Prefix``, ``Delimiter``, ``Marker``, ``NextMarker`` and each common prefix are
+    URL-encoded (what botocore decodes).
+
+    Raises:
+        S3Error: 400 InvalidArgument for an ``encoding_type`` other than ``None`` or ``url``.
+        ValueError: A naive ``last_modified``.
+    """
+    encode = _encoder(encoding_type)
+    root = _document("ListBucketResult")
+    _add(root, "Name", bucket)
+    _add(root, "Prefix", encode(prefix))
+    _add(root, "Marker", encode(marker))
+    last = max([*(o.key for o in objects[-1:]), *common_prefixes[-1:]], default="")
+    if delimiter is not None and is_truncated and (next_marker or last):
+        _add(root, "NextMarker", encode(next_marker or last))
+    _add(root, "MaxKeys", str(max_keys))
+    if delimiter is not None:
+        _add(root, "Delimiter", encode(delimiter))
+    if encoding_type is not None:
+        _add(root, "EncodingType", encoding_type)
+    _add(root, "IsTruncated", _bool(is_truncated))
+    _add_entries(root, objects, common_prefixes, encode, owner)
+    return xml_bytes(root)
+
+
+def _add_entries(
+    root: ET.Element,
+    objects: Sequence[ListedObject],
+    common_prefixes: Sequence[str],
+    encode: Callable[[str], str],
+    owner: Owner | None,
+) -> None:
+    """A listing's ``Contents`` (with ``Owner`` when given) and ``CommonPrefixes``."""
     for listed in objects:
         contents = ET.SubElement(root, "Contents")
         _add(contents, "Key", encode(listed.key))
         _add(contents, "LastModified", _timestamp(listed.last_modified))
         _add(contents, "ETag", quote_etag(listed.etag))
         _add(contents, "Size", str(listed.size))
-        if fetch_owner:
+        if owner is not None:
             _add_owner(contents, "Owner", owner)
         _add(contents, "StorageClass", listed.storage_class)
     for common in common_prefixes:
         _add(ET.SubElement(root, "CommonPrefixes"), "Prefix", encode(common))
-    return xml_bytes(root)
 
 
 def list_buckets(buckets: Sequence[tuple[str, datetime]], *, owner: Owner = DEFAULT_OWNER) -> bytes:

@@ -14,7 +14,8 @@ Two forms are accepted, both with the ``AWS4-HMAC-SHA256`` algorithm, any region
 The canonical request, string to sign and signature are botocore's own (``S3SigV4Auth``), the
 code every boto3 client signs with, so the two cannot drift apart. Only the choice of headers
 (exactly the client's ``SignedHeaders``) and of the timestamp (the request's, not the clock's)
-is ours. This module is the gateway's only importer of botocore.
+is ours. This module is the gateway's only importer of botocore; it also signs the requests
+``tiercache doctor --gateway`` sends (:func:`sign_request`), as boto3 would.
 
 Every refusal is an :class:`AuthError` carrying the S3 error code and HTTP status the app sends
 back; a malformed request never raises anything else.
@@ -73,6 +74,7 @@ __all__ = [
     "IncomingRequest",
     "Verified",
     "payload_matches",
+    "sign_request",
     "signing_key",
     "verify",
 ]
@@ -160,6 +162,22 @@ def payload_matches(verified: Verified, body: bytes) -> bool:
             f"payload {verified.payload} is aws-chunked: decode the body with ChunkedDecoder"
         )
     return hmac.compare_digest(hashlib.sha256(body).hexdigest(), verified.payload.lower())
+
+
+def sign_request(
+    method: str, url: str, credentials: Credentials, *, region: str = "us-east-1"
+) -> dict[str, str]:
+    """The headers of a body-less S3 request to ``url`` signed with SigV4, as boto3 signs it.
+
+    ``Host`` is among them (signed, as botocore takes it from the URL): send exactly these.
+    """
+    host = urlsplit(url).netloc
+    request = AWSRequest(method=method, url=url, headers={"Host": host}, data=b"")
+    signer = S3SigV4Auth(
+        _BotocoreCredentials(credentials.access_key_id, credentials.secret_access_key), "s3", region
+    )
+    signer.add_auth(request)
+    return {str(name): str(value) for name, value in request.headers.items()}
 
 
 def signing_key(secret_access_key: str, date: str, region: str, service: str = "s3") -> bytes:

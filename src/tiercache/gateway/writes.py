@@ -1,4 +1,5 @@
-"""The S3 operations the gateway passes through to the origin: listings, bucket calls, writes.
+"""The S3 operations the gateway passes through to the origin: bucket calls, writes, and the
+listings (:mod:`tiercache.gateway.listings`).
 
 A write succeeds only when the origin acknowledged it, and what the tiers hold for the key is
 invalidated before the success is returned, so a client reads its own writes through the
@@ -10,16 +11,14 @@ and their chunk signatures checked when the client signed them, before anything 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from tiercache.gateway.auth import decode_body
+from tiercache.gateway.calls import XML, Call, Reply, utc
 from tiercache.gateway.httpsemantics import quote_etag
-from tiercache.gateway.requests import Route
+from tiercache.gateway.listings import Listings
 from tiercache.gateway.s3requests import ObjectIdentifier
 from tiercache.gateway.s3xml import (
-    ListedObject,
     S3Error,
     bucket_location,
     complete_multipart_result,
@@ -28,7 +27,6 @@ from tiercache.gateway.s3xml import (
     delete_result,
     initiate_multipart,
     list_buckets,
-    list_objects_v2,
     parse_complete_multipart,
     parse_delete,
 )
@@ -37,27 +35,6 @@ from tiercache.gateway.upstream import Upstream
 if TYPE_CHECKING:
     from tiercache.gateway.deltalog import KeptLogListings
 
-XML = ("content-type", "application/xml")
-
-
-@dataclass(frozen=True)
-class Call:
-    """One request to pass on: its route, query (decoded), headers (lower-case), body."""
-
-    route: Route
-    query: Mapping[str, str]
-    headers: Mapping[str, str]
-    body: bytes
-
-
-@dataclass
-class Reply:
-    """A whole response: status, headers, body."""
-
-    status: int
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    body: bytes = b""
-
 
 class Writes:
     """Everything the gateway does not read through the chain.
@@ -65,6 +42,7 @@ class Writes:
     Args:
         upstream: The origin's client.
         invalidate: Forgets what the tiers hold for an origin path (``bucket/key``).
+        kept_logs: Answers listings of Delta logs under ``TIERCACHE_DELTA_LOG_TTL``.
     """
 
     def __init__(
@@ -75,12 +53,11 @@ class Writes:
     ) -> None:
         self.upstream = upstream
         self.invalidate = invalidate
-        self.kept_logs = kept_logs
         self._handlers: dict[str, Callable[[Call], Reply]] = {
             "ListBuckets": self._list_buckets,
             "HeadBucket": self._head_bucket,
             "GetBucketLocation": self._location,
-            "ListObjectsV2": self._list_v2,
+            **Listings(upstream, kept_logs).handlers(),
             "PutObject": self._put,
             "DeleteObject": self._delete,
             "DeleteObjects": self._delete_many,
@@ -106,7 +83,7 @@ class Writes:
 
     def _list_buckets(self, call: Call) -> Reply:
         answer = self.upstream.call("list_buckets")
-        buckets = [(b["Name"], _utc(b.get("CreationDate"))) for b in answer.get("Buckets", [])]
+        buckets = [(b["Name"], utc(b.get("CreationDate"))) for b in answer.get("Buckets", [])]
         return Reply(200, [XML], list_buckets(buckets))
 
     def _head_bucket(self, call: Call) -> Reply:
@@ -120,51 +97,6 @@ class Writes:
         route = call.route
         answer = self.upstream.call("get_bucket_location", Bucket=route.bucket)
         return Reply(200, [XML], bucket_location(answer.get("LocationConstraint") or "us-east-1"))
-
-    def _list_v2(self, call: Call) -> Reply:
-        route = call.route
-        q = call.query
-        params = _list_params(route.bucket, q)
-        max_keys = int(params.get("MaxKeys", 1000))
-        kept = self.kept_logs.page(route.bucket, q, max_keys) if self.kept_logs else None
-        if kept is not None:
-            answer: Mapping[str, Any] = {
-                "IsTruncated": kept.is_truncated,
-                "NextContinuationToken": kept.next_token,
-            }
-        else:
-            answer = self.upstream.call("list_objects_v2", **params)
-        objects = (
-            kept.objects
-            if kept is not None
-            else [
-                ListedObject(
-                    key=item["Key"],
-                    size=int(item.get("Size", 0)),
-                    etag=quote_etag(str(item.get("ETag", ""))),
-                    last_modified=_utc(item.get("LastModified")),
-                    storage_class=str(item.get("StorageClass") or "STANDARD"),
-                )
-                for item in answer.get("Contents", [])
-            ]
-        )
-        return Reply(
-            200,
-            [XML],
-            list_objects_v2(
-                bucket=route.bucket,
-                prefix=q.get("prefix", ""),
-                delimiter=q.get("delimiter") or None,
-                max_keys=max_keys,
-                objects=objects,
-                common_prefixes=[p["Prefix"] for p in answer.get("CommonPrefixes", [])],
-                is_truncated=bool(answer.get("IsTruncated")),
-                continuation_token=q.get("continuation-token"),
-                next_continuation_token=answer.get("NextContinuationToken"),
-                start_after=q.get("start-after"),
-                encoding_type=q.get("encoding-type"),
-            ),
-        )
 
     # -- objects -------------------------------------------------------------------------------
 
@@ -187,7 +119,7 @@ class Writes:
                 200,
                 [XML],
                 copy_object_result(
-                    quote_etag(str(result.get("ETag", ""))), _utc(result.get("LastModified"))
+                    quote_etag(str(result.get("ETag", ""))), utc(result.get("LastModified"))
                 ),
             )
         answer = self.upstream.call(
@@ -256,7 +188,7 @@ class Writes:
                 200,
                 [XML],
                 copy_part_result(
-                    quote_etag(str(result.get("ETag", ""))), _utc(result.get("LastModified"))
+                    quote_etag(str(result.get("ETag", ""))), utc(result.get("LastModified"))
                 ),
             )
         answer = self.upstream.call("upload_part", Body=body, **common)
@@ -293,27 +225,6 @@ class Writes:
             "abort_multipart_upload", Bucket=route.bucket, Key=route.key, UploadId=query["uploadId"]
         )
         return Reply(204)
-
-
-def _list_params(bucket: str, query: Mapping[str, str]) -> dict[str, Any]:
-    params: dict[str, Any] = {"Bucket": bucket}
-    names = {
-        "prefix": "Prefix",
-        "delimiter": "Delimiter",
-        "continuation-token": "ContinuationToken",
-        "start-after": "StartAfter",
-    }
-    for name, param in names.items():
-        if query.get(name):
-            params[param] = query[name]
-    if "max-keys" in query:
-        try:
-            params["MaxKeys"] = max(0, min(1000, int(query["max-keys"])))
-        except ValueError as exc:
-            raise S3Error("InvalidArgument", 400, "max-keys must be an integer") from exc
-    if query.get("fetch-owner") == "true":
-        params["FetchOwner"] = True
-    return params
 
 
 def _conditions(headers: Mapping[str, str]) -> dict[str, str]:
@@ -371,9 +282,3 @@ def _part_number(value: str | None) -> int:
     if value is None or not value.isdigit() or not 1 <= int(value) <= 10_000:
         raise S3Error("InvalidArgument", 400, f"partNumber {value!r} is not 1..10000")
     return int(value)
-
-
-def _utc(value: object) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return datetime(1970, 1, 1, tzinfo=UTC)

@@ -17,14 +17,16 @@ Every step of a tier outside the process runs on a worker thread under the tier'
 A step that ends after the budget fails as *slow* (reads would count it a timeout); a step that
 has not ended ``HANG_GRACE_S`` after the budget is abandoned and fails as *hung*: the doctor never
 hangs on a frozen server or disk. Starting a tier has ``START_GRACE_S`` on top of its budget.
-Optionally the origin is checked too: ``info()`` of a URL, within ``TIERCACHE_ORIGIN_TIMEOUT``.
+Optionally the origin is checked too: ``info()`` of a URL, within ``TIERCACHE_ORIGIN_TIMEOUT``;
+and a running gateway (``--gateway URL``): its health, its counters and one signed S3 request.
 
 Nothing here prints a secret: the Redis URL is redacted, and the URL's password and the HMAC
 key are masked in every reason.
 
 The report and how it is shown (without secrets) are in :mod:`~tiercache.cli.doctor.report`, the
 probe of one tier in :mod:`~tiercache.cli.doctor.probe`, starting the configured tiers and
-checking the origin in :mod:`~tiercache.cli.doctor.run`.
+checking the origin in :mod:`~tiercache.cli.doctor.run`, checking a gateway in
+:mod:`~tiercache.cli.doctor.gateway`.
 """
 
 from tiercache.cli.doctor.probe import DEFAULT_TIMEOUT_S, HANG_GRACE_S, PROBE_BYTES, STEPS

@@ -15,7 +15,8 @@ class TierCheck:
     """The verdict on one tier (or on the origin).
 
     Attributes:
-        name: ``memory``, ``disk``, ``redis``, another tier's name, or ``origin``.
+        name: ``memory``, ``disk``, ``redis``, another tier's name, ``origin``, or a check of
+            a running gateway (``gateway-health``, ``gateway-stats``, ``gateway-s3``).
         ok: Whether it is usable: ready, and every step passed in time.
         where: What was checked (directory, redacted URL), for the reader.
         ready: Whether the tier was ready after start (``None``: no such notion).
@@ -24,7 +25,8 @@ class TierCheck:
         latency_ms: Milliseconds per step that ran (``start``, then the probe steps, or
             ``info`` for the origin).
         reason: Why it is not usable (``None`` when ``ok``).
-        detail: Extra facts (the origin's size).
+        detail: Extra facts (the origin's size; a gateway's counts, with a ``summary`` shown
+            after what was checked).
         warnings: What works but is unsafe (a Redis tier without an HMAC key).
     """
 
@@ -91,6 +93,8 @@ def format_report(report: DoctorReport) -> str:
         note = check.reason or check.where
         if check.ok and isinstance(check.detail.get("size"), int):
             note += f" ({check.detail['size']:,} bytes)"
+        if check.ok and isinstance(check.detail.get("summary"), str):
+            note += f" ({check.detail['summary']})"
         rows.append((check.name, "OK" if check.ok else "FAIL", steps, note))
     widths = [max((len(row[i]) for row in rows), default=0) for i in range(3)]
     lines = [

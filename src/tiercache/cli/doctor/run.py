@@ -1,4 +1,5 @@
-"""Running the doctor: start each configured tier on its own and probe it; check the origin."""
+"""Running the doctor: start each configured tier on its own and probe it; check the origin and
+a running gateway."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from tiercache.build import default_tiers
+from tiercache.cli.doctor.gateway import check_arguments, check_gateway
 from tiercache.cli.doctor.probe import DEFAULT_TIMEOUT_S, check_tier, location, new_worker
 from tiercache.cli.doctor.report import DoctorReport, TierCheck, describe, mask, secrets_of, show_ms
 from tiercache.config import UNAUTHENTICATED_REDIS, Settings, redact_url
@@ -25,8 +27,10 @@ def run_doctor(
     *,
     storage_options: Mapping[str, Any] | None = None,
     tiers: Sequence[Tier] | None = None,
+    gateway: str | None = None,
+    gateway_bucket: str | None = None,
 ) -> DoctorReport:
-    """Check every configured tier, and the origin of ``url`` if given.
+    """Check every configured tier, the origin of ``url`` and the gateway at ``gateway`` if given.
 
     Args:
         settings: The settings to check (their tiers, budgets and secrets).
@@ -35,14 +39,23 @@ def run_doctor(
         storage_options: Options of the origin's filesystem (``endpoint_url=...``).
         tiers: Tiers to check instead of those the settings configure (closed afterwards), for
             a chain of custom tiers; built by the caller, so their start is not timed.
+        gateway: A running gateway's ``http://HOST:PORT``: its health, its counters and one
+            signed S3 request (:mod:`tiercache.cli.doctor.gateway`).
+        gateway_bucket: A bucket the gateway's S3 check asks HeadBucket of (default: the
+            check is ListBuckets).
 
     Returns:
-        The report; it never raises for an unusable tier or origin.
+        The report; it never raises for an unusable tier, origin or gateway.
 
     Raises:
         ConfigError: ``url`` names an unknown protocol, or its filesystem cannot be built
-            from ``storage_options``.
+            from ``storage_options``; ``gateway`` is not ``http(s)://HOST:PORT``,
+            ``gateway_bucket`` is given without it or is not a bucket name.
     """
+    if gateway_bucket is not None and gateway is None:
+        raise ConfigError("--gateway-bucket needs --gateway (the gateway to ask)")
+    if gateway is not None:  # what cannot work is refused before anything is checked
+        check_arguments(gateway, settings, gateway_bucket)
     started = time.monotonic()
     secrets = secrets_of(settings)
     checks: list[TierCheck] = []
@@ -53,6 +66,8 @@ def run_doctor(
             checks.append(check_tier(tier, settings, secrets, start_ms=None))
     if url is not None:
         checks.append(_check_origin(url, settings, storage_options or {}, secrets))
+    if gateway is not None:
+        checks.extend(check_gateway(gateway, settings, bucket=gateway_bucket))
     return DoctorReport(checks, time.monotonic() - started)
 
 
