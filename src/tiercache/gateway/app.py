@@ -186,8 +186,12 @@ class GatewayApp:
             marker = self.markers.head if head else self.markers.get
             answer = await self._run(marker, bucket, key, request.headers)
         else:
-            fn = self.objects.head if head else self.objects.get
-            answer = await self._run(fn, path, request.headers)
+            ready = self.objects.resident(path, request.headers, request.method)
+            if ready is not None:  # all in RAM: answered here, no trip to a worker thread
+                answer = ready
+            else:
+                fn = self.objects.head if head else self.objects.get
+                answer = await self._run(fn, path, request.headers)
         headers = [*answer.headers, ("x-amz-request-id", request.request_id)]
         await send(
             {"type": "http.response.start", "status": answer.status, "headers": _raw(headers)}

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tiercache.chain import TierChain
+from tiercache.chain.resident import resident_range
 from tiercache.errors import ObjectChangedError, OriginError
 from tiercache.gateway.httpsemantics import (
     ByteRange,
@@ -68,6 +69,33 @@ class Objects:
         self.log_ttl_s = log_ttl_s
         # path -> (its info, or None: missing; when learnt, monotonic)
         self._pointers: dict[str, tuple[ObjectInfo | None, float]] = {}
+
+    def resident(self, path: str, headers: Mapping[str, str], method: str) -> Answer | None:
+        """Answer a HEAD or a GET at once, when the object's info is known and every byte asked
+        is in RAM; None when anything would have to wait (the caller then takes :meth:`head`
+        / :meth:`get` to a worker thread). Never blocks: for the event loop.
+
+        Raises:
+            S3Error: A condition failed (412) or the range is unsatisfiable (416).
+        """
+        pointer = path.endswith(_LAST_CHECKPOINT)  # its rules are _known's
+        info = None if pointer else self.chain.info_table.peek(path)
+        if info is None:
+            return None
+        answer = self._conditions(info, headers, method)
+        if answer is not None:
+            return answer
+        byte_range = parse_range(headers.get("range"), info.size)
+        status, length = self._extent(info, byte_range)
+        if method == "HEAD":
+            return Answer(status, self._headers(info, byte_range, length))
+        lo, hi = (0, info.size) if byte_range is None else (byte_range.start, byte_range.end)
+        if hi - lo > self.window:
+            return None
+        body = resident_range(self.chain, info, lo, hi) if lo < hi else b""
+        if body is None:
+            return None
+        return Answer(status, self._headers(info, byte_range, length), body)
 
     def head(self, path: str, headers: Mapping[str, str]) -> Answer:
         """Answer a HeadObject: the object's headers, 304 / 412 on conditions, no body."""

@@ -1,0 +1,53 @@
+"""Reads answered from RAM alone, never waiting: for callers on an event loop (the gateway).
+
+:func:`resident_range` returns the bytes of a range when every block of it is in the chain's
+front (in-process) tier, and None otherwise, without asking any other tier, the origin, or
+anything that blocks. Found blocks are counted as the chain's hot path counts them (one tally
+per block, ``fast_meta`` / ``fast_data``, and the shadow cache's sample); a range not wholly
+resident counts nothing here: the caller reads it the usual way, which counts it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tiercache.protocol import BlockKey, ObjectInfo
+from tiercache.shadow import MASK as SHADOW_MASK
+
+if TYPE_CHECKING:
+    from .core import TierChain
+
+_new_key = tuple.__new__
+
+
+def resident_range(chain: TierChain, info: ObjectInfo, start: int, end: int) -> bytes | None:
+    """``[start, end)`` of the object ``info`` describes, from RAM only, or None.
+
+    ``0 <= start < end <= info.size`` is the caller's to check.
+    """
+    front = chain.front
+    if front is None:
+        return None
+    bs = chain.block_size
+    first, last = start // bs, (end - 1) // bs
+    found = []
+    for index in range(first, last + 1):
+        key = _new_key(BlockKey, (chain.target, info.path, info.version, bs, index))
+        block = front.tier.get(key)
+        if block is None:
+            return None
+        found.append((key, index, block))
+    shadow = chain.shadow
+    for key, index, block in found:
+        if shadow is not None and (hash(key) & SHADOW_MASK) < shadow.threshold:
+            shadow.access(hash(key), len(block))
+        if (index + 1) * bs > info.metadata_from:
+            chain.fast_meta.add(len(block))
+        else:
+            chain.fast_data.add(len(block))
+    if len(found) == 1:
+        offset = first * bs
+        return found[0][2][start - offset : end - offset]
+    joined = b"".join(block for _, _, block in found)
+    offset = first * bs
+    return joined[start - offset : end - offset]
