@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 import time
 import urllib.request
@@ -368,3 +369,31 @@ def test_a_query_through_a_killed_sidecar(
     began = time.monotonic()
     assert _right(engine, query(), expected)
     print(f"  the same query on the restarted sidecar: {time.monotonic() - began:.2f} s")
+
+
+def test_the_retry_settings_each_engine_takes() -> None:
+    """deltalake takes object_store's retry settings as lower-case storage options
+    (``max_retries``, ``retry_timeout``, ``backoff_config.*``); ``AWS_MAX_RETRIES`` is no key
+    and is ignored without an error. DataFusion's ``AmazonS3`` takes none."""
+    with socket.socket() as refusing:  # bound, never listening: every connection is refused
+        refusing.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{refusing.getsockname()[1]}"
+
+        def retries(options: dict[str, str]) -> int:
+            quick = {"backoff_config.init_backoff": "1ms", "backoff_config.max_backoff": "1ms"}
+            storage = {"AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true", "AWS_REGION": "x"}
+            storage |= {"AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET}
+            with pytest.raises(OSError, match="Generic S3 error") as error:
+                DeltaTable("s3://nowhere/events", storage_options=storage | quick | options)
+            found = re.search(r"after (\d+) retries", _message(error.value))
+            assert found is not None, _message(error.value)
+            return int(found.group(1))
+
+        assert retries({}) == 10
+        assert retries({"max_retries": "3"}) == 3
+        assert retries({"AWS_MAX_RETRIES": "3"}) == 10
+        assert retries({"MAX_RETRIES": "3"}) == 10
+    signature = AmazonS3.__text_signature__
+    assert "bucket_name" in signature
+    assert "retr" not in signature
+    assert "timeout" not in signature
