@@ -53,8 +53,12 @@ class Sidecar:
         *args: str,
         listen: str = "127.0.0.1:0",
         environment: dict[str, str] | None = None,
+        origin_url: str | None = None,
     ) -> None:
-        options = s3_server.storage_options()
+        """``origin_url``: where the sidecar reaches the S3 server (default: the server itself;
+        a fault proxy's URL puts the proxy between them)."""
+        self.origin_url = origin_url
+        options = s3_server.storage_options(origin_url)
         command = [
             str(TIERCACHE),
             "serve",
