@@ -7,11 +7,15 @@ one DataFusion's own Parquet reader on exactly the snapshot's files except the f
 
 - **local**: the snapshot's files copied to a local directory (the floor; page cache warm);
 - **direct**: DataFusion's ``AmazonS3`` on the emulated store (20 ms to first byte, 100 MB/s
-  per stream): what a user runs without tiercache; it keeps nothing, so every query pays again;
+  per stream): what a user runs without tiercache, one session for every query. DataFusion 55
+  keeps the Parquet footers it read in the session (its file-metadata cache), so a repeated
+  query pays again for the HEADs and the data only; **direct, new session**: the same with a new
+  ``SessionContext`` per query (an engine or a service that keeps nothing between queries): every
+  footer read again. The cold target compares with this one: both start with nothing;
 - **gateway warm**: ``register_delta`` (the native route) once, the query run once to warm the
   gateway's RAM tier, then timed;
-- **gateway cold**: a fresh gateway (every tier empty: RAM only) per round; the registration
-  (the log read through it) untimed, the first query timed;
+- **gateway cold**: a fresh gateway (every tier empty: RAM only) and a new session per query;
+  the registration (the log read through it) untimed, the query timed;
 - **fsspec route warm**: ``register_delta(route="dataset")`` (a pyarrow dataset over the
   ``TieredFileSystem``), the RAM tier warm: what tiercache offered before the gateway.
 """
@@ -45,7 +49,14 @@ QUERIES = {
     "selective": "SELECT id, kind, amount FROM t WHERE id BETWEEN {lo} AND {hi} ORDER BY id",
 }
 KINDS = ("click", "view", "buy", "leave", "share")
-WAYS = ("local", "direct", "gateway warm", "gateway cold", "fsspec route warm")
+WAYS = (
+    "local",
+    "direct",
+    "direct, new session",
+    "gateway warm",
+    "gateway cold",
+    "fsspec route warm",
+)
 
 
 @dataclass(frozen=True)
@@ -123,6 +134,19 @@ def _pod(ctx: Context, **overrides: Any) -> TieredFileSystem:
     )
 
 
+def _cold(ctx: Context, uri: str, text: str, fresh: int) -> tuple[float, list[dict[str, Any]]]:
+    """``text`` through a gateway with empty tiers (started for a settings value no other used;
+    the registration, which reads the log through it, untimed), then stopped."""
+    pod = _pod(ctx, memory_bytes=ctx.settings.memory_bytes + fresh)
+    session = SessionContext()
+    register_delta(session, "t", uri, filesystem=pod)
+    try:
+        return _run(session, text)
+    finally:
+        shared(pod).close()  # its memory goes with it
+        pod.close()
+
+
 def measure(ctx: Context, shape: Shape) -> dict[str, dict[str, list[float]]]:
     """Seconds per query, by query and way, over ``shape.rounds`` rounds; every answer checked
     against the local one."""
@@ -145,21 +169,17 @@ def measure(ctx: Context, shape: Shape) -> dict[str, dict[str, list[float]]]:
             assert _run(session, text)[1] == expected[name], (name, way)
     try:
         for n in range(shape.rounds):
-            # A fresh gateway with empty tiers: a settings value no earlier round used.
-            cold_pod = _pod(ctx, memory_bytes=ctx.settings.memory_bytes + (n + 1) * 4096)
-            cold = SessionContext()
-            register_delta(cold, "t", uri, filesystem=cold_pod)
             order = list(queries.items())
             random.Random(n).shuffle(order)
-            for name, text in order:
-                seconds, rows = _run(cold, text)
+            for i, (name, text) in enumerate(order):
+                seconds, rows = _cold(ctx, uri, text, fresh=(n * len(order) + i + 1) * 4096)
                 assert rows == expected[name], (name, "gateway cold")
                 times[name]["gateway cold"].append(seconds)
                 for way, session in sessions.items():
                     seconds, rows = _run(session, text)
                     times[name][way].append(seconds)
-            shared(cold_pod).close()  # its memory goes with it
-            cold_pod.close()
+                fresh = _direct_session(ctx, uri, direct_options)
+                times[name]["direct, new session"].append(_run(fresh, text)[0])
     finally:
         close_shared()
         warm_pod.close()

@@ -195,11 +195,12 @@ def _sql_report(m: dict[str, dict[str, float]]) -> tuple[str, list[Target]]:
     lines += [f"| {q} | " + " | ".join(fmt_s(m[q][w]) for w in ways) + " |" for q in m]
     targets: list[Target] = []
     for q, t in m.items():
-        warm, local, direct, cold = (
+        warm, local, direct, cold, fresh = (
             t["gateway warm"],
             t["local"],
             t["direct"],
             t["gateway cold"],
+            t["direct, new session"],
         )
         targets += [
             target(
@@ -215,7 +216,8 @@ def _sql_report(m: dict[str, dict[str, float]]) -> tuple[str, list[Target]]:
                 key=f"gateway-sql-speedup-{q}",
                 scenario="gateway",
                 text=f"DataFusion native through the gateway, warm, {q} ≥ 10x faster than "
-                "reading the store directly (ratio: 10x to the speed-up)",
+                "reading the store directly (the same session: its footers cached by DataFusion; "
+                "ratio: 10x to the speed-up)",
                 measured=f"{fmt_s(warm)} vs {fmt_s(direct)} ({direct / warm:.1f}x)",
                 ratio=10 * warm / direct,
                 met=direct >= 10 * warm,
@@ -225,11 +227,11 @@ def _sql_report(m: dict[str, dict[str, float]]) -> tuple[str, list[Target]]:
                 key=f"gateway-sql-cold-{q}",
                 scenario="gateway",
                 text=f"DataFusion native through a fresh gateway, cold, {q} ≤ 1.1x reading the "
-                "store directly",
-                measured=f"{fmt_s(cold)} vs {fmt_s(direct)}",
-                ratio=cold / direct,
-                met=cold <= 1.1 * direct,
-                reference="direct",
+                "store directly (both in a new session)",
+                measured=f"{fmt_s(cold)} vs {fmt_s(fresh)}",
+                ratio=cold / fresh,
+                met=cold <= 1.1 * fresh,
+                reference="direct, new session",
             ),
             target(
                 key=f"gateway-sql-fsspec-{q}",

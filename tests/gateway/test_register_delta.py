@@ -103,7 +103,11 @@ def test_the_same_rows_as_deltalake_and_the_second_query_reaches_the_store_not_a
     assert registered.version == snapshot.version()
     # Exactly the snapshot's files: the file the delete replaced is in the folder, not here.
     assert sorted(unquote(url) for url in registered.files) == sorted(snapshot.file_uris())
+    table.proxy.reset_counters()
     first = [ctx.sql(sql).to_pylist() for sql in QUERIES]
+    # The files' info came from the log (seeded into the gateway): no HEAD reached the store.
+    assert table.proxy.requests("HEAD") == 0
+    assert table.proxy.requests("GET") > 0
     assert first == [table.direct(sql) for sql in QUERIES]
     assert all(first)  # every query selects something
     table.proxy.reset_counters()

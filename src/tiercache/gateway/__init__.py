@@ -6,6 +6,6 @@ origin). :func:`start` runs one owned by the calling process (docs/gateway.md);
 ``tiercache serve`` runs one as a sidecar.
 """
 
-from tiercache.gateway.embedded import Gateway, start
+from tiercache.gateway.embedded import Gateway, GatewayError, start
 
-__all__ = ["Gateway", "start"]
+__all__ = ["Gateway", "GatewayError", "start"]

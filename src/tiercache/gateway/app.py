@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote
 
+from tiercache.gateway.auth import decode_body
 from tiercache.gateway.calls import Call
 from tiercache.gateway.markers import Markers
 from tiercache.gateway.metrics import LIVE_GATEWAYS, GatewayCounters
@@ -33,6 +34,8 @@ from tiercache.gateway.writes import Writes
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
+#: The largest seed request body taken (``POST /-/seed``: about 200 bytes an object).
+MAX_SEED_BYTES = 64 << 20
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -169,6 +172,10 @@ class GatewayApp:
             return await _respond(send, 200, [("content-type", "application/json")], body)
         if route_.operation in ("GetObject", "HeadObject"):
             return await self._read(request, send)
+        if route_.operation == "Seed":
+            body = decode_body(request.headers, await request.body(MAX_SEED_BYTES), verified)
+            body = json.dumps(await self._run(self.objects.seed, body)).encode()
+            return await _respond(send, 200, [("content-type", "application/json")], body)
         body = b""
         if request.method in ("PUT", "POST"):
             body = await request.body(self.max_body_bytes)

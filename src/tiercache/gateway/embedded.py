@@ -16,12 +16,14 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
 
 from tiercache.config import Settings
 from tiercache.errors import ConfigError
 from tiercache.fs import TieredFileSystem
+from tiercache.gateway.seeds import seed_document
 
 #: Seconds the child gets to start serving.
 START_TIMEOUT_S = 60.0
@@ -29,6 +31,15 @@ START_TIMEOUT_S = 60.0
 ANONYMOUS = ("tiercache", "tiercache-anonymous")
 # Addresses a server listens on but a client cannot connect to by name everywhere.
 _WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1"}
+
+
+class GatewayError(OSError):
+    """The gateway answered a request of its handle with an error status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        #: The HTTP status.
+        self.status = status
 
 
 class Gateway:
@@ -88,11 +99,40 @@ class Gateway:
     def stats(self) -> dict[str, Any]:
         """The gateway process's stats: its chain's (``"chain"``) and its requests
         (``"gateway"``), from ``GET /-/stats``."""
+        document: dict[str, Any] = json.loads(self._call("GET", "/-/stats"))
+        return document
+
+    def seed(self, objects: Iterable[tuple[str, int, str, float]]) -> dict[str, int]:
+        """Tell the gateway what objects are without it asking the store: ``(path, size,
+        version, mtime)`` each, ``path`` as ``bucket/key`` (:mod:`tiercache.gateway.seeds`;
+        only immutable paths are taken). Returns ``{"seeded": n, "skipped": m}``."""
+        answer: dict[str, int] = json.loads(self._call("POST", "/-/seed", seed_document(objects)))
+        return answer
+
+    def _call(self, method: str, path: str, body: bytes = b"") -> bytes:
+        """One request to the gateway, signed with the clients' credentials.
+
+        Raises:
+            GatewayError: The gateway answered with an error status (its S3 error document
+                is in the message).
+            OSError: The gateway could not be reached.
+        """
+        import urllib.error
         import urllib.request
 
-        with urllib.request.urlopen(f"{self.endpoint_url}/-/stats", timeout=30) as answer:
-            document: dict[str, Any] = json.load(answer)
-        return document
+        from tiercache.gateway.sigv4 import Credentials, sign_request
+
+        url = f"{self.endpoint_url}{path}"
+        headers = sign_request(method, url, Credentials(*self._keys), body=body)
+        request = urllib.request.Request(url, data=body or None, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=60) as answer:
+                data: bytes = answer.read()
+        except urllib.error.HTTPError as exc:
+            with exc:
+                detail = exc.read(2000).decode(errors="replace")
+            raise GatewayError(exc.code, f"{method} {path}: HTTP {exc.code}: {detail}") from None
+        return data
 
     @property
     def alive(self) -> bool:

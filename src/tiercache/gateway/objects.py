@@ -36,6 +36,7 @@ from tiercache.gateway.httpsemantics import (
     quote_etag,
 )
 from tiercache.gateway.s3errors import S3Error, no_such_key
+from tiercache.gateway.seeds import parse_seeds
 from tiercache.protocol import ObjectInfo
 
 _LAST_CHECKPOINT = "_delta_log/_last_checkpoint"
@@ -96,6 +97,18 @@ class Objects:
         if body is None:
             return None
         return Answer(status, self._headers(info, byte_range, length), body)
+
+    def seed(self, body: bytes) -> dict[str, int]:
+        """Take the object info of a seed request (:mod:`tiercache.gateway.seeds`); return how
+        many objects were seeded and how many skipped (mutable paths).
+
+        Raises:
+            S3Error: A malformed seed document (400).
+        """
+        infos, skipped = parse_seeds(body)
+        for info in infos:
+            self.chain.seed_info(info)
+        return {"seeded": len(infos), "skipped": skipped}
 
     def head(self, path: str, headers: Mapping[str, str]) -> Answer:
         """Answer a HeadObject: the object's headers, 304 / 412 on conditions, no body."""

@@ -43,6 +43,8 @@ def route(method: str, path: str, query: Mapping[str, str]) -> Route:
         return Route("Health")
     if path == "/-/stats" and method == "GET":
         return Route("Stats")
+    if path == "/-/seed" and method == "POST":
+        return Route("Seed")
     if not path.startswith("/"):
         raise S3Error("InvalidURI", 400, f"the path {path!r} does not start with /")
     bucket, _, key = path[1:].partition("/")

@@ -165,14 +165,20 @@ def payload_matches(verified: Verified, body: bytes) -> bool:
 
 
 def sign_request(
-    method: str, url: str, credentials: Credentials, *, region: str = "us-east-1"
+    method: str,
+    url: str,
+    credentials: Credentials,
+    *,
+    region: str = "us-east-1",
+    body: bytes = b"",
 ) -> dict[str, str]:
-    """The headers of a body-less S3 request to ``url`` signed with SigV4, as boto3 signs it.
+    """The headers of an S3 request to ``url`` with ``body`` signed with SigV4, as boto3 signs
+    it (the body's SHA-256 in ``x-amz-content-sha256``).
 
     ``Host`` is among them (signed, as botocore takes it from the URL): send exactly these.
     """
     host = urlsplit(url).netloc
-    request = AWSRequest(method=method, url=url, headers={"Host": host}, data=b"")
+    request = AWSRequest(method=method, url=url, headers={"Host": host}, data=body)
     signer = S3SigV4Auth(
         _BotocoreCredentials(credentials.access_key_id, credentials.secret_access_key), "s3", region
     )

@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from fsspec import AbstractFileSystem
 
 from tiercache.errors import ConfigError
-from tiercache.integrations.delta import dataset_of, default_filesystem, open_table
+from tiercache.integrations.delta import (
+    data_file_seeds,
+    dataset_of,
+    default_filesystem,
+    open_table,
+)
 from tiercache.integrations.native import (
     gateway_store,
     native_obstacle,
@@ -129,8 +134,12 @@ def _register_native(
     obstacle = native_obstacle(table)
     if obstacle is not None:
         return None, obstacle
+    bucket, root = split_location(table_uri)
+    try:  # the HEAD of each file then costs no request to the store
+        gateway.seed(data_file_seeds(table, f"{bucket}/{root}" if root else bucket))
+    except (OSError, ValueError) as exc:
+        logger.warning("the gateway at %s took no seeds: %s", gateway.endpoint_url, exc)
     try:
-        bucket, root = split_location(table_uri)
         store = gateway_store(gateway, bucket)
         files = register_files(ctx, name, table, store, (bucket, root))
     except ValueError as exc:

@@ -290,30 +290,41 @@ def gateway_options(gateway: Gateway, storage_options: Mapping[str, str]) -> dic
 def seed_data_files(
     fs: AbstractFileSystem, table: Any, root: str, files: set[str] | None = None
 ) -> int:
-    """Seed ``fs``'s object info with the size of every data file in ``table``'s snapshot.
-
-    The version keying their blocks is ``delta:<modificationTime>:<size>`` from the add action
-    (Delta data files are never rewritten in place). Only files in ``files`` (paths relative to
-    the table root) are seeded when it is given. Does nothing for a filesystem that cannot be
-    seeded; returns the number of files seeded.
+    """Seed ``fs``'s object info with the size of every data file in ``table``'s snapshot
+    (:func:`data_file_seeds`). Only files in ``files`` (paths relative to the table root) are
+    seeded when it is given. Does nothing for a filesystem that cannot be seeded; returns the
+    number of files seeded.
     """
     seed = getattr(fs, "seed_info", None)
     if seed is None:
         return 0
+    seeded = 0
+    for path, size, version, mtime in data_file_seeds(table, root):
+        if files is not None and path.removeprefix(f"{root}/") not in files:
+            continue
+        seed(path, size, version, {"mtime": mtime})
+        seeded += 1
+    return seeded
+
+
+def data_file_seeds(table: Any, root: str) -> list[tuple[str, int, str, float]]:
+    """``(path, size, version, mtime)`` of every data file in ``table``'s snapshot, from its log:
+    ``path`` under ``root`` (``bucket/table``), the version ``delta:<modificationTime>:<size>``
+    (Delta data files are never rewritten in place), ``mtime`` in seconds. Files the log names
+    by an absolute URL (a shallow clone's) are left out."""
     import pyarrow as pa
 
     actions = pa.table(table.get_add_actions(flatten=True))
     paths = actions.column("path").to_pylist()
     sizes = actions.column("size_bytes").to_pylist()
     mtimes = actions.column("modification_time").to_pylist()
-    seeded = 0
+    seeds = []
     for logged, size, mtime in zip(paths, sizes, mtimes, strict=True):
         relative = unquote(logged)  # the log holds paths URL-encoded once more
-        if files is not None and relative not in files:
+        if "://" in relative:
             continue
-        seed(f"{root}/{relative}", int(size), f"delta:{mtime}:{size}", {"mtime": mtime / 1000})
-        seeded += 1
-    return seeded
+        seeds.append((f"{root}/{relative}", int(size), f"delta:{mtime}:{size}", mtime / 1000))
+    return seeds
 
 
 def _table_root(table_uri: str) -> str:
