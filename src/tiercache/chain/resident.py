@@ -45,9 +45,11 @@ def resident_range(chain: TierChain, info: ObjectInfo, start: int, end: int) -> 
             chain.fast_meta.add(len(block))
         else:
             chain.fast_data.add(len(block))
-    if len(found) == 1:
-        offset = first * bs
-        return found[0][2][start - offset : end - offset]
-    joined = b"".join(block for _, _, block in found)
     offset = first * bs
+    if len(found) == 1:
+        block = found[0][2]
+        if start - offset == 0 and end - offset == len(block):
+            return block  # a whole block: no copy
+        return block[start - offset : end - offset]
+    joined = b"".join(block for _, _, block in found)
     return joined[start - offset : end - offset]

@@ -13,10 +13,11 @@ understands. Blocking work runs on a bounded pool of worker threads.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
+import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -34,6 +35,16 @@ from tiercache.gateway.writes import Writes
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
+_REQUESTS = itertools.count()
+_PROCESS = os.urandom(4).hex().upper()
+
+
+def new_request_id() -> str:
+    """A request id (``x-amz-request-id``): this process's random prefix and a counter, 16
+    hex digits; unique within a process, unlikely to repeat across processes."""
+    return f"{_PROCESS}{next(_REQUESTS) & 0xFFFFFFFF:08X}"
+
+
 #: The largest seed request body taken (``POST /-/seed``: about 200 bytes an object).
 MAX_SEED_BYTES = 64 << 20
 
@@ -63,7 +74,7 @@ class Request:
             )
         self._receive = receive
         self.route: Route = route(self.method, unquote_path(self.raw_path), self.query)
-        self.request_id = uuid.uuid4().hex[:16].upper()
+        self.request_id = new_request_id()
 
     async def body(self, limit: int) -> bytes:
         """The whole body, at most ``limit`` bytes (EntityTooLarge beyond)."""
@@ -139,7 +150,7 @@ class GatewayApp:
             return
         began = time.perf_counter()
         operation, status, sent = "Unknown", 500, 0
-        request_id = uuid.uuid4().hex[:16].upper()
+        request_id = new_request_id()
         try:
             request = Request(scope, receive)
             request_id = request.request_id

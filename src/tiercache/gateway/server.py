@@ -147,6 +147,8 @@ def serve(
         limit_concurrency=MAX_CONNECTIONS,
         server_header=False,
         date_header=True,
+        # X-Forwarded-* headers are a client's word: the gateway acts on none of them.
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     if on_started is not None:
