@@ -63,9 +63,11 @@ def test_demo_json_cold_reads_the_origin_and_warm_does_not() -> None:
     for query in report["queries"]:
         assert query["results_equal"] is True, query["name"]
         by_phase = phases(query)
-        assert list(by_phase) == ["direct", "cold", "warm"]
+        assert list(by_phase) == ["direct", "native direct", "cold", "warm"]
         direct, cold, warm = by_phase["direct"], by_phase["cold"], by_phase["warm"]
-        assert direct["rows"] == cold["rows"] == warm["rows"] > 0
+        native = by_phase["native direct"]
+        assert direct["rows"] == native["rows"] == cold["rows"] == warm["rows"] > 0
+        assert native["origin_requests"] > 0
         assert cold["origin_requests"] > 0, query["name"]
         assert cold["origin_bytes"] > 0
         assert warm["origin_requests"] == 0, query["name"]
@@ -89,14 +91,14 @@ def test_demo_prints_the_table() -> None:
     result = run_demo()
     assert result.returncode == 0, result.stderr[-4000:]
     out = result.stdout
-    header = "query         phase   open ms  latency ms  rows  origin req  origin KiB"
+    header = "query         phase          open ms  latency ms  rows  origin req  origin KiB"
     assert f"{header}  memory hit/miss" in out
     cold = r"^trace lookup  cold\s+\d+\.\d\s+\d+\.\d\s+\d+\s+[1-9]\d*\s"
     assert re.search(cold, out, re.MULTILINE)
     warm = r"^window p95    warm\s+-\s+\d+\.\d\s+\d+\s+0\s+0\s+[1-9]\d*/0\s"
     assert re.search(warm, out, re.MULTILINE)
-    assert "trace lookup: direct, cold and warm results equal" in out
-    assert "window p95: direct, cold and warm results equal" in out
+    assert "trace lookup: direct, native direct, cold and warm results equal" in out
+    assert "window p95: direct, native direct, cold and warm results equal" in out
     assert "DIFFERENT" not in out
 
 

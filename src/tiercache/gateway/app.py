@@ -45,6 +45,8 @@ def new_request_id() -> str:
     return f"{_PROCESS}{next(_REQUESTS) & 0xFFFFFFFF:08X}"
 
 
+#: Seconds ``GET /-/stats?settle`` waits for the fills in progress.
+SETTLE_S = 10.0
 #: The largest seed request body taken (``POST /-/seed``: about 200 bytes an object).
 MAX_SEED_BYTES = 64 << 20
 
@@ -133,8 +135,15 @@ class GatewayApp:
         self.counters = GatewayCounters()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="tiercache-gateway")
 
-    def stats(self) -> dict[str, Any]:
-        """The chain's stats and the gateway's own counters (``GET /-/stats``)."""
+    def stats(self, settle: bool = False) -> dict[str, Any]:
+        """The chain's stats and the gateway's own counters (``GET /-/stats``).
+
+        ``settle`` (``GET /-/stats?settle``): first let the fills of the slower tiers queued
+        by the requests so far finish (at most :data:`SETTLE_S`), so that their bytes are
+        counted.
+        """
+        if settle:
+            self.objects.chain.fills.join(timeout_s=SETTLE_S)
         return {"chain": self.objects.chain.stats(), "gateway": self.counters.snapshot()}
 
     def close(self) -> None:
@@ -178,7 +187,8 @@ class GatewayApp:
             )
             verified = await self._run(self.authenticate, incoming)
         if route_.operation == "Stats":
-            document = await self._run(self.stats)
+            settle = "settle" in request.query
+            document = await self._run(self.stats, settle)
             body = json.dumps(document, default=str).encode()
             return await _respond(send, 200, [("content-type", "application/json")], body)
         if route_.operation in ("GetObject", "HeadObject"):

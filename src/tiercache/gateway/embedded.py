@@ -96,10 +96,12 @@ class Gateway:
             "client_kwargs": {"endpoint_url": self.endpoint_url, "region_name": "us-east-1"},
         }
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self, *, settle: bool = False) -> dict[str, Any]:
         """The gateway process's stats: its chain's (``"chain"``) and its requests
-        (``"gateway"``), from ``GET /-/stats``."""
-        document: dict[str, Any] = json.loads(self._call("GET", "/-/stats"))
+        (``"gateway"``), from ``GET /-/stats``. ``settle``: first let the gateway finish
+        filling the slower tiers (disk, Redis) with what it read, so that those bytes count."""
+        path = "/-/stats?settle" if settle else "/-/stats"
+        document: dict[str, Any] = json.loads(self._call("GET", path))
         return document
 
     def seed(self, objects: Iterable[tuple[str, int, str, float]]) -> dict[str, int]:

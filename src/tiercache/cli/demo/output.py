@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 LEGEND = (
-    "direct: deltalake's own reader, no tiercache; cold: a new TieredFileSystem, every tier empty;",
-    "warm: the same query on it again. open ms: opening the table (reading the Delta log: by",
-    "deltalake itself on the direct path, through the tiers on the others; warm reuses it).",
-    "latency: the SQL alone. origin req: requests for data files (direct: counted at the",
-    "proxy). hit/miss: blocks found / not found in the tier.",
+    "direct: deltalake's own reader, no tiercache; native direct: DataFusion's own Parquet",
+    "reader on the store, no tiercache (a new session: it keeps nothing); cold: register_delta,",
+    "DataFusion reading through tiercache's gateway, every tier empty; warm: the same query on",
+    "it again. open ms: opening the table (reading the Delta log: through the gateway's tiers on",
+    "cold; warm reuses it). latency: the SQL alone. origin req: requests to the store for data",
+    "files (direct phases: counted at the proxy). hit/miss: blocks found / not found in the",
+    "gateway's tiers.",
 )
 
 
@@ -65,6 +67,6 @@ def format_table(report: dict[str, Any]) -> str:
     out.append("")
     for query in report["queries"]:
         verdict = "equal" if query["results_equal"] else "DIFFERENT"
-        out.append(f"{query['name']}: direct, cold and warm results {verdict}")
+        out.append(f"{query['name']}: direct, native direct, cold and warm results {verdict}")
     out.append(f"done in {report['duration_s']:.1f} s")
     return "\n".join(out)

@@ -45,7 +45,7 @@ from types import FrameType
 from typing import Any
 
 from tiercache.cli.demo.output import format_table
-from tiercache.cli.demo.queries import queries, run_direct, run_tiered
+from tiercache.cli.demo.queries import queries, run_direct, run_native_direct, run_tiered
 from tiercache.cli.demo.table import BUCKET, DAYS, TABLE_URI, write_table
 from tiercache.config import Settings, parse_duration, redact_url
 from tiercache.errors import ConfigError
@@ -151,6 +151,8 @@ def run(rows: int, latency_s: float) -> dict[str, Any]:
         for number, query in enumerate(queries(trace_id), start=1):
             _say(f"query {number}, {query.name}: direct (deltalake's own reader, no tiercache)")
             direct, direct_phase = run_direct(query, read_options, proxy)
+            _say(f"query {number}, {query.name}: native direct (DataFusion's reader, no tiercache)")
+            native, native_phase = run_native_direct(query, read_options, proxy)
             phase_settings = dataclasses.replace(
                 settings,
                 disk_dir=os.path.join(scratch, f"disk-{number}"),
@@ -162,13 +164,14 @@ def run(rows: int, latency_s: float) -> dict[str, Any]:
             cold, cold_phase, ctx = run_tiered(query, read_options, fs, "cold", None)
             _say(f"query {number}, {query.name}: warm (the same filesystem again)")
             warm, warm_phase, _ = run_tiered(query, read_options, fs, "warm", ctx)
-            equal = cold.equals(direct) and warm.equals(direct)
+            equal = all(t.equals(direct) for t in (native, cold, warm))
+            phases = (direct_phase, native_phase, cold_phase, warm_phase)
             report["queries"].append(
                 {
                     "name": query.name,
                     "sql": query.sql,
                     "results_equal": equal,
-                    "phases": [p.to_dict() for p in (direct_phase, cold_phase, warm_phase)],
+                    "phases": [p.to_dict() for p in phases],
                     "result": direct.to_pylist()[:20],
                 }
             )
