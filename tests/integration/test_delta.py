@@ -17,7 +17,7 @@ import s3fs
 from deltalake.exceptions import DeltaError
 
 from tests.helpers import HMAC_KEY
-from tiercache import Settings, TieredFileSystem, warm
+from tiercache import ConfigError, Settings, TieredFileSystem, warm
 from tiercache.build import default_tiers
 from tiercache.cli.main import main
 from tiercache.gateway.shared import shared
@@ -194,7 +194,14 @@ def test_register_delta_builds_its_filesystem_from_the_environment(
 
 def test_warm_takes_the_most_recent_commit_first(table: Table) -> None:
     fs = table.tiered()
-    report = warm(table.uri, filesystem=fs, storage_options=table.storage_options, max_files=2)
+    report = warm(
+        table.uri,
+        filesystem=fs,
+        storage_options=table.storage_options,
+        max_files=2,
+        gateway=False,
+    )
+    assert not report.through_gateway
     assert (report.files_found, report.files_attempted, report.files_warmed) == (6, 2, 2)
     assert report.errors == []
     assert report.stopped_by is None
@@ -215,11 +222,32 @@ def test_warm_then_query_needs_only_the_data_ranges(table: Table) -> None:
     cold = table.tiered()
     query(cold, table, AGGREGATE)
     warmed = table.tiered()
-    report = warm(table.uri, filesystem=warmed, storage_options=table.storage_options)
+    options = table.storage_options
+    report = warm(table.uri, filesystem=warmed, storage_options=options, gateway=False)
     assert report.files_warmed == COMMITS * len(DAYS)
     query(warmed, table, AGGREGATE)
     # Small files: the footer block holds the whole file, so the warmed query is all hits.
     assert origin_requests(warmed) < origin_requests(cold)
+
+
+def test_warm_fills_the_gateway_the_native_route_reads_through(table: Table) -> None:
+    fs = table.tiered(memory_bytes=40 << 20)  # a gateway of its own
+    report = warm(table.uri, filesystem=fs, storage_options=table.storage_options)
+    assert report.through_gateway
+    assert report.errors == []
+    assert report.files_warmed == COMMITS * len(DAYS)
+    chain = shared(fs).stats()["chain"]
+    assert chain["prefetch"]["origin"]["requests"] >= report.files_warmed  # counted apart
+    assert fs.stats()["prefetch"]["origin"]["requests"] == 0  # the filesystem was not warmed
+    table.proxy.reset_counters()
+    ctx = datafusion.SessionContext()
+    assert register_delta(ctx, "spans", table.uri, filesystem=fs).route == "native"
+    assert ctx.sql(AGGREGATE).to_pylist() == table.direct(AGGREGATE)
+    # Small files: the footer block holds the whole file; only the log's listing and
+    # _last_checkpoint reached the store.
+    assert table.proxy.requests() == 2
+    with pytest.raises(ConfigError, match="no gateway reaches"):  # not a Delta table
+        warm(f"{table.uri}/day={DAYS[0]}", filesystem=fs, gateway=True)
 
 
 def test_warm_command_prints_its_report(table: Table, capsys: pytest.CaptureFixture[str]) -> None:

@@ -213,6 +213,8 @@ class GatewayApp:
         if key.endswith("/"):
             marker = self.markers.head if head else self.markers.get
             answer = await self._run(marker, bucket, key, request.headers)
+        elif not head and request.headers.get("x-tiercache-purpose") == "prefetch":
+            answer = await self._run(self.objects.prefetch, path, request.headers)
         else:
             ready = self.objects.resident(path, request.headers, request.method)
             if ready is not None:  # all in RAM: answered here, no trip to a worker thread

@@ -5,7 +5,9 @@ HTTP, so a gateway thread in the caller's interpreter would never answer them (m
 minutes). The gateway therefore runs in a child process (``python -m tiercache.gateway``) over the
 same target and settings: its RAM tier is its own, the disk and Redis tiers are shared with the
 caller's. The child is tied to the caller: it exits when the pipe from the caller closes (the
-caller exited, or closed the handle) and, on Linux, when the caller dies (``PR_SET_PDEATHSIG``).
+caller exited, or closed the handle) and, on Linux, when the caller dies (``PR_SET_PDEATHSIG``,
+which is why every child is started from one long-lived thread: Linux sends it when the
+starting *thread* ends).
 """
 
 from __future__ import annotations
@@ -13,17 +15,22 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import queue
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import quote
 
 from tiercache.config import Settings
 from tiercache.errors import ConfigError
 from tiercache.fs import TieredFileSystem
 from tiercache.gateway.seeds import seed_document
+
+_T = TypeVar("_T")
 
 #: Seconds the child gets to start serving.
 START_TIMEOUT_S = 60.0
@@ -111,7 +118,15 @@ class Gateway:
         answer: dict[str, int] = json.loads(self._call("POST", "/-/seed", seed_document(objects)))
         return answer
 
-    def _call(self, method: str, path: str, body: bytes = b"") -> bytes:
+    def prefetch_range(self, path: str, start: int, end: int) -> bytes:
+        """``[start, end)`` of ``path`` (``bucket/key``) read through the gateway, counted in
+        its stats as prefetch, not demand (``tiercache.warm`` warms a gateway with it)."""
+        headers = {"x-tiercache-purpose": "prefetch", "range": f"bytes={start}-{end - 1}"}
+        return self._call("GET", "/" + quote(path, safe="/"), headers=headers)
+
+    def _call(
+        self, method: str, path: str, body: bytes = b"", headers: Mapping[str, str] | None = None
+    ) -> bytes:
         """One request to the gateway, signed with the clients' credentials.
 
         Raises:
@@ -125,8 +140,10 @@ class Gateway:
         from tiercache.gateway.sigv4 import Credentials, sign_request
 
         url = f"{self.endpoint_url}{path}"
-        headers = sign_request(method, url, Credentials(*self._keys), body=body)
-        request = urllib.request.Request(url, data=body or None, headers=headers, method=method)
+        signed = sign_request(method, url, Credentials(*self._keys), body=body)
+        request = urllib.request.Request(
+            url, data=body or None, headers={**signed, **(headers or {})}, method=method
+        )
         try:
             with urllib.request.urlopen(request, timeout=60) as answer:
                 data: bytes = answer.read()
@@ -224,12 +241,14 @@ def launch(line: str, keys: tuple[str, str]) -> Gateway:
     Raises:
         ConfigError: The child did not start (its error is in the message).
     """
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tiercache.gateway"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=None,  # the child's log goes where ours goes
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    process = _LAUNCHER.run(
+        lambda: subprocess.Popen(
+            [sys.executable, "-m", "tiercache.gateway"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=None,  # the child's log goes where ours goes
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
     )
     assert process.stdin is not None
     assert process.stdout is not None
@@ -237,6 +256,44 @@ def launch(line: str, keys: tuple[str, str]) -> Gateway:
     process.stdin.flush()
     ready = _read_ready(process)
     return Gateway(process, ready["host"], int(ready["port"]), keys)
+
+
+class _Launcher:
+    """Starts the gateway processes from one thread that lives as long as this process.
+
+    The child asks Linux for SIGTERM when its parent dies (``PR_SET_PDEATHSIG``), and Linux
+    sends it when the *thread* that started the child ends: a gateway started from a worker
+    thread (``tiercache.warm`` lists a table on one) would be killed as soon as that thread
+    finished. Starting every child from this thread ties them to the process.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def run(self, fn: Callable[[], _T]) -> _T:
+        """``fn()``, called on the launcher thread."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._serve, name="tiercache-gateway-launcher", daemon=True
+                )
+                self._thread.start()
+        done: Future[_T] = Future()
+        self._jobs.put((fn, done))
+        return done.result()
+
+    def _serve(self) -> None:
+        while True:
+            fn, done = self._jobs.get()
+            try:
+                done.set_result(fn())
+            except BaseException as exc:  # handed to the caller
+                done.set_exception(exc)
+
+
+_LAUNCHER = _Launcher()
 
 
 def _read_ready(process: subprocess.Popen[bytes]) -> dict[str, Any]:

@@ -110,6 +110,28 @@ class Objects:
             self.chain.seed_info(info)
         return {"seeded": len(infos), "skipped": skipped}
 
+    def prefetch(self, path: str, headers: Mapping[str, str]) -> Answer:
+        """Answer a GET marked ``x-tiercache-purpose: prefetch`` (``tiercache.warm`` through the
+        gateway): the same bytes, every read it causes counted as prefetch, not demand.
+
+        Raises:
+            S3Error: No ``Range: bytes=a-b`` (400), no such key (404), the origin failed (503).
+        """
+        requested = headers.get("range")
+        explicit = _explicit_range(requested) if requested else None
+        if explicit is None or explicit[1] is None:
+            raise S3Error("InvalidArgument", 400, "a prefetch needs a Range of bytes=a-b")
+        try:
+            data = self.chain.prefetch(path, *explicit)
+        except FileNotFoundError as exc:
+            raise no_such_key(path.partition("/")[2]) from exc
+        except OriginError as exc:
+            raise _unavailable(exc) from exc
+        info = self.chain.info_table.peek(path) or self._info(path)
+        byte_range = parse_range(requested, info.size)
+        status, length = self._extent(info, byte_range)
+        return Answer(status, self._headers(info, byte_range, length), data[:length])
+
     def head(self, path: str, headers: Mapping[str, str]) -> Answer:
         """Answer a HeadObject: the object's headers, 304 / 412 on conditions, no body."""
         info = self._info(path)

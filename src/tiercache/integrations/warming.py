@@ -31,6 +31,7 @@ from tiercache.config import Settings
 from tiercache.deadline import DaemonPool, call_within
 from tiercache.errors import ConfigError
 from tiercache.fs import TieredFileSystem
+from tiercache.integrations.warm_gateway import ThroughGateway, reader_for
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class WarmReport:
         stopped_by: ``None`` when every selected file was handled, else the limit that ended
             warmup early: ``"time_limit"`` or ``"max_bytes"``.
         errors: ``"path: error"`` for every file (or listing) that failed.
+        through_gateway: Whether the embedded gateway was warmed (else the filesystem).
     """
 
     target: str
@@ -63,6 +65,8 @@ class WarmReport:
     duration_s: float = 0.0
     stopped_by: str | None = None
     errors: list[str] = field(default_factory=list)
+    #: Whether the embedded gateway was warmed (else the filesystem).
+    through_gateway: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as a JSON-ready dict."""
@@ -115,6 +119,7 @@ def warm(
     concurrency: int | None = None,
     time_limit_s: float | None = None,
     settings: Settings | None = None,
+    gateway: bool | None = None,
 ) -> WarmReport:
     """Prefetch the footers (and index regions) of the most recent Parquet files of ``target``.
 
@@ -130,13 +135,20 @@ def warm(
         max_files, max_bytes, concurrency, time_limit_s: The limits; default: the
             ``TIERCACHE_WARM_*`` settings.
         settings: Where the default limits come from; default: :meth:`Settings.from_env`.
+        gateway: Warm the process's embedded gateway over ``filesystem``
+            (:func:`tiercache.gateway.shared.shared`) instead of ``filesystem`` itself: the
+            gateway is what ``register_delta``'s native route reads through, and its RAM tier
+            is its own (the disk and Redis tiers are shared either way). Default (None): the
+            gateway for a Delta table on S3 read through a
+            :class:`~tiercache.TieredFileSystem` over S3, the filesystem otherwise.
 
     Returns:
         A :class:`WarmReport`. Never raises because of the object store: listing and read
         errors are in ``report.errors``.
 
     Raises:
-        ConfigError: A limit is out of range, or the target options cannot be derived.
+        ConfigError: A limit is out of range, the target options cannot be derived, or
+            ``gateway=True`` and no gateway reaches ``target``.
     """
     began = time.monotonic()
     if settings is None:
@@ -158,7 +170,7 @@ def warm(
         )
     deadline = began + time_limit_s
     try:
-        candidates = call_within(
+        listed = call_within(
             deadline,
             _candidates,
             # What the listing reads (the Delta log) is prefetch, not demand.
@@ -176,10 +188,13 @@ def warm(
         report.duration_s = time.monotonic() - began
         logger.warning("warmup of %s could not list its files: %s", target, exc)
         return report
+    candidates, delta = listed
+    reader = reader_for(filesystem, target, gateway=gateway, delta=delta)
+    report.through_gateway = reader is not filesystem
     report.files_found = len(candidates)
     chosen = sorted(candidates, key=lambda c: c.modified, reverse=True)[:max_files]
     _run(
-        filesystem,
+        reader,
         chosen,
         report=report,
         budget=_Budget(max_bytes, deadline),
@@ -189,7 +204,11 @@ def warm(
     # What was read is on its way to the disk and Redis tiers: let it land (within the limit),
     # so that a warmup run as an init step leaves them filled when its process exits.
     chain = getattr(filesystem, "chain", None)
-    if chain is not None:
+    if isinstance(reader, ThroughGateway):
+        problem = reader.settle()
+        if problem is not None:
+            report.errors.append(problem)
+    elif chain is not None:
         chain.fills.join(max(0.0, deadline - time.monotonic()))
     report.duration_s = time.monotonic() - began
     logger.info(
@@ -232,12 +251,13 @@ def _candidates(
     target: str,
     storage_options: Mapping[str, str] | None,
     version: int | None,
-) -> list[_Candidate]:
+) -> tuple[list[_Candidate], bool]:
+    """The files to warm, and whether ``target`` is a Delta table."""
     from tiercache.integrations.arrow import strip_scheme
 
     root = strip_scheme(target)
     if fs.exists(f"{root}/_delta_log"):
-        return _delta_candidates(fs, target, root, storage_options, version)
+        return _delta_candidates(fs, target, root, storage_options, version), True
     if version is not None:
         raise ValueError(f"version={version} given, but {target} is not a Delta table")
     found = fs.find(root, detail=True)
@@ -248,7 +268,7 @@ def _candidates(
         if "/_delta_log/" in path or path.rsplit("/", 1)[-1].startswith(("_", ".")):
             continue
         candidates.append(_Candidate(path, entry.get("size"), _modified(entry)))
-    return candidates
+    return candidates, False
 
 
 def _delta_candidates(
@@ -293,7 +313,7 @@ def _modified(entry: Mapping[str, Any]) -> float:
 
 
 def _run(
-    fs: AbstractFileSystem,
+    fs: Any,
     chosen: Sequence[_Candidate],
     *,
     report: WarmReport,
@@ -353,7 +373,7 @@ def _run(
         report.stopped_by = budget.stopped_by
 
 
-def _warm_file(fs: AbstractFileSystem, candidate: _Candidate, budget: _Budget) -> int | None:
+def _warm_file(fs: Any, candidate: _Candidate, budget: _Budget) -> int | None:
     """Prefetch one file's footer and index regions; return the bytes read (None: budget out)."""
     prefetch = getattr(fs, "prefetch_range", None) or fs.read_range
     size = candidate.size if candidate.size is not None else int(fs.size(candidate.path))
