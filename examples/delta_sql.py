@@ -5,10 +5,12 @@ Starts a local S3 server (moto, in a subprocess: needs ``moto[s3]``, ``flask`` a
 three commits, then:
 
 1. "pod 1" registers the table in DataFusion (``tiercache.integrations.datafusion.register_delta``)
-   and runs SQL: the data files are read through the tiers (the Delta log is read by deltalake
-   itself); the same SQL again asks S3 for nothing;
+   and runs SQL: DataFusion's own Parquet reader reads exactly the snapshot's files, and
+   deltalake the log, through the process's embedded gateway over the tiers; the same SQL again
+   asks S3 for nothing. The counts are the gateway's (``shared(fs).stats()["chain"]``);
 2. "pod 2" starts with empty tiers, warms them first (``tiercache.warm``: the Parquet footers of
-   the table's newest files, counted apart as prefetch), then runs the SQL.
+   the table's newest files, read into the gateway and counted apart as prefetch), then runs the
+   SQL.
 
 deltalake takes its own storage options (``AWS_ENDPOINT_URL``, ...);
 ``tiercache.integrations.delta.storage_options_for`` derives them from s3fs options.
@@ -26,6 +28,7 @@ from deltalake import write_deltalake
 import tiercache
 from tiercache import Settings, TieredFileSystem
 from tiercache.build import default_tiers
+from tiercache.gateway.shared import shared
 from tiercache.integrations.datafusion import register_delta
 from tiercache.integrations.delta import storage_options_for
 from tiercache.testing import S3Server
@@ -70,14 +73,18 @@ def main() -> None:
         # Pod 1: a cold cache, then the same query again.
         pod1 = pod(s3)
         ctx = SessionContext()
-        register_delta(ctx, "orders", uri, storage_options=storage, filesystem=pod1)
+        registered = register_delta(ctx, "orders", uri, storage_options=storage, filesystem=pod1)
+        files = len(registered.files)
+        print(f"pod 1: version {registered.version}, {files} files, route {registered.route}")
+        gateway = shared(pod1)  # the gateway register_delta reads through
         for run in ("cold", "warm"):
-            before = pod1.stats()["origin"]["requests"]
+            before = gateway.stats()["chain"]["origin"]["requests"]
             rows = ctx.sql(SQL).to_arrow_table().to_pylist()
-            after = pod1.stats()["origin"]["requests"]
+            after = gateway.stats()["chain"]["origin"]["requests"]
             print(f"pod 1, {run}: {len(rows)} rows; origin requests +{after - before}")
         for row in rows:
             print(f"  {row}")
+        gateway.close()  # pod 1 ends: so does its gateway (its RAM tier with it)
         pod1.close()
 
         # Pod 2, starting: warm the footers of the newest files first (bounded by the
@@ -87,19 +94,25 @@ def main() -> None:
         report = tiercache.warm(uri, filesystem=pod2, storage_options=storage)
         print(
             f"pod 2: warmed {report.files_warmed} of {report.files_found} files, "
-            f"{report.bytes:,} bytes in {report.duration_s:.2f} s"
+            f"{report.bytes:,} bytes in {report.duration_s:.2f} s "
+            f"({'the gateway' if report.through_gateway else 'the filesystem'})"
         )
         ctx = SessionContext()
         register_delta(ctx, "orders", uri, storage_options=storage, filesystem=pod2)
+        before = shared(pod2).stats()["chain"]
         rows = ctx.sql(SQL).to_arrow_table().to_pylist()
-        stats = pod2.stats()
-        print(f"pod 2, after warmup: {len(rows)} rows; stats (prefetch counted apart):")
+        after = shared(pod2).stats()["chain"]
+        print(f"pod 2, after warmup: {len(rows)} rows; the query's counts (prefetch apart):")
+        memory = {
+            k: after["tiers"]["memory"][k] - before["tiers"]["memory"][k]
+            for k in ("hits", "misses")
+        }
         print(
             json.dumps(
                 {
-                    "origin": stats["origin"],
-                    "memory": {k: stats["tiers"]["memory"][k] for k in ("hits", "misses")},
-                    "prefetch": {"origin": stats["prefetch"]["origin"]},
+                    "origin requests": after["origin"]["requests"] - before["origin"]["requests"],
+                    "memory": memory,
+                    "prefetch": {k: after["prefetch"]["origin"][k] for k in ("requests", "bytes")},
                 },
                 indent=2,
             )

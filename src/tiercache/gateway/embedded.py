@@ -154,6 +154,12 @@ class Gateway:
         return data
 
     @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        stdout = self._process.stdout
+        return stdout is None or stdout.closed
+
+    @property
     def alive(self) -> bool:
         """Whether the child is still running."""
         return self._process.poll() is None

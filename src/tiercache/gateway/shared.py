@@ -26,8 +26,11 @@ def shared(fs: TieredFileSystem) -> Gateway:
     """The process's gateway over ``fs``'s target and settings, started if none is running.
 
     Two filesystems with the same target options and settings share one gateway (the key is a
-    digest of both: credentials are not kept in the clear). The caller must not close it:
-    :func:`close_shared` does, and interpreter exit.
+    digest of both: credentials are not kept in the clear). Its tiers are built from the
+    settings in the gateway process (RAM of its own; the disk directory and Redis shared):
+    tier objects given to ``TieredFileSystem(tiers=...)`` cannot cross into it. Closing it
+    (``shared(fs).close()``) ends it, and the next call starts another, empty; otherwise
+    :func:`close_shared` or interpreter exit ends it.
 
     Raises:
         ConfigError: See :func:`tiercache.gateway.start`.
@@ -38,7 +41,7 @@ def shared(fs: TieredFileSystem) -> Gateway:
         running = _RUNNING.get(key)
         if running is not None and running.alive:
             return running
-        if running is not None:
+        if running is not None and not running.closed:
             logger.warning(
                 "the shared gateway at %s had exited; starting another", running.endpoint_url
             )
