@@ -392,6 +392,10 @@ def test_a_delta_log_listing_is_reused_only_within_its_ttl(table: Table, redis_s
     assert table.proxy.requests() == 0
     assert query(second, table, COUNT) == old
 
+    # A version the kept listing does not have: the store is asked (time travel never misses).
+    with open_table(table.uri, filesystem=second, version=COMMITS) as opened:
+        assert opened.version() == COMMITS
+
     # The default (0): a fresh listing on every open, so the new commit is seen at once.
     third = table.tiered(**shared_tiers)
     assert query(third, table, COUNT) == new

@@ -230,22 +230,31 @@ class open_table:  # used as a function: `with open_table(...) as table:`
             try:
                 table = DeltaTable(self.table_uri, storage_options=options, version=self.version)
             except Exception as exc:
-                if gateway.alive:  # the gateway answered: the error is the table's
-                    raise
-                logger.warning(
-                    "the gateway at %s exited while %s was opened (%s: %s); "
-                    "deltalake reads the store directly",
-                    gateway.endpoint_url,
+                if gateway.alive and not self._kept_listing_may_lack_version():
+                    raise  # the gateway answered: the error is the table's
+                logger.info(
+                    "%s not opened through the gateway at %s (%s: %s); deltalake reads the "
+                    "store directly",
                     self.table_uri,
+                    gateway.endpoint_url,
                     type(exc).__name__,
                     exc,
                 )
             else:
                 self.gateway = gateway
                 return table
-        return DeltaTable(
-            self.table_uri, storage_options=self.storage_options, version=self.version
-        )
+        options = self.storage_options
+        target = getattr(self.filesystem, "target", None)
+        if not options and gateway is not None and target is not None:
+            options = storage_options_for(target.storage_options)  # as the filesystem reaches it
+        return DeltaTable(self.table_uri, storage_options=options, version=self.version)
+
+    def _kept_listing_may_lack_version(self) -> bool:
+        """Whether a version asked for may be newer than the gateway's kept listing of the log
+        (``TIERCACHE_DELTA_LOG_TTL``): the store itself is then asked (time travel never misses
+        a version)."""
+        settings = getattr(self.filesystem, "settings", None)
+        return self.version is not None and getattr(settings, "delta_log_ttl_s", 0.0) > 0
 
     def __exit__(self, *exc_info: object) -> None:
         return None
