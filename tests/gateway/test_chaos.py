@@ -123,3 +123,63 @@ def test_redis_killed_reads_go_on(
         redis = stats["chain"]["tiers"]["redis"]
         assert redis["errors"] + redis["timeouts"] + redis["rejected"] > 0  # counted, not seen
         assert stats["gateway"]["requests"]["GetObject"] == {"200": 8, "206": 8}
+
+
+def test_redis_hung_reads_go_on_within_the_budget(
+    s3_server: S3Server, proxy: HttpFaultProxy, bucket: str, redis_fresh: RedisServer
+) -> None:
+    settings = {
+        "redis_url": redis_fresh.url,
+        "redis_hmac_key": HMAC_KEY,
+        "redis_timeout_s": 0.2,
+        "breaker_cooldown_s": 60.0,
+    }
+    with _gateway(s3_server, proxy, **settings) as gateway:
+        client = _client(gateway, attempts=1)
+        _read_all(client, bucket)
+        redis_fresh.stop()  # SIGSTOP: connections stay open, nothing answers
+        try:
+            _read_all(client, bucket)  # no retry by the client: the gateway's answer is final
+        finally:
+            redis_fresh.cont()
+        stats = gateway.stats()
+        redis = stats["chain"]["tiers"]["redis"]
+        assert redis["timeouts"] + redis["rejected"] > 0  # counted, not seen
+        assert stats["gateway"]["requests"]["GetObject"] == {"200": 8, "206": 8}
+
+
+def test_disk_full_reads_go_on(
+    s3_server: S3Server,
+    proxy: HttpFaultProxy,
+    bucket: str,
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import os
+
+    from tiercache.testing.servers.tmpfs import remount, tmpfs
+
+    disk = tmp_path / "disk"
+    disk.mkdir(mode=0o700)
+    with tmpfs(disk, size_bytes=64 << 20) as mounted:
+        if mounted is None:
+            with capsys.disabled():
+                print("\n[chaos] cannot mount tmpfs here: the gateway's disk-full test needs root")
+            pytest.fail("the gateway's disk-full test needs a tmpfs mount (run as root)")
+        os.chmod(disk, 0o700)
+        with _gateway(s3_server, proxy, disk_dir=str(disk), disk_bytes=32 << 20) as gateway:
+            client = _client(gateway, attempts=1)
+            first = dict(list(OBJECTS.items())[:2])
+            for key, data in first.items():
+                assert client.get_object(Bucket=bucket, Key=key)["Body"].read() == data
+            gateway.stats(settle=True)  # their blocks are on the disk
+            used = os.statvfs(disk)
+            remount(disk, size_bytes=(used.f_blocks - used.f_bfree) * used.f_frsize + 64 * 1024)
+            try:
+                _read_all(client, bucket)  # the other objects' blocks no longer fit
+                stats = gateway.stats(settle=True)
+            finally:
+                remount(disk, size_bytes=64 << 20)
+        tier = stats["chain"]["tiers"]["disk"]
+        assert tier["full_skips"] > 0  # counted, not seen
+        assert stats["gateway"]["requests"]["GetObject"]["200"] == 2 + 4
