@@ -59,6 +59,8 @@ REQUIRED = {
     "pyarrow": "pyarrow",
     "deltalake": "deltalake",
     "datafusion": "datafusion",
+    "uvicorn": "uvicorn",
+    "httptools": "httptools",
 }
 BANDWIDTH_BYTES_PER_S = 100_000_000  # 100 MB/s per stream, as a real object store gives
 MIN_ROWS = 100
