@@ -25,6 +25,20 @@ def resident_range(chain: TierChain, info: ObjectInfo, start: int, end: int) -> 
 
     ``0 <= start < end <= info.size`` is the caller's to check.
     """
+    parts = resident_parts(chain, info, start, end)
+    if parts is None:
+        return None
+    if len(parts) == 1 and isinstance(parts[0], bytes):
+        return parts[0]
+    return b"".join(parts)
+
+
+def resident_parts(
+    chain: TierChain, info: ObjectInfo, start: int, end: int
+) -> list[bytes | memoryview] | None:
+    """:func:`resident_range` as the blocks' own buffers, in order, none copied: whole blocks
+    as they are, the first and last cut with memoryviews (a caller writing them to a socket
+    one after another sends the range without joining it)."""
     front = chain.front
     if front is None:
         return None
@@ -38,6 +52,7 @@ def resident_range(chain: TierChain, info: ObjectInfo, start: int, end: int) -> 
             return None
         found.append((key, index, block))
     shadow = chain.shadow
+    parts: list[bytes | memoryview] = []
     for key, index, block in found:
         if shadow is not None and (hash(key) & SHADOW_MASK) < shadow.threshold:
             shadow.access(hash(key), len(block))
@@ -45,11 +60,7 @@ def resident_range(chain: TierChain, info: ObjectInfo, start: int, end: int) -> 
             chain.fast_meta.add(len(block))
         else:
             chain.fast_data.add(len(block))
-    offset = first * bs
-    if len(found) == 1:
-        block = found[0][2]
-        if start - offset == 0 and end - offset == len(block):
-            return block  # a whole block: no copy
-        return block[start - offset : end - offset]
-    joined = b"".join(block for _, _, block in found)
-    return joined[start - offset : end - offset]
+        offset = index * bs
+        lo, hi = max(start - offset, 0), min(end - offset, len(block))
+        parts.append(block if (lo, hi) == (0, len(block)) else memoryview(block)[lo:hi])
+    return parts

@@ -229,6 +229,11 @@ class GatewayApp:
         if head or answer.status == 304:
             await send({"type": "http.response.body", "body": b""})
             return answer.status, 0
+        if answer.parts:  # in RAM: sent buffer by buffer, nothing joined or copied
+            last = len(answer.parts) - 1
+            for i, part in enumerate(answer.parts):
+                await send({"type": "http.response.body", "body": part, "more_body": i < last})
+            return answer.status, sum(len(part) for part in answer.parts)
         sent = len(answer.first)
         if answer.remaining <= 0:  # the whole body in one piece: no second trip to a worker
             await send({"type": "http.response.body", "body": answer.first})

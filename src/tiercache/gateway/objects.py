@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tiercache.chain import TierChain
-from tiercache.chain.resident import resident_range
+from tiercache.chain.resident import resident_parts
 from tiercache.errors import ObjectChangedError, OriginError
 from tiercache.gateway.httpsemantics import (
     ByteRange,
@@ -58,6 +58,9 @@ class Answer:
     rest: Iterator[bytes] = field(default_factory=lambda: iter(()))
     #: Bytes of the body still to come after ``first`` (0: ``rest`` is empty).
     remaining: int = 0
+    #: The whole body as buffers already in memory (RAM-resident blocks, none copied), sent
+    #: one after another; when given, ``first`` and ``rest`` are empty.
+    parts: list[bytes | memoryview] = field(default_factory=list)
 
 
 class Objects:
@@ -93,10 +96,10 @@ class Objects:
         lo, hi = (0, info.size) if byte_range is None else (byte_range.start, byte_range.end)
         if hi - lo > self.window:
             return None
-        body = resident_range(self.chain, info, lo, hi) if lo < hi else b""
-        if body is None:
+        parts = resident_parts(self.chain, info, lo, hi) if lo < hi else []
+        if parts is None:
             return None
-        return Answer(status, self._headers(info, byte_range, length), body)
+        return Answer(status, self._headers(info, byte_range, length), parts=parts)
 
     def seed(self, body: bytes) -> dict[str, int]:
         """Take the object info of a seed request (:mod:`tiercache.gateway.seeds`); return how
