@@ -31,6 +31,7 @@ from tiercache.gateway.objects import Answer, Objects
 from tiercache.gateway.requests import Route, route
 from tiercache.gateway.s3errors import S3Error, internal_error
 from tiercache.gateway.sigv4_types import IncomingRequest
+from tiercache.gateway.snapshots import Snapshots
 from tiercache.gateway.writes import Writes
 
 logger = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ class GatewayApp:
             then binds loopback only).
         workers: Worker threads for blocking work (chain reads, origin calls).
         max_body_bytes: The largest request body accepted (a PutObject, an UploadPart).
+        snapshots: The snapshot views it answers for (``POST /-/snapshot``).
     """
 
     def __init__(
@@ -126,8 +128,10 @@ class GatewayApp:
         authenticate: Authenticate | None = None,
         workers: int = 64,
         max_body_bytes: int = 256 << 20,
+        snapshots: Snapshots | None = None,
     ) -> None:
         self.objects = objects
+        self.snapshots = snapshots if snapshots is not None else Snapshots()
         self.writes = writes
         self.markers = Markers(writes.upstream)
         self.authenticate = authenticate
@@ -193,6 +197,10 @@ class GatewayApp:
             return await _respond(send, 200, [("content-type", "application/json")], body)
         if route_.operation in ("GetObject", "HeadObject"):
             return await self._read(request, send)
+        if route_.operation == "Snapshot":
+            body = decode_body(request.headers, await request.body(MAX_SEED_BYTES), verified)
+            body = json.dumps(await self._run(self.snapshots.add, body)).encode()
+            return await _respond(send, 200, [("content-type", "application/json")], body)
         if route_.operation == "Seed":
             body = decode_body(request.headers, await request.body(MAX_SEED_BYTES), verified)
             body = json.dumps(await self._run(self.objects.seed, body)).encode()
@@ -207,6 +215,7 @@ class GatewayApp:
 
     async def _read(self, request: Request, send: Send) -> tuple[int, int]:
         bucket, key = request.route.bucket, request.route.key
+        key = self.snapshots.resolve(bucket, key) or key  # a snapshot view's file: the real one
         path = f"{bucket}/{key}"
         head = request.route.operation == "HeadObject"
         answer: Answer

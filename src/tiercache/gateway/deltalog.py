@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,11 +32,12 @@ _LOG = "_delta_log/"
 
 @dataclass(frozen=True)
 class LogPage:
-    """One page of a kept log listing."""
+    """One page of a listing the gateway answers itself (a kept log listing, a snapshot view)."""
 
     objects: list[ListedObject]
     is_truncated: bool
     next_token: str | None
+    common_prefixes: list[str] = field(default_factory=list)
 
 
 class KeptLogListings:
@@ -58,7 +59,7 @@ class KeptLogListings:
         after = query.get("start-after", "")
         token = query.get("continuation-token")
         if token:
-            resumed = _resume(token)
+            resumed = resume_after(token)
             if resumed is None:
                 return None
             after = max(after, resumed)
@@ -75,7 +76,7 @@ class KeptLogListings:
         remaining = [item for item in objects if item.key.encode() > after.encode()]
         shown = remaining[:max_keys]
         truncated = len(remaining) > len(shown)
-        next_token = _token(shown[-1].key) if truncated and shown else None
+        next_token = page_token(shown[-1].key) if truncated and shown else None
         return LogPage(shown, truncated, next_token)
 
     def _list(self, directory: str) -> list[dict[str, Any]] | None:
@@ -114,11 +115,12 @@ def _when(value: object) -> datetime:
     return datetime.now(UTC)
 
 
-def _token(last_key: str) -> str:
+def page_token(last_key: str) -> str:
+    """A continuation token of the gateway's own, resuming after ``last_key``."""
     return TOKEN_PREFIX + base64.urlsafe_b64encode(last_key.encode()).decode()
 
 
-def _resume(token: str) -> str | None:
+def resume_after(token: str) -> str | None:
     """The last key a token of ours carries, or None for the store's token."""
     if not token.startswith(TOKEN_PREFIX):
         return None

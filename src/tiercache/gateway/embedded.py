@@ -118,6 +118,14 @@ class Gateway:
         answer: dict[str, int] = json.loads(self._call("POST", "/-/seed", seed_document(objects)))
         return answer
 
+    def snapshot(self, bucket: str, root: str, groups: list[list[dict[str, Any]]]) -> str:
+        """Register a snapshot view (:mod:`tiercache.gateway.snapshots`): ``groups`` of files
+        (``{"key", "size", "version", "mtime"}``), one group per partition; returns the view's
+        directory (``<root>/_tiercache_snapshot/<token>/``, with ``p<N>/`` per group)."""
+        body = json.dumps({"bucket": bucket, "root": root, "groups": groups}).encode()
+        answer: dict[str, str] = json.loads(self._call("POST", "/-/snapshot", body))
+        return answer["prefix"]
+
     def prefetch_range(self, path: str, start: int, end: int) -> bytes:
         """``[start, end)`` of ``path`` (``bucket/key``) read through the gateway, counted in
         its stats as prefetch, not demand (``tiercache.warm`` warms a gateway with it)."""

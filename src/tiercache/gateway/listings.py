@@ -33,6 +33,7 @@ from tiercache.gateway.upstream import Upstream
 
 if TYPE_CHECKING:
     from tiercache.gateway.deltalog import KeptLogListings
+    from tiercache.gateway.snapshots import Snapshots
 
 #: The most entries one page of any listing holds (S3's bound; a larger request gets this many).
 MAX_PAGE = 1000
@@ -45,11 +46,18 @@ class Listings:
         upstream: The origin's client.
         kept_logs: Answers ListObjectsV2 of a Delta log from a kept listing, under
             ``TIERCACHE_DELTA_LOG_TTL`` (:mod:`tiercache.gateway.deltalog`).
+        snapshots: Answers ListObjectsV2 of a snapshot view (:mod:`tiercache.gateway.snapshots`).
     """
 
-    def __init__(self, upstream: Upstream, kept_logs: KeptLogListings | None = None) -> None:
+    def __init__(
+        self,
+        upstream: Upstream,
+        kept_logs: KeptLogListings | None = None,
+        snapshots: Snapshots | None = None,
+    ) -> None:
         self.upstream = upstream
         self.kept_logs = kept_logs
+        self.snapshots = snapshots
 
     def handlers(self) -> dict[str, Callable[[Call], Reply]]:
         """The handler of each listing operation, by its name in the routing."""
@@ -78,7 +86,9 @@ class Listings:
         if q.get("fetch-owner") == "true":
             params["FetchOwner"] = True
         max_keys = int(params.get("MaxKeys", MAX_PAGE))
-        kept = self.kept_logs.page(bucket, q, max_keys) if self.kept_logs else None
+        kept = self.snapshots.page(bucket, q, max_keys) if self.snapshots else None
+        if kept is None and self.kept_logs is not None:
+            kept = self.kept_logs.page(bucket, q, max_keys)
         if kept is not None:
             answer: Mapping[str, Any] = {
                 "IsTruncated": kept.is_truncated,
@@ -92,7 +102,7 @@ class Listings:
             delimiter=q.get("delimiter") or None,
             max_keys=max_keys,
             objects=kept.objects if kept is not None else _objects(answer),
-            common_prefixes=_common_prefixes(answer),
+            common_prefixes=kept.common_prefixes if kept is not None else _common_prefixes(answer),
             is_truncated=bool(answer.get("IsTruncated")),
             continuation_token=q.get("continuation-token"),
             next_continuation_token=answer.get("NextContinuationToken"),

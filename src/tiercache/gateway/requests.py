@@ -32,6 +32,16 @@ _OBJECT = {
 }
 
 
+#: The gateway's own endpoints (no bucket name starts with ``-``), by method and path.
+_OWN = {
+    ("GET", "/-/health"): "Health",
+    ("HEAD", "/-/health"): "Health",
+    ("GET", "/-/stats"): "Stats",
+    ("POST", "/-/seed"): "Seed",
+    ("POST", "/-/snapshot"): "Snapshot",
+}
+
+
 def route(method: str, path: str, query: Mapping[str, str]) -> Route:
     """The operation of a request to ``path`` (decoded) with ``query``.
 
@@ -39,12 +49,9 @@ def route(method: str, path: str, query: Mapping[str, str]) -> Route:
         S3Error: A method or sub-resource the gateway does not serve (405 / 501), or a key with
             a ``.`` / ``..`` segment (400).
     """
-    if path == "/-/health" and method in ("GET", "HEAD"):
-        return Route("Health")
-    if path == "/-/stats" and method == "GET":
-        return Route("Stats")
-    if path == "/-/seed" and method == "POST":
-        return Route("Seed")
+    own = _OWN.get((method, path))
+    if own is not None:
+        return Route(own)
     if not path.startswith("/"):
         raise S3Error("InvalidURI", 400, f"the path {path!r} does not start with /")
     bucket, _, key = path[1:].partition("/")

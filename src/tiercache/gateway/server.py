@@ -45,6 +45,7 @@ from tiercache.gateway.auth import Authenticator
 from tiercache.gateway.deltalog import KeptLogListings
 from tiercache.gateway.objects import Objects
 from tiercache.gateway.sigv4 import Credentials
+from tiercache.gateway.snapshots import Snapshots
 from tiercache.gateway.upstream import Upstream
 from tiercache.gateway.writes import Writes
 
@@ -108,11 +109,11 @@ def check_listen(host: str, credentials: Sequence[Credentials]) -> None:
 def build_app(fs: TieredFileSystem, credentials: Sequence[Credentials] = ()) -> GatewayApp:
     """The gateway's app over ``fs``'s chain and target (an s3fs filesystem)."""
     upstream = Upstream(fs.target, timeout_s=fs.settings.origin_timeout_s)
-    writes = Writes(upstream, fs.invalidate_cache, KeptLogListings(fs))
+    snapshots = Snapshots()
+    writes = Writes(upstream, fs.invalidate_cache, KeptLogListings(fs), snapshots)
     authenticate = Authenticator(credentials) if credentials else None
-    return GatewayApp(
-        Objects(fs.chain, log_ttl_s=fs.settings.delta_log_ttl_s), writes, authenticate=authenticate
-    )
+    objects = Objects(fs.chain, log_ttl_s=fs.settings.delta_log_ttl_s)
+    return GatewayApp(objects, writes, authenticate=authenticate, snapshots=snapshots)
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -34,6 +34,7 @@ from tiercache.gateway.upstream import Upstream
 
 if TYPE_CHECKING:
     from tiercache.gateway.deltalog import KeptLogListings
+    from tiercache.gateway.snapshots import Snapshots
 
 
 class Writes:
@@ -43,6 +44,7 @@ class Writes:
         upstream: The origin's client.
         invalidate: Forgets what the tiers hold for an origin path (``bucket/key``).
         kept_logs: Answers listings of Delta logs under ``TIERCACHE_DELTA_LOG_TTL``.
+        snapshots: Answers listings of snapshot views.
     """
 
     def __init__(
@@ -50,6 +52,7 @@ class Writes:
         upstream: Upstream,
         invalidate: Callable[[str], None],
         kept_logs: KeptLogListings | None = None,
+        snapshots: Snapshots | None = None,
     ) -> None:
         self.upstream = upstream
         self.invalidate = invalidate
@@ -57,7 +60,7 @@ class Writes:
             "ListBuckets": self._list_buckets,
             "HeadBucket": self._head_bucket,
             "GetBucketLocation": self._location,
-            **Listings(upstream, kept_logs).handlers(),
+            **Listings(upstream, kept_logs, snapshots).handlers(),
             "PutObject": self._put,
             "DeleteObject": self._delete,
             "DeleteObjects": self._delete_many,

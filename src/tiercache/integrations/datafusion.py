@@ -23,6 +23,7 @@ from tiercache.integrations.native import (
     gateway_store,
     native_obstacle,
     register_files,
+    register_view,
     split_location,
 )
 
@@ -140,8 +141,13 @@ def _register_native(
     except (OSError, ValueError) as exc:
         logger.warning("the gateway at %s took no seeds: %s", gateway.endpoint_url, exc)
     try:
-        store = gateway_store(gateway, bucket)
-        files = register_files(ctx, name, table, store, (bucket, root))
+        files = register_view(ctx, name, table, gateway, (bucket, root))
     except ValueError as exc:
         return None, str(exc)
+    except OSError as exc:  # no snapshot view: a scan per file (a HEAD per file per query)
+        logger.warning("the gateway at %s made no snapshot view: %s", gateway.endpoint_url, exc)
+        try:
+            files = register_files(ctx, name, table, gateway_store(gateway, bucket), (bucket, root))
+        except ValueError as inner:
+            return None, str(inner)
     return DeltaRegistration(name, table.version(), "native", tuple(files)), None

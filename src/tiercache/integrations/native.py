@@ -26,6 +26,7 @@ feature not known here, data files outside the bucket) :func:`native_obstacle` s
 
 from __future__ import annotations
 
+import os
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -147,6 +148,72 @@ def register_files(
         part = part.select(*columns)
         frame = part if frame is None else frame.union(part)
     if frame is None:  # an empty snapshot: an empty table of the right columns
+        frame = ctx.from_arrow(schema.empty_table())
+    if ctx.table_exist(name):
+        ctx.deregister_table(name)
+    ctx.register_view(name, frame)
+    return [url for url, _ in files]
+
+
+#: The scans a snapshot view is read with at most (one per partition at least).
+SCANS = 32
+
+
+def register_view(
+    ctx: Any, name: str, table: Any, gateway: Gateway, location: tuple[str, str]
+) -> list[str]:
+    """Register ``name`` in ``ctx`` over a snapshot view of the gateway's
+    (:mod:`tiercache.gateway.snapshots`): a directory listing exactly the snapshot's files, one
+    subdirectory per partition, each read by DataFusion as a listing table (listed once, then
+    kept by DataFusion for the session: no request per query but the data's); the partitions'
+    values as literal columns, joined with ``UNION ALL``. Returns the files' real URLs.
+
+    Raises:
+        ValueError: See :func:`snapshot_files`; or a partition value that does not convert.
+        OSError: The gateway refused or did not answer (``GatewayError`` among them).
+    """
+    import pyarrow as pa
+    from datafusion import col, lit
+
+    bucket, root = location
+    ctx.register_object_store("s3://", gateway_store(gateway, bucket), bucket)
+    schema = pa.schema(table.schema().to_arrow())
+    partitions = set(table.metadata().partition_columns)
+    stored = pa.schema([field for field in schema if field.name not in partitions])
+    files = snapshot_files(table, bucket, root)
+    actions = pa.table(table.get_add_actions(flatten=True))
+    sizes = actions.column("size_bytes").to_pylist()
+    mtimes = actions.column("modification_time").to_pylist()
+    groups: dict[tuple[tuple[str, Any], ...], list[dict[str, Any]]] = {}
+    for (url, values), size, mtime in zip(files, sizes, mtimes, strict=True):
+        key = unquote(url.removeprefix(f"s3://{bucket}/"))
+        entry = {"key": key, "size": int(size), "version": f"delta:{mtime}:{size}"}
+        entry["mtime"] = mtime / 1000
+        groups.setdefault(tuple(sorted(values.items())), []).append(entry)
+    # How many scans: DataFusion reads one scan's files over its target partitions (the
+    # number of CPUs by default), so files / CPUs scans read every file at once; fewer plan
+    # faster (a selective query), more only queue. At most SCANS.
+    wanted = min(SCANS, -(-len(files) // (os.cpu_count() or 1)))
+    per_scan = max(1, -(-len(files) // max(1, wanted)))
+    scans = [
+        (partition, members[i : i + per_scan])
+        for partition, members in groups.items()
+        for i in range(0, len(members), per_scan)
+    ]
+    prefix = gateway.snapshot(bucket, root, [members for _, members in scans])
+    frame: Any = None
+    for number, (partition, _) in enumerate(scans):
+        part = ctx.read_parquet(f"s3://{bucket}/{quote(prefix)}p{number}/", schema=stored)
+        given = dict(partition)
+        columns = [
+            lit(_scalar(given.get(field.name), field)).alias(field.name)
+            if field.name in partitions
+            else col(field.name)
+            for field in schema
+        ]
+        part = part.select(*columns)
+        frame = part if frame is None else frame.union(part)
+    if frame is None:
         frame = ctx.from_arrow(schema.empty_table())
     if ctx.table_exist(name):
         ctx.deregister_table(name)
