@@ -104,3 +104,45 @@ def test_with_client_credentials_only_a_signed_seed_is_taken(s3_server: S3Server
             assert refused.code == 403
         assert secured.seed([]) == {"seeded": 0, "skipped": 0}  # signed by the handle
         assert "chain" in secured.stats(settle=True)  # and so are its stats
+
+
+def test_a_snapshot_view_lists_and_serves_the_real_files(
+    s3_server: S3Server, gateway: Gateway, proxy: HttpFaultProxy
+) -> None:
+    import boto3
+    from botocore.config import Config
+
+    bucket = f"view-{uuid.uuid4().hex[:12]}"
+    s3_server.create_bucket(bucket)
+    files = {
+        f"t/day={d}/{NAME.replace('1816', str(1000 + d))}": bytes([d]) * (1000 + d) for d in (1, 2)
+    }
+    for key, data in files.items():
+        s3_server.put_object(bucket, key, data)
+    groups = [
+        [{"key": k, "size": len(v), "version": f"delta:1:{len(v)}", "mtime": 2.0}]
+        for k, v in files.items()
+    ]
+    prefix = gateway.snapshot(bucket, "t", groups)
+    keys = gateway.s3fs_options()
+    client = boto3.client(
+        "s3",
+        endpoint_url=gateway.endpoint_url,
+        aws_access_key_id=keys["key"],
+        aws_secret_access_key=keys["secret"],
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1}),
+    )
+    proxy.reset_counters()
+    listed = client.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
+    assert [o["Key"] for o in listed] == [
+        f"{prefix}p0/000000.parquet",
+        f"{prefix}p1/000000.parquet",
+    ]
+    assert proxy.requests() == 0  # the view's listing is the gateway's own
+    for item, data in zip(listed, files.values(), strict=True):
+        assert item["Size"] == len(data)
+        assert client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read() == data
+        assert client.head_object(Bucket=bucket, Key=item["Key"])["ContentLength"] == len(data)
+    with pytest.raises(GatewayError, match="MalformedSnapshot"):
+        gateway.snapshot(bucket, "t", [[{"key": "../x"}]])
