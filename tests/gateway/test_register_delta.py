@@ -16,6 +16,7 @@ from datafusion import SessionContext
 from deltalake import DeltaTable, write_deltalake
 
 from tiercache import ConfigError, Settings, TieredFileSystem
+from tiercache.gateway import Gateway, GatewayError
 from tiercache.gateway.shared import shared
 from tiercache.integrations.datafusion import register_delta
 from tiercache.integrations.delta import storage_options_for
@@ -188,3 +189,20 @@ def test_a_local_table_cannot_take_the_native_route(tmp_path: Any) -> None:
     assert ctx.sql("SELECT count(*) AS n FROM events").to_pylist() == [{"n": 100}]
     with pytest.raises(ConfigError, match="route must be"):
         register_delta(ctx, "events", uri, route="fast")  # type: ignore[arg-type]
+
+
+def test_without_a_snapshot_view_each_file_is_read_on_its_own_url(
+    table: Table, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refuse(*args: Any) -> str:
+        raise GatewayError(501, "POST /-/snapshot: HTTP 501: an older gateway")
+
+    monkeypatch.setattr(Gateway, "snapshot", refuse)
+    ctx, registered = _native(table, table.filesystem(memory_bytes=24 << 20))
+    assert registered.route == "native"
+    assert "made no snapshot view" in caplog.text
+    plan = ctx.sql(f"EXPLAIN {QUERIES[0]}").to_pylist()
+    physical = next(row["plan"] for row in plan if row["plan_type"] == "physical_plan")
+    assert "_tiercache_snapshot" not in physical
+    assert physical.count(".parquet") == len(registered.files)  # one scan per real file
+    assert [ctx.sql(sql).to_pylist() for sql in QUERIES] == [table.direct(sql) for sql in QUERIES]

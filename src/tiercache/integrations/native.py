@@ -12,12 +12,17 @@ Why this route (measured with datafusion 55 and deltalake 1.6.6, docs/gateway.md
 - The pyarrow-dataset route (``route="dataset"``) is exact but reads through fsspec and pyarrow,
   about twice the time of DataFusion's own reader on the same bytes.
 
-So each file of the snapshot is read with ``ctx.read_parquet`` on its own URL (a file URL is a
-HEAD, never a listing) through DataFusion's ``AmazonS3`` store pointed at the gateway, with the
-table's schema (DataFusion adapts each file's physical schema to it: ``string_view`` written by
-one writer, a column added later...), the partition values from the log as literal columns, and
-the files joined with ``UNION ALL`` into a view. Filters on partition columns fold to constants
-and drop whole files before any request; the Parquet statistics prune row groups and pages.
+So the gateway makes up a directory that lists exactly the snapshot's files (a snapshot view,
+:mod:`tiercache.gateway.snapshots`), one subdirectory per partition (and per share of the CPUs),
+and each is read with ``ctx.read_parquet`` as a listing table through DataFusion's ``AmazonS3``
+store pointed at the gateway (:func:`register_view`): DataFusion lists it once and keeps the
+listing for the session, so a query sends nothing but its data reads. The table's schema is
+given (DataFusion adapts each file's physical schema to it: ``string_view`` written by one
+writer, a column added later...), the partition values come from the log as literal columns,
+and the subdirectories are joined with ``UNION ALL`` into a view. Filters on partition columns
+fold to constants and drop whole subdirectories before any request; the Parquet statistics prune
+row groups and pages. Without a view (:func:`register_files`), each file is read on its own URL
+(a HEAD, never a listing; one per file per query).
 
 Where the files alone are not the table (deletion vectors in use, column mapping, a reader
 feature not known here, data files outside the bucket) :func:`native_obstacle` says why, and
