@@ -63,6 +63,16 @@ def proxy(s3_server: S3Server) -> Iterator[HttpFaultProxy]:
         yield running
 
 
+def _redis(server: RedisServer) -> dict[str, Any]:
+    """Settings of a Redis tier on ``server`` that gives up fast and stays open once open."""
+    return {
+        "redis_url": server.url,
+        "redis_hmac_key": HMAC_KEY,
+        "redis_timeout_s": 0.2,
+        "breaker_cooldown_s": 60.0,
+    }
+
+
 def _gateway(s3_server: S3Server, proxy: HttpFaultProxy, **settings: Any) -> Gateway:
     fs = TieredFileSystem(
         target_protocol="s3",
@@ -105,13 +115,7 @@ def test_an_origin_that_keeps_failing_is_a_503_then_reads_go_on(
 def test_redis_killed_reads_go_on(
     s3_server: S3Server, proxy: HttpFaultProxy, bucket: str, redis_fresh: RedisServer
 ) -> None:
-    settings = {
-        "redis_url": redis_fresh.url,
-        "redis_hmac_key": HMAC_KEY,
-        "redis_timeout_s": 0.2,
-        "breaker_cooldown_s": 60.0,
-    }
-    with _gateway(s3_server, proxy, **settings) as gateway:
+    with _gateway(s3_server, proxy, **_redis(redis_fresh)) as gateway:
         client = _client(gateway, attempts=1)
         _read_all(client, bucket)  # Redis filled with the footers' blocks and object info
         redis_fresh.kill()
@@ -128,13 +132,7 @@ def test_redis_killed_reads_go_on(
 def test_redis_hung_reads_go_on_within_the_budget(
     s3_server: S3Server, proxy: HttpFaultProxy, bucket: str, redis_fresh: RedisServer
 ) -> None:
-    settings = {
-        "redis_url": redis_fresh.url,
-        "redis_hmac_key": HMAC_KEY,
-        "redis_timeout_s": 0.2,
-        "breaker_cooldown_s": 60.0,
-    }
-    with _gateway(s3_server, proxy, **settings) as gateway:
+    with _gateway(s3_server, proxy, **_redis(redis_fresh)) as gateway:
         client = _client(gateway, attempts=1)
         _read_all(client, bucket)
         redis_fresh.stop()  # SIGSTOP: connections stay open, nothing answers

@@ -17,7 +17,7 @@ another object's bytes: blocks are keyed by path.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,18 +73,32 @@ def _info(entry: Any) -> ObjectInfo:
     segments: Sequence[str] = key.split("/")
     if not bucket or not key or any(s in ("", ".", "..") for s in segments):
         raise _malformed(f"a seed's path must be bucket/key: {path!r:.200}")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise _malformed(f"a seed's size must be an integer of 0 or more: {path}")
-    if not isinstance(version, str) or not version or len(version) > MAX_VERSION:
-        raise _malformed(f"a seed's version must be a string of 1 to {MAX_VERSION}: {path}")
-    if not isinstance(mtime, int | float) or isinstance(mtime, bool):
-        raise _malformed(f"a seed's mtime must be a number: {path}")
-    try:
-        modified = datetime.fromtimestamp(float(mtime), UTC)
-    except (OverflowError, OSError, ValueError) as exc:
-        raise _malformed(f"a seed's mtime is out of range: {path}") from exc
+    size, version, modified = file_fields((size, version, mtime), ("a seed", path), _malformed)
     raw = {"name": path, "size": size, "type": "file", "LastModified": modified}
     return ObjectInfo(path=f"{bucket}/{key}", size=size, version=version, raw=raw)
+
+
+def file_fields(
+    fields: tuple[Any, Any, Any], where: tuple[str, Any], malformed: Callable[[str], S3Error]
+) -> tuple[int, str, datetime]:
+    """``(size, version, mtime)`` of a file handed to the gateway, checked: an integer of 0 or
+    more, a string of 1 to :data:`MAX_VERSION` characters, seconds since the epoch (a
+    datetime). ``where`` is ``(what, path)`` for the message: ``("a seed", "bkt/key")``.
+
+    Raises:
+        S3Error: ``malformed(message)`` for the first field that is not right.
+    """
+    (size, version, mtime), (what, path) = fields, where
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise malformed(f"{what}'s size must be an integer of 0 or more: {path}")
+    if not isinstance(version, str) or not version or len(version) > MAX_VERSION:
+        raise malformed(f"{what}'s version must be a string of 1 to {MAX_VERSION}: {path}")
+    if not isinstance(mtime, int | float) or isinstance(mtime, bool):
+        raise malformed(f"{what}'s mtime must be a number: {path}")
+    try:
+        return size, version, datetime.fromtimestamp(float(mtime), UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise malformed(f"{what}'s mtime is out of range: {path}") from exc
 
 
 def _malformed(message: str) -> S3Error:

@@ -24,13 +24,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from tiercache.gateway.deltalog import LogPage, page_token, resume_after
 from tiercache.gateway.httpsemantics import quote_etag
 from tiercache.gateway.s3errors import S3Error
 from tiercache.gateway.s3xml import ListedObject
+from tiercache.gateway.seeds import file_fields
 
 #: The directory name of every view (under the table's root).
 SNAPSHOT_DIR = "_tiercache_snapshot"
@@ -157,17 +158,8 @@ def _entry(entry: Any) -> tuple[str, int, str, datetime]:
     key, size, version, mtime = (entry.get(k) for k in ("key", "size", "version", "mtime"))
     if not isinstance(key, str) or not key or any(s in ("", ".", "..") for s in key.split("/")):
         raise _malformed(f"a file's key must be a key: {key!r:.200}")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise _malformed(f"a file's size must be an integer of 0 or more: {key}")
-    if not isinstance(version, str) or not version or len(version) > 256:
-        raise _malformed(f"a file's version must be a short string: {key}")
-    if not isinstance(mtime, int | float) or isinstance(mtime, bool):
-        raise _malformed(f"a file's mtime must be a number: {key}")
-    try:
-        modified = datetime.fromtimestamp(float(mtime), UTC)
-    except (OverflowError, OSError, ValueError) as exc:
-        raise _malformed(f"a file's mtime is out of range: {key}") from exc
-    return key, size, version, modified
+    checked = file_fields((size, version, mtime), ("a file", key), _malformed)
+    return (key, *checked)
 
 
 def _malformed(message: str) -> S3Error:
