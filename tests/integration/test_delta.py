@@ -426,3 +426,27 @@ def test_a_commit_written_through_the_gateway_drops_its_kept_listing(table: Tabl
     deltalake.write_deltalake(table.uri, spans(COMMITS), mode="append", storage_options=options)
     with open_table(table.uri, filesystem=fs) as opened:  # the kept listing is not used
         assert opened.version() == COMMITS
+
+
+def test_a_warmup_in_another_process_is_found_by_the_native_route(
+    table: Table, tmp_path: Any
+) -> None:
+    """An init container's warmup (its gateway gone with it) leaves the disk tier filled, keyed
+    as the application's gateway keys the blocks (the Delta log's versions): its query finds
+    them there."""
+    disk = tmp_path / "disk"
+    disk.mkdir(mode=0o700)
+    init = table.tiered(disk_dir=str(disk), memory_bytes=20 << 20)
+    report = warm(table.uri, filesystem=init, storage_options=table.storage_options)
+    assert report.through_gateway
+    assert report.errors == []
+    assert report.files_warmed == COMMITS * len(DAYS)
+    shared(init).close()  # the init container ends
+    app = table.tiered(disk_dir=str(disk), memory_bytes=28 << 20)
+    ctx = datafusion.SessionContext()
+    assert register_delta(ctx, "spans", table.uri, filesystem=app).route == "native"
+    table.proxy.reset_counters()
+    assert ctx.sql(AGGREGATE).to_pylist() == table.direct(AGGREGATE)
+    assert table.proxy.requests() == 0  # every footer and (small) data file from the disk
+    disk_tier = shared(app).stats()["chain"]["tiers"]["disk"]
+    assert disk_tier["hits"] > 0

@@ -24,6 +24,20 @@ class ThroughGateway:
     def size(self, path: str) -> int:
         raise ValueError(f"{path}: no size known (the gateway is warmed from a Delta log only)")
 
+    def seed(self, files: list[tuple[str, int, float]]) -> str | None:
+        """Hand the gateway the Delta log's info of ``files`` (``(bucket/key, size, mtime)``):
+        their blocks are then keyed by the log's version, ``delta:<modificationTime>:<size>``,
+        as ``register_delta`` keys them; return what went wrong, if anything."""
+        seeds = [
+            (path, size, f"delta:{round(mtime * 1000)}:{size}", mtime)
+            for path, size, mtime in files
+        ]
+        try:
+            self.gateway.seed(seeds)
+        except OSError as exc:
+            return f"gateway: {type(exc).__name__}: {exc}"
+        return None
+
     def settle(self) -> str | None:
         """Let the gateway's fills of the disk and Redis tiers land (a warmup run as an init
         step then leaves them filled); return what went wrong, if anything."""

@@ -193,6 +193,12 @@ def warm(
     report.through_gateway = reader is not filesystem
     report.files_found = len(candidates)
     chosen = sorted(candidates, key=lambda c: c.modified, reverse=True)[:max_files]
+    if isinstance(reader, ThroughGateway):
+        # Keyed as register_delta keys them (the log's version of each file), so that what
+        # lands in the disk and Redis tiers is found by the application's gateway too.
+        problem = reader.seed([(c.path, c.size, c.modified) for c in chosen if c.size])
+        if problem is not None:
+            report.errors.append(problem)
     _run(
         reader,
         chosen,
