@@ -65,7 +65,9 @@ class KeptLogListings:
             after = max(after, resumed)
         directory = f"{bucket}/{prefix.rstrip('/')}"
         entries = self.fs.chain.cached_listing(directory, self.ttl_s)
-        if entries is None:
+        if entries is not None:
+            self.fs.seed_listing(entries)  # reading a log file then costs no request for its info
+        else:
             entries = self._list(directory)
         if entries is None or any(entry.get("type") != "file" for entry in entries):
             return None

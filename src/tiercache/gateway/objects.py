@@ -37,6 +37,7 @@ from tiercache.gateway.httpsemantics import (
 )
 from tiercache.gateway.s3errors import S3Error, no_such_key
 from tiercache.gateway.seeds import parse_seeds
+from tiercache.origin import info_from_raw
 from tiercache.protocol import ObjectInfo
 
 _LAST_CHECKPOINT = "_delta_log/_last_checkpoint"
@@ -198,13 +199,36 @@ class Objects:
         """
         if path.endswith(_LAST_CHECKPOINT):
             kept = self._pointers.get(path)
-            if kept is not None and time.monotonic() - kept[1] <= self.log_ttl_s:
+            if kept is None or time.monotonic() - kept[1] > self.log_ttl_s:
+                kept = self._listed_pointer(path)
+            if kept is not None:
                 if kept[0] is None:
                     raise no_such_key(path.partition("/")[2])
                 return kept[0]
             self.chain.info_table.discard(path)  # the origin is asked
             return None
         return self.chain.info_table.peek(path)
+
+    def _listed_pointer(self, path: str) -> tuple[ObjectInfo | None, float] | None:
+        """``_last_checkpoint`` as a kept listing of its log shows it (``TIERCACHE_DELTA_LOG_TTL``:
+        the listing another process shared through Redis serves here too), or None when no
+        listing is kept: the pointer and the log then come from the same moment."""
+        if self.log_ttl_s <= 0:
+            return None
+        entries = self.chain.cached_listing(path.rsplit("/", 1)[0], self.log_ttl_s)
+        if entries is None:
+            return None
+        found: ObjectInfo | None = None
+        for entry in entries:
+            if str(entry.get("name", "")).strip("/") == path:
+                try:
+                    found = info_from_raw(path, entry)
+                except (KeyError, TypeError, ValueError):
+                    return None
+                if found.etag is None:
+                    return None
+        self._keep_pointer(path, found)
+        return found, time.monotonic()
 
     def _keep_pointer(self, path: str, info: ObjectInfo | None) -> None:
         """Keep the answer about a ``_last_checkpoint`` for ``log_ttl_s`` (when above 0)."""
