@@ -508,3 +508,27 @@ def test_a_loading_redis_is_a_fast_failure_counted_in_loading(  # noqa: PLR0915 
     assert redis_stats(fs)["state"] == "closed"
     tier.close()
     fs.close()
+
+
+def test_last_checkpoint_blocks_are_shared_but_never_its_info(redis_url: str) -> None:
+    """``_delta_log/_last_checkpoint`` is rewritten in place: which version is current is never
+    learnt from Redis; a block of a version a pod learnt elsewhere is (keyed by that version)."""
+    settings = settings_for(redis_url)
+    path = f"/redis/{uuid.uuid4().hex}/_delta_log/_last_checkpoint"
+    data = b'{"version":10,"size":13}'
+    CountingFS(skip_instance_cache=True).pipe_file(path, data)
+    first = pod(settings)
+    assert first.read_range(path, 0, None) == data
+    first.chain.fills.join()
+    info = first.chain.info_table.peek(path)
+    assert info is not None
+    second = pod(settings)
+    assert second.read_range(path, 0, None) == data
+    assert origin(second).info_calls + len(origin(second).reads) > 0  # the info: the store's
+    third = pod(settings)
+    third.chain.seed_info(info)  # the version, learnt elsewhere (a kept log listing)
+    assert third.read_range(path, 0, None) == data
+    assert origin(third).reads == []  # the block: Redis
+    assert redis_stats(third)["hits"] == 1
+    for fs in (first, second, third):
+        fs.close()

@@ -1,7 +1,7 @@
 """The Redis tier: object info, Parquet footers and Delta log files shared across pods.
 
 The only module that imports redis. It takes only ``metadata`` blocks (footer tails, Delta log
-files, small objects) and object info, never ``_delta_log/_last_checkpoint``, never a value
+files, small objects) and object info, never ``_delta_log/_last_checkpoint``'s info, never a value
 over ``TIERCACHE_REDIS_MAX_VALUE_BYTES``. Every value is framed (:mod:`tiercache.tiers.framing`):
 header, checksum and, with ``TIERCACHE_REDIS_HMAC_KEY``, an HMAC tag, so that write access to
 Redis is not enough to poison reads.
@@ -103,7 +103,11 @@ def _digest(*parts: str) -> str:
 
 
 def never_shared(path: str) -> bool:
-    """``_delta_log/_last_checkpoint`` is rewritten in place: it never goes to Redis."""
+    """``_delta_log/_last_checkpoint`` is rewritten in place: its *info* never goes to Redis (a
+    pod must not learn from another which version is current). Its blocks do: a block is keyed
+    by the version it holds, so it is right for whoever asks for that version (a pod that
+    learnt the version from the store, or from a Delta log listing kept under
+    ``TIERCACHE_DELTA_LOG_TTL``)."""
     return path.endswith("_delta_log/_last_checkpoint")
 
 
@@ -237,8 +241,6 @@ class RedisTier:
             TierTimeoutError: The server did not answer within the socket timeout.
             TierError: The server failed otherwise (the guard makes either a miss).
         """
-        if never_shared(key.path):
-            return None
         client = self._usable()
         name, field = self._block_key(key)
         raw = self._done(client, client.hget(name, field))
@@ -254,8 +256,6 @@ class RedisTier:
     @_translated
     def put(self, key: BlockKey, data: bytes, /) -> None:
         """Store a framed block with the jittered TTL, in one pipelined round trip."""
-        if never_shared(key.path):
-            return
         if len(data) > self.max_value_bytes:
             self.too_large += 1
             return
