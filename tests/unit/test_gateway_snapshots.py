@@ -97,3 +97,16 @@ def test_malformed_views_are_refused(body: bytes, message: str) -> None:
     with pytest.raises(S3Error, match=message) as raised:
         Snapshots().add(body)
     assert (raised.value.status, raised.value.code) == (400, "MalformedSnapshot")
+
+
+def test_the_files_of_all_views_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tiercache.gateway import snapshots
+
+    monkeypatch.setattr(snapshots, "MAX_TOTAL_FILES", 10)
+    views = Snapshots()
+    first = views.add(_body([[_file(f"t/a{n}.parquet") for n in range(6)]]))["prefix"]
+    second = views.add(_body([[_file(f"t/b{n}.parquet") for n in range(6)]]))["prefix"]
+    assert views.page("bkt", {"prefix": first}, 10) is None  # 12 files: the oldest view went
+    assert views.page("bkt", {"prefix": second}, 10) is not None
+    alone = views.add(_body([[_file(f"t/c{n}.parquet") for n in range(11)]]))["prefix"]
+    assert views.page("bkt", {"prefix": alone}, 20) is not None  # a view alone is kept

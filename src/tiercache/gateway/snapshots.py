@@ -10,7 +10,8 @@ exactly that partition's files, each under a name of its own that the gateway ma
 key for HEAD and GET. The token is a digest of the snapshot: registering the same snapshot twice
 gives the same directory.
 
-A view lives as long as the gateway process (at most :data:`MAX_VIEWS`, the oldest dropped):
+A view lives as long as the gateway process (at most :data:`MAX_VIEWS` views and
+:data:`MAX_TOTAL_FILES` files in all, the oldest dropped):
 a session registered on a gateway that was restarted must register again. A real object under a
 ``_tiercache_snapshot/`` directory is hidden behind a view of that name (Delta, like Spark,
 ignores directories whose name starts with ``_``).
@@ -39,6 +40,8 @@ SNAPSHOT_DIR = "_tiercache_snapshot"
 MAX_VIEWS = 512
 #: Files one view holds at most.
 MAX_FILES = 200_000
+#: Files all views hold together at most (the oldest views are dropped beyond).
+MAX_TOTAL_FILES = 1_000_000
 _MARKER = f"{SNAPSHOT_DIR}/"
 
 
@@ -54,6 +57,7 @@ class Snapshots:
 
     def __init__(self) -> None:
         self._views: OrderedDict[tuple[str, str], _View] = OrderedDict()
+        self._files = 0
         self._lock = threading.Lock()
 
     def add(self, body: bytes) -> dict[str, str]:
@@ -90,8 +94,12 @@ class Snapshots:
         with self._lock:
             self._views[(bucket, prefix)] = _View(prefix, listed, real)
             self._views.move_to_end((bucket, prefix))
-            while len(self._views) > MAX_VIEWS:
-                self._views.popitem(last=False)
+            self._files = sum(len(view.real) for view in self._views.values())
+            while len(self._views) > MAX_VIEWS or (
+                self._files > MAX_TOTAL_FILES and len(self._views) > 1
+            ):
+                _, dropped = self._views.popitem(last=False)
+                self._files -= len(dropped.real)
         return {"prefix": prefix}
 
     def resolve(self, bucket: str, key: str) -> str | None:
