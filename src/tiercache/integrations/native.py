@@ -80,6 +80,13 @@ def snapshot_files(table: Any, bucket: str, root: str) -> list[tuple[str, dict[s
     Raises:
         ValueError: A data file outside ``bucket`` (a shallow clone's absolute path).
     """
+    return [(url, values) for url, values, _, _ in _snapshot_entries(table, bucket, root)]
+
+
+def _snapshot_entries(
+    table: Any, bucket: str, root: str
+) -> list[tuple[str, dict[str, Any], int, int]]:
+    """:func:`snapshot_files` with each file's size and modification time (ms) from the log."""
     import pyarrow as pa
 
     actions = pa.table(table.get_add_actions(flatten=True)).to_pylist()
@@ -98,7 +105,10 @@ def snapshot_files(table: Any, bucket: str, root: str) -> list[tuple[str, dict[s
             for name, value in action.items()
             if name.startswith("partition.")
         }
-        files.append((f"s3://{bucket}/{quote(key)}", values))
+        url = f"s3://{bucket}/{quote(key)}"
+        # deltalake gives both for every add action (stand-ins in unit tests may not)
+        size, mtime = int(action.get("size_bytes") or 0), int(action.get("modification_time") or 0)
+        files.append((url, values, size, mtime))
     return files
 
 
@@ -132,31 +142,10 @@ def register_files(
         ValueError: See :func:`snapshot_files`; or a partition value that does not convert to
             its column's type.
     """
-    import pyarrow as pa
-    from datafusion import col, lit
-
     bucket, root = location
     ctx.register_object_store("s3://", store, bucket)
-    schema = pa.schema(table.schema().to_arrow())
-    partitions = set(table.metadata().partition_columns)
-    stored = pa.schema([field for field in schema if field.name not in partitions])
     files = snapshot_files(table, bucket, root)
-    frame: Any = None
-    for url, values in files:
-        part = ctx.read_parquet(url, schema=stored)
-        columns = [
-            lit(_scalar(values.get(field.name), field)).alias(field.name)
-            if field.name in partitions
-            else col(field.name)
-            for field in schema
-        ]
-        part = part.select(*columns)
-        frame = part if frame is None else frame.union(part)
-    if frame is None:  # an empty snapshot: an empty table of the right columns
-        frame = ctx.from_arrow(schema.empty_table())
-    if ctx.table_exist(name):
-        ctx.deregister_table(name)
-    ctx.register_view(name, frame)
+    _register_union(ctx, name, table, files)
     return [url for url, _ in files]
 
 
@@ -177,53 +166,71 @@ def register_view(
         ValueError: See :func:`snapshot_files`; or a partition value that does not convert.
         OSError: The gateway refused or did not answer (``GatewayError`` among them).
     """
-    import pyarrow as pa
-    from datafusion import col, lit
-
     bucket, root = location
     ctx.register_object_store("s3://", gateway_store(gateway, bucket), bucket)
-    schema = pa.schema(table.schema().to_arrow())
-    partitions = set(table.metadata().partition_columns)
-    stored = pa.schema([field for field in schema if field.name not in partitions])
-    files = snapshot_files(table, bucket, root)
-    actions = pa.table(table.get_add_actions(flatten=True))
-    sizes = actions.column("size_bytes").to_pylist()
-    mtimes = actions.column("modification_time").to_pylist()
+    entries = _snapshot_entries(table, bucket, root)
     groups: dict[tuple[tuple[str, Any], ...], list[dict[str, Any]]] = {}
-    for (url, values), size, mtime in zip(files, sizes, mtimes, strict=True):
+    for url, values, size, mtime in entries:
         key = unquote(url.removeprefix(f"s3://{bucket}/"))
-        entry = {"key": key, "size": int(size), "version": f"delta:{mtime}:{size}"}
-        entry["mtime"] = mtime / 1000
+        entry = {
+            "key": key,
+            "size": size,
+            "version": f"delta:{mtime}:{size}",
+            "mtime": mtime / 1000,
+        }
         groups.setdefault(tuple(sorted(values.items())), []).append(entry)
     # How many scans: DataFusion reads one scan's files over its target partitions (the
     # number of CPUs by default), so files / CPUs scans read every file at once; fewer plan
     # faster (a selective query), more only queue. At most SCANS.
-    wanted = min(SCANS, -(-len(files) // (os.cpu_count() or 1)))
-    per_scan = max(1, -(-len(files) // max(1, wanted)))
+    wanted = min(SCANS, -(-len(entries) // (os.cpu_count() or 1)))
+    per_scan = max(1, -(-len(entries) // max(1, wanted)))
     scans = [
         (partition, members[i : i + per_scan])
         for partition, members in groups.items()
         for i in range(0, len(members), per_scan)
     ]
     prefix = gateway.snapshot(bucket, root, [members for _, members in scans])
+    sources = [
+        (f"s3://{bucket}/{quote(prefix)}p{number}/", dict(partition))
+        for number, (partition, _) in enumerate(scans)
+    ]
+    _register_union(ctx, name, table, sources)
+    return [url for url, _, _, _ in entries]
+
+
+def _register_union(
+    ctx: Any, name: str, table: Any, sources: list[tuple[str, dict[str, Any]]]
+) -> None:
+    """Register ``name`` in ``ctx`` (replacing a view of that name) as the ``UNION ALL`` of
+    ``sources``: each a Parquet file or directory URL read with the table's schema, and the
+    partition values its files share as literal columns. No source: an empty table of the
+    table's columns.
+
+    Raises:
+        ValueError: A partition value that does not convert to its column's type.
+    """
+    import pyarrow as pa
+    from datafusion import col, lit
+
+    schema = pa.schema(table.schema().to_arrow())
+    partitions = set(table.metadata().partition_columns)
+    stored = pa.schema([field for field in schema if field.name not in partitions])
     frame: Any = None
-    for number, (partition, _) in enumerate(scans):
-        part = ctx.read_parquet(f"s3://{bucket}/{quote(prefix)}p{number}/", schema=stored)
-        given = dict(partition)
-        columns = [
-            lit(_scalar(given.get(field.name), field)).alias(field.name)
-            if field.name in partitions
-            else col(field.name)
-            for field in schema
-        ]
-        part = part.select(*columns)
+    for url, values in sources:
+        part = ctx.read_parquet(url, schema=stored).select(
+            *[
+                lit(_scalar(values.get(field.name), field)).alias(field.name)
+                if field.name in partitions
+                else col(field.name)
+                for field in schema
+            ]
+        )
         frame = part if frame is None else frame.union(part)
-    if frame is None:
+    if frame is None:  # an empty snapshot: an empty table of the right columns
         frame = ctx.from_arrow(schema.empty_table())
     if ctx.table_exist(name):
         ctx.deregister_table(name)
     ctx.register_view(name, frame)
-    return [url for url, _ in files]
 
 
 def _scalar(value: Any, field: Any) -> Any:
