@@ -220,8 +220,11 @@ def test_a_killed_sidecar_restarted_on_its_port(
     print(seen.line(f"sidecar killed, restarted after {restart_after_s:.0f} s ({retries})"))
     assert seen.wrong_bytes == 0
     assert seen.requests > 10 * READERS
-    # What failed failed cleanly: the port was closed, so no connection was made.
-    assert set(seen.errors) <= {"EndpointConnectionError"}
+    # What failed failed cleanly: a connection refused while the port was closed, or a body
+    # the kill cut short (botocore does not retry reading a body: at most one per reader, the
+    # request it had under way when the kill came).
+    assert set(seen.errors) <= {"EndpointConnectionError", "ResponseStreamingError"}
+    assert seen.errors["ResponseStreamingError"] <= READERS
     # Served again: every reader reads again after the restart.
     client = s3_client(endpoint_url)
     assert all(client.get_object(Bucket=bucket, Key=k)["Body"].read() == data[k] for k in data)
