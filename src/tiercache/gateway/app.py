@@ -189,7 +189,7 @@ class GatewayApp:
             incoming = IncomingRequest(
                 request.method, request.raw_path, request.query_string, request.header_list
             )
-            verified = await self._run(self.authenticate, incoming)
+            verified = self.authenticate(incoming)
         if route_.operation == "Stats":
             settle = "settle" in request.query
             document = await self._run(self.stats, settle)

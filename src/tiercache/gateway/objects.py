@@ -74,6 +74,9 @@ class Objects:
         self.log_ttl_s = log_ttl_s
         # path -> (its info, or None: missing; when learnt, monotonic)
         self._pointers: dict[str, tuple[ObjectInfo | None, float]] = {}
+        # info -> its ETag and Last-Modified headers (formatting a date costs more than the rest
+        # of a RAM-resident answer); equal infos name the same version of the same object
+        self._validator_cache: dict[ObjectInfo, list[tuple[str, str]]] = {}
 
     def resident(self, path: str, headers: Mapping[str, str], method: str) -> Answer | None:
         """Answer a HEAD or a GET at once, when the object's info is known and every byte asked
@@ -286,6 +289,8 @@ class Objects:
     def _conditions(
         self, info: ObjectInfo, headers: Mapping[str, str], method: str
     ) -> Answer | None:
+        if _CONDITIONAL.isdisjoint(map(str.lower, headers)):
+            return None  # the usual request: nothing to decide
         condition = check_conditions(
             headers, etag=_etag(info), last_modified=_last_modified(info), method=method
         )
@@ -312,9 +317,20 @@ class Objects:
             headers.append(("content-range", content_range(byte_range, info.size)))
         return headers
 
-    @staticmethod
-    def _validators(info: ObjectInfo) -> list[tuple[str, str]]:
-        return [("etag", _etag(info)), ("last-modified", http_date(_last_modified(info)))]
+    def _validators(self, info: ObjectInfo) -> list[tuple[str, str]]:
+        validators = self._validator_cache.get(info)
+        if validators is None:
+            if len(self._validator_cache) >= _VALIDATORS_KEPT:
+                self._validator_cache.clear()
+            validators = [("etag", _etag(info)), ("last-modified", http_date(_last_modified(info)))]
+            self._validator_cache[info] = validators
+        return list(validators)
+
+
+#: The conditional request headers (any of them: :func:`check_conditions` decides).
+_CONDITIONAL = frozenset(("if-match", "if-none-match", "if-modified-since", "if-unmodified-since"))
+#: Objects whose validator headers are kept (the cache is emptied when full).
+_VALIDATORS_KEPT = 4096
 
 
 def _explicit_range(header: str | None) -> tuple[int, int | None] | None:
