@@ -107,7 +107,8 @@ def test_run_all_benchmarks_smoke(tmp_path: Path) -> None:
     keys = {t["key"] for s in results["scenarios"].values() for t in s["targets"]}
     for key in (
         "hot-floor", "hot-blockcache", "cold-aligned", "disk-get", "redis-requests",
-        "memory-disk", "memory-ram",
+        "memory-disk", "memory-ram", "gateway-floor-64k", "gateway-floor-concurrent",
+        "gateway-sql-ceiling-aggregate",
     ):  # fmt: skip
         assert key in keys, key
     # (a) and (b) for both queries, (c) with the log listing shared, and (c) by default.
