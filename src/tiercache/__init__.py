@@ -5,6 +5,7 @@ Re-exports only; see the modules for the concepts.
 
 from importlib import metadata as _metadata
 
+from .asyncfs import AsyncTieredFileSystem
 from .config import Settings
 from .errors import (
     ConfigError,
@@ -49,6 +50,7 @@ except _metadata.PackageNotFoundError:  # running from a source tree that is not
     __version__ = "0.0.0"
 
 __all__ = [
+    "AsyncTieredFileSystem",
     "BlockKey",
     "BlockKind",
     "BudgetedTier",

@@ -44,6 +44,9 @@ __all__ = [
 ]
 
 _PREFIXES = ("tiercache::", "tiercache://")
+#: A filesystem class -> its async variant (``asynchronous=True`` builds that one); filled by
+#: :mod:`tiercache.asyncfs`, which the package imports.
+ASYNC_VARIANTS: dict[type, type] = {}
 
 
 class _NoCacheForObjects(type(ChainedFileSystem)):  # type: ignore[misc]  # fsspec is untyped
@@ -55,6 +58,9 @@ class _NoCacheForObjects(type(ChainedFileSystem)):  # type: ignore[misc]  # fssp
     """
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        variant = ASYNC_VARIANTS.get(cls)
+        if kwargs.get("asynchronous") and variant is not None:
+            return variant(*args, **kwargs)  # fsspec's async interface (tiercache.asyncfs)
         if kwargs.get("tiers") is not None or kwargs.get("fs") is not None:
             kwargs["skip_instance_cache"] = True
         return super().__call__(*args, **kwargs)

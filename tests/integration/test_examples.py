@@ -37,3 +37,10 @@ def test_duckdb_example_reads_through_the_tiers() -> None:
     assert "origin requests +0" not in first  # DuckDB's reads did reach tiercache
     assert "origin requests +0; RAM tier +" in second
     assert "+0 misses" in second
+
+
+def test_zarr_async_example_reads_chunks_through_the_tiers() -> None:
+    out = run("examples/zarr_async.py")
+    assert "zarr's filesystem: AsyncTieredFileSystem" in out
+    assert "cold: read 40,000 values in 16 chunks; origin requests +0" not in out
+    assert "warm: read 40,000 values in 16 chunks; origin requests +0" in out
