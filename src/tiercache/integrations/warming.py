@@ -55,10 +55,8 @@ class WarmReport:
             warmup early: ``"time_limit"`` or ``"max_bytes"``.
         errors: ``"path: error"`` for every file (or listing) that failed.
         through_gateway: Whether the embedded gateway was warmed (else the filesystem).
-        listing_error: Why the files could not be listed (the target is missing, no
-            credentials, access denied), when they could not: nothing was warmed. ``None``
-            when they were listed, or when the time limit ended the listing (slow storage
-            is not an error).
+        listing_error: Why the files could not be listed (missing target, no credentials),
+            so nothing was warmed; ``None`` if listed or if the time limit ended the listing.
     """
 
     target: str
