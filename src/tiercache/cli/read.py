@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     observe.start()  # the environment's stats file (written at exit) and metrics, if asked for
     fs, path = fsspec.core.url_to_fs(args.url, **({protocol: options} if options else {}))
     if fs.isdir(path):
-        raise IsADirectoryError(f"{path} is a directory; read one object in it")
+        raise IsADirectoryError(f"{path} (read one object in it)")
     data = fs.read_range(path, args.start, args.end)
     # The slower tiers are filled behind the read: let them finish (a few seconds at most), so
     # that the next process finds the blocks and the stats show what was written.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from typing import Any
 
@@ -46,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
     from tiercache.integrations.warming import warm
 
     options = parse_storage_options(args.storage_option, command="tiercache warm")
+    # A listing that failed is said below, once, as the error line: not again as a log record.
+    logging.getLogger("tiercache.integrations.warming").addFilter(_not_the_listing)
     filesystem, delta_options = _origin(args.target, options)
     report = warm(
         args.target,
@@ -80,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     return 1 if args.fail_on_error and report.errors else 0
+
+
+def _not_the_listing(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("warmup of %s could not list")
 
 
 def _origin(target: str, options: dict[str, Any]) -> tuple[Any, dict[str, str] | None]:
