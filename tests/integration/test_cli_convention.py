@@ -12,13 +12,13 @@ instance metadata lookup: nothing leaves loopback.
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -36,6 +36,12 @@ pytestmark = pytest.mark.integration
 STORAGE_COMMANDS = ("doctor", "read", "serve", "warm")
 #: "Fits a terminal": the default output of ``read`` is at most this many lines.
 TERMINAL_LINES = 40
+
+
+def subcommands() -> dict[str, argparse.ArgumentParser]:
+    """Every subcommand's parser, by name."""
+    (action,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(action.choices)
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -72,14 +78,14 @@ def one_error_line(result: subprocess.CompletedProcess[str], command: str) -> st
 
 
 @pytest.fixture
-def objects(s3_server: S3Server, s3_bucket: str) -> Iterator[str]:
+def objects(s3_server: S3Server, s3_bucket: str) -> str:
     """A bucket holding ``data/part-0.parquet`` (3 rows) and ``data/blob`` (100 bytes)."""
     fs = s3fs.S3FileSystem(**s3_server.storage_options(), skip_instance_cache=True)
     buffer = io.BytesIO()
     pq.write_table(pa.table({"x": [1, 2, 3]}), buffer)
     fs.pipe(f"{s3_bucket}/data/part-0.parquet", buffer.getvalue())
     fs.pipe(f"{s3_bucket}/data/blob", b"b" * 100)
-    yield s3_bucket
+    return s3_bucket
 
 
 def flat_options(server: S3Server) -> list[str]:
@@ -99,7 +105,7 @@ def flat_options(server: S3Server) -> list[str]:
 
 
 def test_every_storage_command_has_the_same_storage_option() -> None:
-    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    commands = subcommands()
     for name in STORAGE_COMMANDS:
         (action,) = [a for a in commands[name]._actions if "--storage-option" in a.option_strings]
         assert action.metavar == "KEY=VALUE"
@@ -209,7 +215,7 @@ def test_warm_exits_1_when_it_cannot_list(s3_server: S3Server, s3_bucket: str) -
 
 
 def test_every_subcommand_help_says_what_it_does() -> None:
-    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    commands = subcommands()
     assert set(STORAGE_COMMANDS) <= set(commands)
     for name, parser in commands.items():
         assert parser.description, f"tiercache {name} --help has no description"
@@ -247,7 +253,8 @@ def test_a_reader_that_stops_after_a_few_bytes_is_quiet() -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout is not None
+    assert process.stderr is not None
     assert process.stdout.read(10).startswith(b"{")
     process.stdout.close()  # as `| head -c10` does
     stderr = process.stderr.read().decode()
