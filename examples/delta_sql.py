@@ -14,6 +14,9 @@ three commits, then:
 
 deltalake takes its own storage options (``AWS_ENDPOINT_URL``, ...);
 ``tiercache.integrations.delta.storage_options_for`` derives them from s3fs options.
+
+Runs with the ``demo`` extra of the README (``pip install -e '.[demo]'``) or the ``test`` extra;
+a missing package is one line naming it, exit status 1.
 """
 
 from __future__ import annotations
@@ -21,9 +24,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pyarrow as pa
-from datafusion import SessionContext
-from deltalake import write_deltalake
+try:
+    import pyarrow as pa
+    from datafusion import SessionContext
+    from deltalake import write_deltalake
+except ImportError as missing:  # one line, not a traceback: what to install
+    raise SystemExit(
+        f"examples/delta_sql.py needs {missing.name or missing}: install the demo extra "
+        "(pip install -e '.[demo]')"
+    ) from None
 
 import tiercache
 from tiercache import Settings, TieredFileSystem

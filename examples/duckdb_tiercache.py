@@ -7,16 +7,23 @@ start with the filesystem's protocol to it: here ``tiercache://bucket/key``, so
 
 Starts a local S3 server (moto, in a subprocess: needs ``moto[s3]``, ``flask`` and
 ``flask-cors``, as in the ``test`` extra), writes three Parquet files, and runs the same query
-twice: the first reads S3, the second only RAM. Needs ``duckdb`` and ``pyarrow``.
+twice: the first reads S3, the second only RAM. Needs the ``test`` extra (``pip install -e
+'.[test]'``: duckdb is in no other extra); a missing package is one line naming it, exit 1.
 """
 
 from __future__ import annotations
 
 import io
 
-import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
+try:
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+except ImportError as missing:  # one line, not a traceback: what to install
+    raise SystemExit(
+        f"examples/duckdb_tiercache.py needs {missing.name or missing}: install the test extra "
+        "(pip install -e '.[test]')"
+    ) from None
 
 from tiercache import TieredFileSystem
 from tiercache.testing import S3Server

@@ -12,13 +12,24 @@ through tiercache's RAM tier:
 3. The same dataset read again: every block from RAM, no request to S3.
 
 Point the same code at a real bucket by dropping the server and passing your own s3fs options.
+
+Needs the ``test`` extra (``pip install -e '.[test]'``): pandas is in no other extra. With the
+``demo`` extra of the README, add pandas (``pip install pandas``). A missing package is one
+line naming it, exit status 1.
 """
 
 from __future__ import annotations
 
 import fsspec
-import pandas as pd
-import pyarrow.dataset as ds
+
+try:
+    import pandas as pd
+    import pyarrow.dataset as ds
+except ImportError as missing:  # one line, not a traceback: what to install
+    raise SystemExit(
+        f"examples/pandas_pyarrow.py needs {missing.name or missing}: install the test extra "
+        "(pip install -e '.[test]'), or pandas next to the demo extra (pip install pandas)"
+    ) from None
 
 from tiercache.integrations.arrow import pyarrow_filesystem
 from tiercache.testing import S3Server

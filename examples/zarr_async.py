@@ -5,15 +5,22 @@ zarr's ``FsspecStore`` asks for an asynchronous filesystem; ``tiercache::s3://..
 API, RAM hits answered on the event loop, everything else on worker threads. The second read of
 the array sends no request to S3.
 
-Needs the ``test`` extra (zarr, numpy, and moto for the local S3 server this script starts:
-``pip install 'tiercache[test]'``). Point the URL at a real bucket the same way.
+Needs the ``test`` extra (``pip install -e '.[test]'``: zarr, numpy, and moto for the local S3
+server this script starts). Point the URL at a real bucket the same way. A missing package is one
+line naming it, exit status 1.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import zarr
-from zarr.storage import FsspecStore
+try:
+    import numpy as np
+    import zarr
+    from zarr.storage import FsspecStore
+except ImportError as missing:  # one line, not a traceback: what to install
+    raise SystemExit(
+        f"examples/zarr_async.py needs {missing.name or missing}: install the test extra "
+        "(pip install -e '.[test]')"
+    ) from None
 
 from tiercache import AsyncTieredFileSystem
 from tiercache.testing import S3Server

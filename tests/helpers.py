@@ -6,7 +6,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +129,15 @@ def run_program(*args: str, timeout_s: float = 300) -> str:
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     return result.stdout
+
+
+def storage_option_args(options: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """``--storage-option KEY=VALUE`` arguments for s3fs ``options`` (nested dicts as dotted
+    keys, e.g. ``client_kwargs.endpoint_url=...``), as every storage command takes them."""
+    arguments: list[str] = []
+    for name, value in options.items():
+        if isinstance(value, Mapping):
+            arguments += storage_option_args(value, f"{prefix}{name}.")
+        else:
+            arguments += ["--storage-option", f"{prefix}{name}={value}"]
+    return arguments

@@ -189,7 +189,7 @@ def test_bad_gateway_arguments_are_configuration_errors(
     assert main(["doctor", *arguments]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""  # refused before anything was checked
-    assert captured.err.startswith("tiercache: configuration error: ")
+    assert captured.err.startswith("tiercache doctor: configuration error: ")
     assert message in captured.err
     assert "s3cret" not in captured.err  # a password in the URL is never shown
 

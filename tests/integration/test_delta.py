@@ -16,7 +16,7 @@ import pytest
 import s3fs
 from deltalake.exceptions import DeltaError
 
-from tests.helpers import HMAC_KEY
+from tests.helpers import HMAC_KEY, storage_option_args
 from tiercache import ConfigError, Settings, TieredFileSystem, warm
 from tiercache.build import default_tiers
 from tiercache.cli.main import main
@@ -252,26 +252,45 @@ def test_warm_fills_the_gateway_the_native_route_reads_through(table: Table) -> 
 
 def test_warm_command_prints_its_report(table: Table, capsys: pytest.CaptureFixture[str]) -> None:
     arguments = ["warm", table.uri, "--max-files", "3", "--json"]
-    for name, value in table.storage_options.items():
-        arguments += ["--storage-option", f"{name}={value}"]
+    arguments += storage_option_args(table.server.storage_options())  # s3fs keys, one convention
     assert main(arguments) == 0
-    report = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
     assert report["files_warmed"] == 3
     assert report["files_found"] == COMMITS * len(DAYS)
     assert report["errors"] == []
+    assert report["listing_error"] is None
+    assert captured.err == ""
 
     assert main(["warm", table.uri, "--max-files", "1", *arguments[5:]]) == 0
     assert capsys.readouterr().out.startswith("warmed 1 of 1 files attempted (6 found)")
 
 
-def test_warm_command_on_a_missing_table_reports_and_exits_zero(
-    s3_server: S3Server, s3_bucket: str, capsys: pytest.CaptureFixture[str]
+def test_warm_command_still_takes_deltalake_keys_with_a_warning(
+    table: Table, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    arguments = ["warm", f"s3://{s3_bucket}/no-such-{uuid.uuid4().hex}"]
-    for name, value in storage_options_for(s3_server.storage_options()).items():
+    arguments = ["warm", table.uri, "--max-files", "1"]
+    for name, value in table.storage_options.items():  # AWS_ENDPOINT_URL=..., AWS_ALLOW_HTTP=...
         arguments += ["--storage-option", f"{name}={value}"]
     assert main(arguments) == 0
-    assert "warmed 0 of 0 files attempted (0 found)" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert captured.out.startswith("warmed 1 of 1 files attempted (6 found)")
+    assert "--storage-option AWS_ENDPOINT_URL=... is deprecated" in captured.err
+    assert "use endpoint_url=" in captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_warm_command_on_a_missing_table_says_so_and_exits_1(
+    s3_server: S3Server, s3_bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = f"s3://{s3_bucket}/no-such-{uuid.uuid4().hex}"
+    arguments = ["warm", target, *storage_option_args(s3_server.storage_options())]
+    assert main(arguments) == 1
+    captured = capsys.readouterr()
+    assert "warmed 0 of 0 files attempted (0 found)" in captured.out
+    (line,) = captured.err.splitlines()
+    assert line.startswith(f"tiercache warm: error: could not list {target}, nothing warmed: ")
+    assert "FileNotFoundError" in line
     assert main([*arguments, "--fail-on-error", "--max-bytes", "12XB"]) == 2
     assert "--max-bytes" in capsys.readouterr().err
 

@@ -3,9 +3,15 @@ each starts its own S3 server and shows, from stats(), that the second read asks
 
 from __future__ import annotations
 
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from tests.helpers import run_program
+from tests.helpers import ROOT, run_program
 
 pytestmark = pytest.mark.integration
 
@@ -44,3 +50,39 @@ def test_zarr_async_example_reads_chunks_through_the_tiers() -> None:
     assert "zarr's filesystem: AsyncTieredFileSystem" in out
     assert "cold: read 40,000 values in 16 chunks; origin requests +0" not in out
     assert "warm: read 40,000 values in 16 chunks; origin requests +0" in out
+
+
+@pytest.mark.parametrize(
+    ("example", "package", "extra"),
+    [
+        ("pandas_pyarrow.py", "pandas", "test"),
+        ("duckdb_tiercache.py", "duckdb", "test"),
+        ("delta_sql.py", "deltalake", "demo"),
+        ("zarr_async.py", "zarr", "test"),
+    ],
+)
+def test_an_example_says_which_extra_it_needs(
+    example: str, package: str, extra: str, tmp_path: Path
+) -> None:
+    path = ROOT / "examples" / example
+    docstring = ast.get_docstring(ast.parse(path.read_text()))
+    assert docstring is not None
+    assert f"``{extra}`` extra" in docstring
+    # The package is missing (a module that cannot be imported hides the installed one).
+    (tmp_path / f"{package}.py").write_text(
+        f'raise ModuleNotFoundError("No module named {package}", name={package!r})\n'
+    )
+    path_entries = [str(tmp_path), os.environ.get("PYTHONPATH", "")]
+    result = subprocess.run(
+        [sys.executable, str(path)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, path_entries))},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"examples/{example} needs {package}: install the {extra} extra")

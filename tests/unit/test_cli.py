@@ -219,9 +219,16 @@ def test_read_prints_bytes_and_stats(capsys: pytest.CaptureFixture[str]) -> None
     fsspec.filesystem("memory").pipe_file(path, b"0123456789")
     assert main(["read", f"tiercache::memory://{path}", "--start", "2", "--end", "5"]) == 0
     out = capsys.readouterr().out
-    assert '"bytes": 3' in out
-    assert '"origin"' in out
+    assert out.startswith(f"read 3 bytes of {path}\n")
+    assert "\norigin: " in out
+    assert len(out.splitlines()) < 40
+    args = ["read", f"tiercache::memory://{path}", "--start", "2", "--end", "5", "--json"]
+    assert main(args) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["bytes"] == 3
+    assert "origin" in document["stats"]
     assert main(["read", "tiercache::memory:///cli/missing"]) == 1
+    assert capsys.readouterr().err == "tiercache read: error: not found: /cli/missing\n"
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,21 @@ import sys
 from collections.abc import Sequence
 
 from tiercache import __version__
+from tiercache.cli import read, warm
+from tiercache.cli.boundary import run_command
+from tiercache.cli.options import parse_storage_options
 from tiercache.errors import ConfigError
+
+#: The ``--storage-option`` argument of every command that reaches storage (one convention).
+STORAGE_OPTION: dict[str, object] = {
+    "action": "append",
+    "default": [],
+    "metavar": "KEY=VALUE",
+    "help": "an option of the origin's filesystem (repeatable; s3fs's keys for s3://), e.g. "
+    "endpoint_url=http://127.0.0.1:9000, key=..., secret=..., anon=true, "
+    "client_kwargs.region_name=eu-west-1; over the standard AWS environment "
+    "(docs/operations.md)",
+}
 
 
 def _pairs(pairs: Sequence[str], usage: str) -> dict[str, str]:
@@ -33,7 +47,7 @@ def _config(args: argparse.Namespace) -> int:
     settings, sources = Settings.from_env_with_sources(arguments=_assignments(args.set))
     shown = settings.describe()  # secrets redacted
     if settings.redis_unauthenticated:  # on stderr: loud, and the table stays parseable
-        print(f"tiercache: WARNING: {UNAUTHENTICATED_REDIS}", file=sys.stderr)
+        print(f"tiercache config: WARNING: {UNAUTHENTICATED_REDIS}", file=sys.stderr)
     if args.json:
         table = {name: {"value": shown[name], "source": sources[name]} for name in shown}
         print(json.dumps(table, indent=2))
@@ -59,7 +73,7 @@ def _doctor(args: argparse.Namespace) -> int:
     report = run_doctor(
         settings,
         args.url,
-        storage_options=_storage_options(args.storage_option),
+        storage_options=parse_storage_options(args.storage_option, command="tiercache doctor"),
         gateway=args.gateway,
         gateway_bucket=args.gateway_bucket,
     )
@@ -70,78 +84,24 @@ def _doctor(args: argparse.Namespace) -> int:
     return report.exit_status
 
 
-#: How long ``tiercache read`` waits for the background fills of the slower tiers.
-FILL_WAIT_S = 5.0
-
-
-def _read(args: argparse.Namespace) -> int:
-    import fsspec
-
-    from tiercache.ops import observe
-
-    observe.start()  # the environment's stats file (written at exit) and metrics, if asked for
-    fs, path = fsspec.core.url_to_fs(args.url)
-    if fs.protocol != "tiercache":
-        print(f"tiercache: {args.url!r} is not a tiercache:: URL", file=sys.stderr)
-        return 2
-    data = fs.read_range(path, args.start, args.end)
-    # The slower tiers are filled behind the read: let them finish (a few seconds at most), so
-    # that the next process finds the blocks and the stats show what was written.
-    fs.chain.fills.join(FILL_WAIT_S)
-    print(json.dumps({"path": path, "bytes": len(data), "stats": fs.stats()}, indent=2))
-    return 0
-
-
-def _storage_options(pairs: Sequence[str]) -> dict[str, str]:
-    """``--storage-option KEY=VALUE`` pairs."""
-    return _pairs(pairs, "--storage-option takes KEY=VALUE, e.g. AWS_REGION=eu-west-1")
-
-
-def _warm(args: argparse.Namespace) -> int:
-    from tiercache.config import parse_duration, parse_size
-    from tiercache.integrations.warming import warm
-
-    report = warm(
-        args.target,
-        storage_options=_storage_options(args.storage_option),
-        version=args.version,
-        max_files=args.max_files,
-        max_bytes=None
-        if args.max_bytes is None
-        else parse_size(args.max_bytes, variable="--max-bytes"),
-        concurrency=args.concurrency,
-        time_limit_s=None
-        if args.time_limit is None
-        else parse_duration(args.time_limit, variable="--time-limit"),
-    )
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
-    else:
-        stopped = f" (stopped by {report.stopped_by})" if report.stopped_by else ""
-        print(
-            f"warmed {report.files_warmed} of {report.files_attempted} files attempted "
-            f"({report.files_found} found), {report.bytes:,} bytes in "
-            f"{report.duration_s:.2f} s{stopped}"
-        )
-        for error in report.errors:
-            print(f"  error: {error}")
-    return 1 if args.fail_on_error and report.errors else 0
-
-
-def _load_stats(path: str) -> dict[str, object] | None:
-    from tiercache.ops.statsfile import read
+def _load_stats(path: str, command: str) -> dict[str, object] | None:
+    from tiercache.cli.boundary import one_line
+    from tiercache.ops.statsfile import read as read_stats
 
     try:
-        return read(path)
+        return read_stats(path)
     except (OSError, ValueError) as exc:
-        print(f"tiercache: cannot read the stats file: {exc}", file=sys.stderr)
+        print(
+            f"tiercache {command}: error: cannot read the stats file: {one_line(exc)}",
+            file=sys.stderr,
+        )
         return None
 
 
 def _stats(args: argparse.Namespace) -> int:
     from tiercache.ops.report import format_document
 
-    document = _load_stats(args.file)
+    document = _load_stats(args.file, args.command)
     if document is None:
         return 2
     if args.json:
@@ -155,7 +115,7 @@ def _advise(args: argparse.Namespace) -> int:
     from tiercache.ops.advise import advise
     from tiercache.ops.report import table
 
-    document = _load_stats(args.file)
+    document = _load_stats(args.file, args.command)
     if document is None:
         return 2
     chains = document["chains"]
@@ -195,7 +155,7 @@ def _advise(args: argparse.Namespace) -> int:
         try:
             plot([chain["stats"] for chain, _, _ in results], args.plot)
         except (ImportError, ValueError) as exc:
-            print(f"tiercache: cannot plot: {exc}", file=sys.stderr)
+            print(f"tiercache advise: error: cannot plot: {exc}", file=sys.stderr)
             return 1
         print(f"miss-ratio curves written to {args.plot}")
     return 0
@@ -249,13 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also check the origin: info() of this object, e.g. tiercache::s3://bucket/key, "
         "within TIERCACHE_ORIGIN_TIMEOUT",
     )
-    doctor.add_argument(
-        "--storage-option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="an option of the origin's filesystem (repeatable), e.g. endpoint_url=http://...",
-    )
+    doctor.add_argument("--storage-option", **STORAGE_OPTION)  # type: ignore[arg-type]
     doctor.add_argument(
         "--gateway",
         default=None,
@@ -272,43 +226,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
     doctor.set_defaults(run=_doctor)
-    read = commands.add_parser(
-        "read", help="read a range through the cache and print the byte count and stats()"
-    )
-    read.add_argument("url", help="a chained URL, e.g. tiercache::s3://bucket/key")
-    read.add_argument("--start", type=int, default=None, help="first byte (default: 0)")
-    read.add_argument("--end", type=int, default=None, help="end byte, exclusive (default: EOF)")
-    read.set_defaults(run=_read)
-    warm = commands.add_parser(
-        "warm",
-        help="prefetch the Parquet footers of the most recent files of a Delta table or prefix",
-        description="Prefetch footers (and page index / bloom filter regions) into the tiers, "
-        "within limits (default: the TIERCACHE_WARM_* settings). Slow storage never makes it "
-        "fail: at the time limit it prints what it did. Exit status 0, unless --fail-on-error "
-        "and a file failed (1), or bad arguments (2).",
-    )
-    warm.add_argument("target", help="a Delta table URI or a prefix, e.g. s3://bucket/table")
-    warm.add_argument("--max-files", type=int, default=None, help="most files to warm")
-    warm.add_argument("--max-bytes", default=None, help="most bytes to read, e.g. 64MiB")
-    warm.add_argument("--concurrency", type=int, default=None, help="files warmed at once")
-    warm.add_argument("--time-limit", default=None, help="time limit, e.g. 10s")
-    warm.add_argument("--version", type=int, default=None, help="Delta table version")
-    warm.add_argument(
-        "--storage-option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a deltalake storage option (repeatable), e.g. AWS_ENDPOINT_URL=http://...",
-    )
-    warm.add_argument("--json", action="store_true", help="print the report as JSON")
-    warm.add_argument(
-        "--fail-on-error", action="store_true", help="exit 1 when any file failed to warm"
-    )
-    warm.set_defaults(run=_warm)
+    read.add_parser(commands, STORAGE_OPTION)
+    warm.add_parser(commands, STORAGE_OPTION)
     demo = commands.add_parser(
         "demo",
         help="run the demo: a local S3 server, a Delta table of spans, DataFusion SQL through "
         "the tiers, cold and warm",
+        description="Start a local S3 server (moto) with added latency, write a Delta table of "
+        "spans to it, and run DataFusion SQL over it through the tiers, cold then warm, "
+        "printing each query's time and what the origin was asked. Needs the demo extra "
+        "(pip install 'tiercache[demo]'). Exit status 0; 1 when the results of the direct, cold "
+        "and warm runs differ; 2 when a package is missing or an argument is bad.",
     )
     demo.add_argument("--rows", type=int, default=200_000, help="spans to write (default: 200000)")
     demo.add_argument(
@@ -319,7 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print the result table as JSON")
     demo.set_defaults(run=_demo)
     stats = commands.add_parser(
-        "stats", help="print a stats file (TIERCACHE_STATS_FILE): tiers, origin, latency"
+        "stats",
+        help="print a stats file (TIERCACHE_STATS_FILE): tiers, origin, latency",
+        description="Print a stats file written by a process with TIERCACHE_STATS_FILE set: "
+        "for each chain, each tier's hits, misses and errors, the origin's requests and "
+        "latency, the info cache and the fills. --json prints the file itself. Exit status 0, "
+        "or 2 when the file cannot be read.",
     )
     stats.add_argument("file", help="the stats file")
     stats.add_argument("--json", action="store_true", help="print the file as JSON")
@@ -344,15 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = build_parser().parse_args(argv)
-    try:
-        status: int = args.run(args)
-    except ConfigError as exc:
-        print(f"tiercache: configuration error: {exc}", file=sys.stderr)
-        return 2
-    except FileNotFoundError as exc:
-        print(f"tiercache: not found: {exc}", file=sys.stderr)
-        return 1
-    return status
+    return run_command(args.run, args)
 
 
 if __name__ == "__main__":

@@ -15,13 +15,13 @@ import functools
 import json
 from typing import TYPE_CHECKING, Any
 
+from tiercache.cli.options import parse_storage_options
 from tiercache.config import Settings
 from tiercache.errors import ConfigError
 
 if TYPE_CHECKING:
     from tiercache.gateway.app import GatewayApp
 
-_S3FS_ENDPOINT = "endpoint_url"
 #: The most worker processes ``--workers`` takes.
 MAX_WORKERS = 64
 
@@ -43,7 +43,8 @@ def add_parser(commands: Any) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="an s3fs option of the origin, e.g. endpoint_url=http://minio:9000 (repeatable)",
+        help="an s3fs option of the origin (repeatable), e.g. endpoint_url=http://minio:9000; "
+        "the rules of every command's --storage-option (docs/operations.md)",
     )
     serve.add_argument(
         "--workers",
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
             "worker process has its own counters and they would share one port or file; use "
             "--workers 1 to export them"
         )
-    options = _options(args.storage_option)
+    options = parse_storage_options(args.storage_option, command="tiercache serve")
     try:
         sock = bind(host, port)
     except OSError as exc:
@@ -106,26 +107,3 @@ def _credentials(settings: Settings) -> list[Any]:
 
     key, secret = settings.gateway_access_key_id, settings.gateway_secret_access_key
     return [Credentials(key, secret)] if key and secret else []
-
-
-def _options(pairs: list[str]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise ConfigError(
-                f"--storage-option takes KEY=VALUE, e.g. endpoint_url=..., got {pair!r}"
-            )
-        if name == _S3FS_ENDPOINT:
-            options.setdefault("client_kwargs", {})["endpoint_url"] = value
-        elif name in ("region_name", "region"):
-            options.setdefault("client_kwargs", {})["region_name"] = value
-        else:
-            options[name] = _value(value)
-    return options
-
-
-def _value(text: str) -> Any:
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    return text

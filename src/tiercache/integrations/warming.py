@@ -55,6 +55,8 @@ class WarmReport:
             warmup early: ``"time_limit"`` or ``"max_bytes"``.
         errors: ``"path: error"`` for every file (or listing) that failed.
         through_gateway: Whether the embedded gateway was warmed (else the filesystem).
+        listing_error: Why the files could not be listed (missing target, no credentials),
+            so nothing was warmed; ``None`` if listed or if the time limit ended the listing.
     """
 
     target: str
@@ -67,6 +69,7 @@ class WarmReport:
     errors: list[str] = field(default_factory=list)
     #: Whether the embedded gateway was warmed (else the filesystem).
     through_gateway: bool = False
+    listing_error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as a JSON-ready dict."""
@@ -182,9 +185,12 @@ def warm(
             what="listing the files",
         )
     except Exception as exc:  # warmup never fails startup: a listing error is reported
+        error = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, TimeoutError):
             report.stopped_by = "time_limit"
-        report.errors.append(f"{target}: {type(exc).__name__}: {exc}")
+        else:
+            report.listing_error = error
+        report.errors.append(f"{target}: {error}")
         report.duration_s = time.monotonic() - began
         logger.warning("warmup of %s could not list its files: %s", target, exc)
         return report
@@ -267,6 +273,8 @@ def _candidates(
     if version is not None:
         raise ValueError(f"version={version} given, but {target} is not a Delta table")
     found = fs.find(root, detail=True)
+    if not found and not fs.exists(root):
+        raise FileNotFoundError(f"{target} does not exist (no Delta table, no files under it)")
     candidates = []
     for path, entry in found.items():
         if entry.get("type", "file") != "file" or not path.endswith(".parquet"):
