@@ -117,6 +117,17 @@ class TargetOperations:
         finally:
             self._chain.invalidate(tpath)
 
+    def pipe(self, path: Any, value: bytes | None = None, **kwargs: Any) -> Any:
+        """Write one file or a ``{path: bytes}`` dict with the target's ``pipe``; invalidate each."""
+        paths = list(path) if isinstance(path, dict) else [path]
+        args = {strip_prefix(p): v for p, v in path.items()} if isinstance(path, dict) else None
+        try:
+            if args is None:
+                return self.target.pipe(strip_prefix(path), value, **kwargs)
+            return self.target.pipe(args, **kwargs)
+        finally:
+            self._forget(self._tpath(p) for p in paths)
+
     def touch(self, path: Any, *args: Any, **kwargs: Any) -> Any:
         """Touch on the target (truncating or not, as it can); invalidate the path."""
         tpath = self._tpath(path)
