@@ -118,7 +118,7 @@ class TargetOperations:
             self._chain.invalidate(tpath)
 
     def pipe(self, path: Any, value: bytes | None = None, **kwargs: Any) -> Any:
-        """Write one file or a ``{path: bytes}`` dict with the target's ``pipe``; invalidate each."""
+        """Write a file or a ``{path: bytes}`` dict with the target's ``pipe``; invalidate each."""
         paths = list(path) if isinstance(path, dict) else [path]
         args = {strip_prefix(p): v for p, v in path.items()} if isinstance(path, dict) else None
         try:
