@@ -62,7 +62,7 @@ class TieredFile(AbstractBufferedFile):  # type: ignore[misc]  # fsspec is untyp
 
 
 class WriteThrough(io.IOBase):
-    """A target's writable file that invalidates the cached object once it is closed."""
+    """A target's file in any mode but ``rb``: invalidates the cached object once closed."""
 
     def __init__(self, inner: Any, on_close: Callable[[], None]) -> None:
         super().__init__()
@@ -70,10 +70,25 @@ class WriteThrough(io.IOBase):
         self._on_close = on_close
 
     def writable(self) -> bool:
-        return True
+        return bool(self._inner.writable())
+
+    def readable(self) -> bool:
+        return bool(self._inner.readable())
+
+    def seekable(self) -> bool:
+        return bool(self._inner.seekable())
 
     def write(self, data: Any) -> int:
         return int(self._inner.write(data))
+
+    def read(self, size: int = -1) -> bytes:
+        return bytes(self._inner.read(size))
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return int(self._inner.seek(offset, whence))
+
+    def truncate(self, size: int | None = None) -> int:
+        return int(self._inner.truncate(size))
 
     def tell(self) -> int:
         return int(self._inner.tell())

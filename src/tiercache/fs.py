@@ -1,9 +1,10 @@
 """TieredFileSystem: a thin fsspec adapter over the tier chain.
 
-Reads (``read_range``, ``cat_file``, ``cat_ranges``, ``open(mode="rb")``, ``info``) go through
-the chain. Listing (``ls``, ``find``, ``glob``, ``exists``, ``isdir``) passes through to the
-target. Writes (``pipe_file``, ``put_file``, ``rm``, ``mv``, ``open(mode="wb")``) pass through
-and then invalidate what the cache holds for the path.
+Reads (``read_range``, ``cat_file``, ``cat_ranges``, ``open(mode="rb")``, ``info``, and so
+fsspec's ``cat``, ``get``, ``head``...) go through the chain. Listing (``ls``, ``find``, ``glob``,
+``exists``, ``isdir``) passes through to the target. Writes and bulk operations (``copy``,
+``put``, ``rm``, ``mv``, ``touch``, every other ``open`` mode...) are the target's own, then
+invalidate every path they changed (:mod:`tiercache.fsops`).
 
 Building one starts nothing but what reading needs (the chain's pools start their threads on the
 first read that needs them): no metrics endpoint, no stats file. Those start when the application
@@ -30,6 +31,7 @@ from .config import Settings
 from .context import Purpose
 from .errors import ConfigError
 from .files import TieredFile, WriteThrough
+from .fsops import TargetOperations, strip_prefix
 from .origin import info_from_raw
 from .protocol import ObjectInfo, Tier
 
@@ -43,7 +45,6 @@ __all__ = [
     "default_tiers",
 ]
 
-_PREFIXES = ("tiercache::", "tiercache://")
 #: A filesystem class -> its async variant (``asynchronous=True`` builds that one); filled by
 #: :mod:`tiercache.asyncfs`, which the package imports.
 ASYNC_VARIANTS: dict[type, type] = {}
@@ -66,7 +67,11 @@ class _NoCacheForObjects(type(ChainedFileSystem)):  # type: ignore[misc]  # fssp
         return super().__call__(*args, **kwargs)
 
 
-class TieredFileSystem(ChainedFileSystem, metaclass=_NoCacheForObjects):  # type: ignore[misc]
+class TieredFileSystem(
+    TargetOperations,
+    ChainedFileSystem,  # type: ignore[misc]  # fsspec is untyped
+    metaclass=_NoCacheForObjects,
+):
     """A chain of cache tiers in front of any fsspec filesystem.
 
     Args:
@@ -125,13 +130,7 @@ class TieredFileSystem(ChainedFileSystem, metaclass=_NoCacheForObjects):  # type
 
     @classmethod
     def _strip_protocol(cls, path: Any) -> Any:
-        if isinstance(path, list):
-            return [cls._strip_protocol(p) for p in path]
-        path = str(path)
-        for prefix in _PREFIXES:
-            if path.startswith(prefix):
-                return path[len(prefix) :]
-        return path
+        return strip_prefix(path)
 
     def _tpath(self, path: str) -> str:
         """Return the target's own form of ``path`` (memoized: this is on the read path)."""
@@ -255,8 +254,7 @@ class TieredFileSystem(ChainedFileSystem, metaclass=_NoCacheForObjects):  # type
         tpath = self._tpath(path)
         if mode == "rb":
             return TieredFile(self, tpath, self._chain.info(tpath))
-        if "r" in mode or "+" in mode:
-            raise ValueError(f"tiercache: unsupported mode {mode!r} for {path!r}")
+        # Every other mode is the target's: it takes or refuses it.
         inner = self.target.open(tpath, mode=mode, block_size=block_size, **kwargs)
         return WriteThrough(inner, lambda: self._chain.invalidate(tpath))
 
@@ -345,67 +343,7 @@ class TieredFileSystem(ChainedFileSystem, metaclass=_NoCacheForObjects):  # type
         """Remove an empty directory on the target."""
         self.target.rmdir(self._tpath(path))
 
-    def modified(self, path: str) -> Any:
-        """Return the modification time the target reports."""
-        return self.target.modified(self._tpath(path))
-
-    # -- writes: passed through, then invalidated ----------------------------------------------
-
-    def pipe_file(self, path: str, value: bytes, mode: str = "overwrite", **kwargs: Any) -> None:
-        """Write ``value`` to ``path`` on the target and invalidate the cached object."""
-        tpath = self._tpath(path)
-        try:
-            self.target.pipe_file(tpath, value, mode=mode, **kwargs)
-        finally:
-            self._chain.invalidate(tpath)
-
-    def put_file(self, lpath: str, rpath: str, callback: Any = None, **kwargs: Any) -> None:
-        """Upload a local file to the target and invalidate the cached object."""
-        tpath = self._tpath(rpath)
-        try:
-            if callback is None:
-                self.target.put_file(lpath, tpath, **kwargs)
-            else:
-                self.target.put_file(lpath, tpath, callback=callback, **kwargs)
-        finally:
-            self._chain.invalidate(tpath)
-
-    def rm_file(self, path: str) -> None:
-        """Delete one file on the target and invalidate it."""
-        tpath = self._tpath(path)
-        try:
-            self.target.rm_file(tpath)
-        finally:
-            self._chain.invalidate(tpath)
-
-    def rm(self, path: Any, recursive: bool = False, maxdepth: int | None = None) -> None:
-        """Delete files on the target and invalidate each of them."""
-        tpaths = self._expand(path, recursive, maxdepth)
-        try:
-            self.target.rm(tpaths, recursive=recursive, maxdepth=maxdepth)
-        finally:
-            for tpath in tpaths:
-                self._chain.invalidate(tpath)
-
-    def mv(
-        self,
-        path1: str,
-        path2: str,
-        recursive: bool = False,
-        maxdepth: int | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """Move on the target; invalidate the sources and the destinations."""
-        sources = self._expand(path1, recursive, maxdepth)
-        destination = self._tpath(path2)
-        try:
-            self.target.mv(
-                self._tpath(path1), destination, recursive=recursive, maxdepth=maxdepth, **kwargs
-            )
-        finally:
-            for tpath in sources:
-                self._chain.invalidate(tpath)
-            self._invalidate_below(destination)
+    # -- writes: the target's own operations, then invalidation (fsops.py) --------------------
 
     def invalidate_cache(self, path: str | None = None) -> None:
         """Forget cached info and blocks of ``path``, or all cached info when ``path`` is None."""
@@ -414,22 +352,6 @@ class TieredFileSystem(ChainedFileSystem, metaclass=_NoCacheForObjects):  # type
         else:
             self._chain.invalidate(self._tpath(path))
         self.target.invalidate_cache(None if path is None else self._tpath(path))
-
-    def _expand(self, path: Any, recursive: bool, maxdepth: int | None) -> list[str]:
-        paths = path if isinstance(path, list) else [path]
-        tpaths = [self._tpath(p) for p in paths]
-        try:
-            return list(self.target.expand_path(tpaths, recursive=recursive, maxdepth=maxdepth))
-        except FileNotFoundError:
-            return tpaths
-
-    def _invalidate_below(self, tpath: str) -> None:
-        try:
-            below = list(self.target.find(tpath, withdirs=False))
-        except (FileNotFoundError, NotADirectoryError):
-            below = []
-        for one in {tpath, *below}:
-            self._chain.invalidate(one)
 
     # -- operations ----------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ block fetch is late (:meth:`FsspecOrigin.expected_s`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -26,6 +27,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from fsspec import AbstractFileSystem
+from fsspec.implementations.local import LocalFileSystem
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -39,6 +41,7 @@ from .attempts import Attempts, failure_message, recording, retries_among
 from .context import ReadContext
 from .errors import ObjectChangedError, OriginError, OriginTimeoutError, ShortReadError
 from .lateness import Pace
+from .localversion import local_version
 from .origin_s3 import RangeNotSatisfiableError, S3Reads, is_s3
 from .protocol import ObjectInfo
 from .stats import Histogram, OriginCounters
@@ -90,7 +93,8 @@ def info_from_raw(path: str, raw: Mapping[str, Any]) -> ObjectInfo:
     """Build :class:`ObjectInfo` from a target's ``info`` dict.
 
     The version is the ETag, generation or version id where the store has one, else
-    ``size:mtime``.
+    ``size:mtime``. A local file's version is more than that: :meth:`FsspecOrigin.info` replaces
+    it with :func:`tiercache.localversion.local_version`.
     """
     size = int(raw["size"])
     etag = raw.get("ETag") or raw.get("etag")
@@ -151,6 +155,7 @@ class FsspecOrigin:
         #: First-byte latency and throughput of completed reads (see :meth:`expected_s`).
         self.pace = Pace()
         self._s3_reads = S3Reads(fs, self.pace) if self._s3 else None
+        self._local = isinstance(fs, LocalFileSystem)
 
     @property
     def target(self) -> str:
@@ -196,7 +201,12 @@ class FsspecOrigin:
         """
         what = f"info of {path!r}"
         raw = self._call(lambda: self.fs.info(path), what, deadline=deadline, ctx=ctx)
-        return info_from_raw(path, raw)
+        info = info_from_raw(path, raw)
+        if self._local and raw.get("type") == "file":
+            version = local_version(path, raw)
+            if version is not None:
+                info = dataclasses.replace(info, version=version)
+        return info
 
     def read_object(
         self, path: str, start: int | None, end: int | None, /, *, ctx: ReadContext

@@ -165,7 +165,7 @@ def test_tiercache_read_shows_the_lookups_of_each_tier(
     outputs = []
     for _ in range(2):  # the second process finds the blocks on disk
         result = subprocess.run(
-            [str(Path(sys.executable).parent / "tiercache"), "read", url],
+            [str(Path(sys.executable).parent / "tiercache"), "read", url, "--json"],
             capture_output=True,
             text=True,
             timeout=120,
