@@ -173,6 +173,32 @@ class AsyncTieredFileSystem(TieredFileSystem):
     async def _makedirs(self, path: str, exist_ok: bool = False) -> None:
         await self._offload(self.makedirs, path, exist_ok=exist_ok)
 
+    async def _pipe(self, path: Any, value: Any = None, **kwargs: Any) -> None:
+        await self._offload(self.pipe, path, value, **kwargs)
+
+    async def _cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
+        await self._offload(self.cp_file, path1, path2, **kwargs)
+
+    async def _copy(self, path1: Any, path2: Any, **kwargs: Any) -> None:
+        await self._offload(self.copy, path1, path2, **kwargs)
+
+    async def _put_file(self, lpath: str, rpath: str, **kwargs: Any) -> None:
+        await self._offload(self.put_file, lpath, rpath, **kwargs)
+
+    async def _put(self, lpath: Any, rpath: Any, **kwargs: Any) -> None:
+        await self._offload(self.put, lpath, rpath, **kwargs)
+
+    # -- transfers to local files (read through the tiers) -------------------------------------
+
+    async def _get_file(self, rpath: str, lpath: str, **kwargs: Any) -> None:
+        await self._offload(self.get_file, rpath, lpath, **kwargs)
+
+    async def _get(self, rpath: Any, lpath: Any, **kwargs: Any) -> None:
+        await self._offload(self.get, rpath, lpath, **kwargs)
+
+    async def _expand_path(self, path: Any, recursive: bool = False, **kwargs: Any) -> Any:
+        return await self._offload(self.expand_path, path, recursive=recursive, **kwargs)
+
     async def open_async(self, path: str, mode: str = "rb", **kwargs: Any) -> AsyncTieredFile:
         """An async file: ``rb`` reads through the chain; ``wb`` writes the whole object to the
         target when closed (then invalidates it).

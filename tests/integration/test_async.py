@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 from typing import Any
 
 import fsspec
@@ -54,7 +55,10 @@ def test_asynchronous_builds_the_async_filesystem(s3_storage_options: dict[str, 
         "tiercache", target_protocol="s3", target_options=s3_storage_options, asynchronous=True
     )
     assert isinstance(by_name, AsyncTieredFileSystem)
-    for name in ("_cat_file", "_cat_ranges", "_info", "_exists", "_ls", "_find", "_pipe_file"):
+    for name in (
+        "_cat_file", "_cat_ranges", "_info", "_exists", "_ls", "_find", "_pipe_file", "_rm",
+        "_cp_file", "_copy", "_get", "_get_file", "_put", "_put_file", "_expand_path",
+    ):  # fmt: skip
         assert name in async_methods(), name
     fs.close()
     sync.close()
@@ -202,4 +206,32 @@ def test_a_hung_redis_holds_a_worker_not_the_loop(
     assert events[:4] == ["resident read done", "tick", "tick", "tick"], events
     redis = fs.stats()["tiers"]["redis"]
     assert redis["timeouts"] + redis["errors"] >= 1, redis  # the degradation was counted
+    fs.close()
+
+
+def test_transfers_and_copies_through_the_async_interface(
+    s3_server: S3Server, s3_bucket: str, s3_storage_options: dict[str, Any], tmp_path: Path
+) -> None:
+    """The bulk operations run the sync ones on worker threads: the same results, and the copy's
+    destination is read afresh (its cached bytes were dropped)."""
+    s3_server.put_object(s3_bucket, "src/a.bin", b"a" * 1000)
+    s3_server.put_object(s3_bucket, "dst.bin", b"old")
+    fs = _async_fs(s3_storage_options)
+
+    async def scenario() -> tuple[bytes, bytes, bytes, list[str]]:
+        assert await fs._cat_file(f"{s3_bucket}/dst.bin") == b"old"  # cached
+        await fs._cp_file(f"{s3_bucket}/src/a.bin", f"{s3_bucket}/dst.bin")
+        copied = await fs._cat_file(f"{s3_bucket}/dst.bin")
+        await fs._get_file(f"{s3_bucket}/src/a.bin", str(tmp_path / "a.bin"))
+        (tmp_path / "b.bin").write_bytes(b"b" * 10)
+        await fs._put_file(str(tmp_path / "b.bin"), f"{s3_bucket}/src/b.bin")
+        put = await fs._cat_file(f"{s3_bucket}/src/b.bin")
+        listed = await fs._expand_path(f"{s3_bucket}/src", recursive=True)
+        return copied, (tmp_path / "a.bin").read_bytes(), put, sorted(listed)
+
+    copied, got, put, listed = asyncio.run(scenario())
+    assert copied == b"a" * 1000
+    assert got == b"a" * 1000
+    assert put == b"b" * 10
+    assert listed == [f"{s3_bucket}/src", f"{s3_bucket}/src/a.bin", f"{s3_bucket}/src/b.bin"]
     fs.close()
