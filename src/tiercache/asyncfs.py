@@ -26,7 +26,7 @@ from typing import Any, ClassVar, TypeVar
 from fsspec.asyn import AbstractAsyncStreamedFile
 
 from .chain.resident import resident_range
-from .fs import ASYNC_VARIANTS, TieredFileSystem
+from .fs import ASYNC_VARIANTS, TieredFileSystem, range_jobs
 
 __all__ = ["AsyncTieredFile", "AsyncTieredFileSystem"]
 
@@ -95,15 +95,7 @@ class AsyncTieredFileSystem(TieredFileSystem):
     ) -> list[bytes | Exception]:
         """Many ranges at once, concurrently; errors returned in place (``on_error="return"``,
         fsspec's default) or raised."""
-        if not isinstance(starts, list):
-            starts = [starts] * len(paths)
-        if not isinstance(ends, list):
-            ends = [ends] * len(paths)
-        if not len(paths) == len(starts) == len(ends):
-            raise ValueError(
-                f"cat_ranges: {len(paths)} paths, {len(starts)} starts and {len(ends)} ends"
-            )
-        jobs = [self._cat_file(p, s, e) for p, s, e in zip(paths, starts, ends, strict=True)]
+        jobs = [self._cat_file(*job) for job in range_jobs(paths, starts, ends)]
         results = await asyncio.gather(*jobs, return_exceptions=on_error == "return")
         out: list[bytes | Exception] = []
         for result in results:

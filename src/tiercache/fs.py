@@ -50,6 +50,26 @@ __all__ = [
 ASYNC_VARIANTS: dict[type, type] = {}
 
 
+def range_jobs(
+    paths: list[str],
+    starts: int | list[int | None] | None,
+    ends: int | list[int | None] | None,
+) -> list[tuple[str, int | None, int | None]]:
+    """``cat_ranges``'s arguments as ``(path, start, end)`` triples (a single start or end
+    applies to every path).
+
+    Raises:
+        ValueError: The lists' lengths differ.
+    """
+    starts = starts if isinstance(starts, list) else [starts] * len(paths)
+    ends = ends if isinstance(ends, list) else [ends] * len(paths)
+    if not len(paths) == len(starts) == len(ends):
+        raise ValueError(
+            f"cat_ranges: {len(paths)} paths, {len(starts)} starts and {len(ends)} ends"
+        )
+    return list(zip(paths, starts, ends, strict=True))
+
+
 class _NoCacheForObjects(type(ChainedFileSystem)):  # type: ignore[misc]  # fsspec is untyped
     """fsspec's instance cache, except for instances built from objects (``tiers=``, ``fs=``).
 
@@ -210,14 +230,7 @@ class TieredFileSystem(
     ) -> list[bytes | Exception]:
         """Return many ranges at once, read concurrently; errors are returned in place
         (``on_error="return"``, fsspec's default) or raised."""
-        if not isinstance(starts, list):
-            starts = [starts] * len(paths)
-        if not isinstance(ends, list):
-            ends = [ends] * len(paths)
-        if not len(paths) == len(starts) == len(ends):
-            raise ValueError(
-                f"cat_ranges: {len(paths)} paths, {len(starts)} starts and {len(ends)} ends"
-            )
+        jobs = range_jobs(paths, starts, ends)
 
         def one(args: tuple[str, int | None, int | None]) -> bytes | Exception:
             try:
@@ -227,7 +240,6 @@ class TieredFileSystem(
                     return exc
                 raise
 
-        jobs = list(zip(paths, starts, ends, strict=True))
         if len(jobs) <= 1:
             return [one(job) for job in jobs]
         if self._ranges_pool is None:
