@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import time
 from typing import Any
 
 import pytest
@@ -82,18 +83,20 @@ def test_the_version_is_made_of_size_mtime_inode_and_ctime(
     path.write_bytes(b"abc")
     st = os.stat(path)
     raw: dict[str, Any] = {"size": 3, "ino": st.st_ino, "mtime": st.st_mtime}
-    monkeypatch.setattr(localversion, "RACY_S", 0.0)
     plain = f"3:{st.st_mtime_ns}:ino={st.st_ino}:ctime={st.st_ctime_ns}"
+    # Looked at right after the write: it waits past the ctime's tick, and says the same every
+    # time (other processes share blocks by it).
     assert local_version(str(path), raw) == plain
-    assert local_version(str(path), raw) == plain  # stable once not racy
+    assert time.time_ns() - st.st_ctime_ns >= int(localversion.RACY_S * 1e9)
+    assert local_version(str(path), raw) == plain
     changed = local_version(str(path), {**raw, "size": 4})  # changed since the info
     assert changed is not None
     assert changed.startswith(plain + ":racy=")
-    monkeypatch.setattr(localversion, "RACY_S", 1e9)  # everything is recent
-    one, two = local_version(str(path), raw), local_version(str(path), raw)
-    assert one is not None
-    assert one != two
-    assert one.startswith(plain + ":racy=")
+    assert changed != local_version(str(path), {**raw, "size": 4})
+    monkeypatch.setattr(time, "time_ns", lambda: st.st_ctime_ns - 10**9)
+    future = local_version(str(path), raw)  # a ctime ahead of this clock
+    assert future is not None
+    assert future.startswith(plain + ":racy=")
     assert local_version(str(tmp_path), {"size": 0}) is None  # a directory
     assert local_version(str(tmp_path / "gone"), {"size": 0}) is None
 
