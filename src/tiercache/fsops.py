@@ -8,7 +8,8 @@ what they mean on the bare target, and what it raises is raised unchanged (a tar
 ``cp_file`` raises its own ``NotImplementedError``). Then every path the operation may have
 changed is invalidated: what existed at or under each removed or moved source *before* the
 operation, and what exists at or under each destination *after* it (even when the operation
-failed half way). Reads (``get``, ``get_file``, ``cat``, ``open("rb")``) are not here: they
+failed half way); a single-file operation (``cp_file``, ``put_file``, ``pipe_file``, ``touch``,
+``rm_file``) touches its one path, which is forgotten without listing anything. Reads (``get``, ``get_file``, ``cat``, ``open("rb")``) are not here: they
 go through the tiers (fsspec's own ``get`` calls ``open``).
 
 Metadata the cache does not hold (``created``, ``modified``, ``lexists``, ``checksum``,
@@ -17,7 +18,7 @@ Metadata the cache does not hold (``created``, ``modified``, ``lexists``, ``chec
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from fsspec import AbstractFileSystem
@@ -67,6 +68,15 @@ class TargetOperations:
         for tpath in tpaths:
             self._chain.invalidate(tpath)
 
+    def _write_one(self, path: Any, call: Callable[[], Any]) -> Any:
+        """Run ``call()`` on the target, then forget the one object it wrote or removed at
+        ``path`` (no listing: a single-file operation touches that path only)."""
+        tpath = self._tpath(path)
+        try:
+            return call()
+        finally:
+            self._chain.invalidate(tpath)
+
     def _write(self, destination: Any, call: Any, *, before: set[str] | None = None) -> Any:
         """Run ``call()`` on the target, then forget ``before`` and what is at ``destination``."""
         try:
@@ -89,7 +99,7 @@ class TargetOperations:
     def cp_file(self, path1: Any, path2: Any, **kwargs: Any) -> Any:
         """Copy one file on the target; invalidate the destination."""
         p1, p2 = strip_prefix(path1), strip_prefix(path2)
-        return self._write(path2, lambda: self.target.cp_file(p1, p2, **kwargs))
+        return self._write_one(path2, lambda: self.target.cp_file(p1, p2, **kwargs))
 
     def mv(self, path1: Any, path2: Any, *args: Any, **kwargs: Any) -> Any:
         """Move on the target (with its defaults); invalidate the sources and the destinations."""
@@ -105,17 +115,14 @@ class TargetOperations:
     def put_file(self, lpath: Any, rpath: Any, *args: Any, **kwargs: Any) -> Any:
         """Upload a local file to the target and invalidate the cached object."""
         remote = strip_prefix(rpath)
-        return self._write(rpath, lambda: self.target.put_file(lpath, remote, *args, **kwargs))
+        return self._write_one(rpath, lambda: self.target.put_file(lpath, remote, *args, **kwargs))
 
     # -- writes and removals ---------------------------------------------------------------------
 
     def pipe_file(self, path: Any, value: bytes, *args: Any, **kwargs: Any) -> Any:
         """Write ``value`` to ``path`` on the target and invalidate the cached object."""
-        tpath = self._tpath(path)
-        try:
-            return self.target.pipe_file(strip_prefix(path), value, *args, **kwargs)
-        finally:
-            self._chain.invalidate(tpath)
+        target = strip_prefix(path)
+        return self._write_one(path, lambda: self.target.pipe_file(target, value, *args, **kwargs))
 
     def pipe(self, path: Any, value: bytes | None = None, **kwargs: Any) -> Any:
         """Write a file or a ``{path: bytes}`` dict with the target's ``pipe``; invalidate each."""
@@ -130,19 +137,13 @@ class TargetOperations:
 
     def touch(self, path: Any, *args: Any, **kwargs: Any) -> Any:
         """Touch on the target (truncating or not, as it can); invalidate the path."""
-        tpath = self._tpath(path)
-        try:
-            return self.target.touch(strip_prefix(path), *args, **kwargs)
-        finally:
-            self._chain.invalidate(tpath)
+        target = strip_prefix(path)
+        return self._write_one(path, lambda: self.target.touch(target, *args, **kwargs))
 
     def rm_file(self, path: Any) -> Any:
         """Delete one file on the target and invalidate it."""
-        tpath = self._tpath(path)
-        try:
-            return self.target.rm_file(strip_prefix(path))
-        finally:
-            self._chain.invalidate(tpath)
+        target = strip_prefix(path)
+        return self._write_one(path, lambda: self.target.rm_file(target))
 
     def rm(self, path: Any, *args: Any, **kwargs: Any) -> Any:
         """Delete on the target (``recursive``, ``maxdepth``); invalidate everything that was at
