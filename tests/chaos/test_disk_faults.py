@@ -283,9 +283,15 @@ def test_a_slow_disk_costs_at_most_its_budget_then_nothing(tmp_path: Path) -> No
         path, data = put_object(8 * BLOCK)
         read_all(fs, path, data)
         stats = disk(fs)
-        assert stats["timeouts"] == 2  # two budgets spent, then the breaker opened
+        # Two budgets spent, then the breaker opened. A fill's write queued behind the first
+        # timed-out read can be in flight when it opens and spend one budget more (it waits on
+        # the hung read's lock): seen once in CI.
+        assert 2 <= stats["timeouts"] <= 3, stats
         assert stats["state"] == "open"
         assert stats["rejected"] >= 6
+        read_all(fs, path, data)  # once open: nothing more is spent on the disk
+        assert disk(fs)["timeouts"] == stats["timeouts"]
+        assert disk(fs)["rejected"] > stats["rejected"]
     finally:
         SlowDisk.release.set()
         fs.close()
