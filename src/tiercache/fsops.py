@@ -9,8 +9,9 @@ what they mean on the bare target, and what it raises is raised unchanged (a tar
 changed is invalidated: what existed at or under each removed or moved source *before* the
 operation, and what exists at or under each destination *after* it (even when the operation
 failed half way); a single-file operation (``cp_file``, ``put_file``, ``pipe_file``, ``touch``,
-``rm_file``) touches its one path, which is forgotten without listing anything. Reads (``get``, ``get_file``, ``cat``, ``open("rb")``) are not here: they
-go through the tiers (fsspec's own ``get`` calls ``open``).
+``rm_file``) touches its one path, which is forgotten without listing anything. Reads
+(``get``, ``get_file``, ``cat``, ``open("rb")``) are not here: they go through the tiers
+(fsspec's own ``get`` calls ``open``).
 
 Metadata the cache does not hold (``created``, ``modified``, ``lexists``, ``checksum``,
 ``ukey``, ``sign``) is asked of the target.
