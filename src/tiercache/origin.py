@@ -42,6 +42,7 @@ from .context import ReadContext
 from .errors import ObjectChangedError, OriginError, OriginTimeoutError, ShortReadError
 from .lateness import Pace
 from .localversion import local_version
+from .origin_pins import pinned_reads_for
 from .origin_s3 import RangeNotSatisfiableError, S3Reads, is_s3
 from .protocol import ObjectInfo
 from .stats import Histogram, OriginCounters
@@ -155,6 +156,8 @@ class FsspecOrigin:
         #: First-byte latency and throughput of completed reads (see :meth:`expected_s`).
         self.pace = Pace()
         self._s3_reads = S3Reads(fs, self.pace) if self._s3 else None
+        #: Reads pinned to the version an info names (None: the target's cat_file, unpinned).
+        self._pinned = pinned_reads_for(fs, protocol, self.pace)
         self._local = isinstance(fs, LocalFileSystem)
 
     @property
@@ -248,10 +251,11 @@ class FsspecOrigin:
             OriginError: The origin kept failing until the retries or the deadline ran out.
         """
         expected = end - start
+        pinned = self._pinned
 
         def attempt(remaining_s: float) -> bytes:
-            if self._s3_reads is not None and info.etag:
-                data, _ = self._s3_reads.get(info.path, start, end, info.etag, remaining_s)
+            if pinned is not None and pinned.can_pin(info):
+                data = pinned.read(info, start, end, remaining_s)
             else:
                 began = time.perf_counter()
                 data = self.fs.cat_file(info.path, start=start, end=end)
