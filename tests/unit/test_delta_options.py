@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import fsspec
 import pytest
 
 from tiercache import ConfigError
 from tiercache.integrations.arrow import pyarrow_filesystem, strip_scheme
-from tiercache.integrations.delta import storage_options_for, target_for
+from tiercache.integrations.delta import gateway_uri, storage_options_for, target_for
+from tiercache.integrations.store_options import AZURITE_ACCOUNT, AZURITE_KEY, bucket_and_path
 
 
 def test_s3_storage_options_become_s3fs_options() -> None:
@@ -43,9 +46,104 @@ def test_local_tables_need_no_options() -> None:
 
 
 def test_an_unmapped_scheme_with_options_is_a_clear_error() -> None:
-    with pytest.raises(ConfigError, match=r"gs://.*google_service_account.*filesystem="):
-        target_for("gs://bucket/t", {"google_service_account": "/key.json"})
+    with pytest.raises(ConfigError, match=r"hdfs://.*user.*filesystem="):
+        target_for("hdfs://namenode/t", {"user": "me"})
+    assert target_for("hdfs://namenode/t") == ("hdfs", {})
+
+
+def test_gcs_storage_options_become_gcsfs_options() -> None:
+    assert target_for("gs://bucket/t", {"GOOGLE_SERVICE_ACCOUNT": "/key.json"}) == (
+        "gs",
+        {"token": "/key.json"},
+    )
+    assert target_for("gcs://b/t", {"service_account_path": "/k.json", "bucket": "b"}) == (
+        "gs",
+        {"token": "/k.json"},
+    )
+    key = {"type": "service_account", "client_email": "a@b"}
+    assert target_for("gs://b/t", {"google_service_account_key": json.dumps(key)}) == (
+        "gs",
+        {"token": key},
+    )
+    with pytest.raises(ConfigError, match=r"'service_account_key' is not a JSON"):
+        target_for("gs://b/t", {"service_account_key": "{not json"})
     assert target_for("gs://bucket/t") == ("gs", {})
+
+
+def test_azure_storage_options_become_adlfs_options() -> None:
+    protocol, options = target_for(
+        "az://container/t",
+        {
+            "AZURE_STORAGE_ACCOUNT_NAME": "acct",
+            "azure_storage_account_key": "KEY",
+            "sas_key": "SAS",
+            "AZURE_CLIENT_ID": "cid",
+            "client_secret": "cs",
+            "tenant_id": "tid",
+            "allow_http": "true",
+        },
+    )
+    assert protocol == "abfs"
+    assert options == {
+        "account_name": "acct",
+        "account_key": "KEY",
+        "sas_token": "SAS",
+        "client_id": "cid",
+        "client_secret": "cs",
+        "tenant_id": "tid",
+    }
+    # the account of an abfss:// URI, when no option names one
+    assert target_for("abfss://c@myacct.dfs.core.windows.net/t", {})[1] == {
+        "account_name": "myacct"
+    }
+
+
+def test_azure_emulator_options_become_a_connection_string() -> None:
+    _, options = target_for("az://c/t", {"azure_storage_use_emulator": "true"})
+    assert options["account_name"] == AZURITE_ACCOUNT
+    assert options["connection_string"] == (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+        f"AccountKey={AZURITE_KEY};BlobEndpoint=http://127.0.0.1:10000/{AZURITE_ACCOUNT};"
+    )
+    _, options = target_for(
+        "az://c/t",
+        {"AZURE_STORAGE_ENDPOINT": "http://127.0.0.1:4242/acct/", "account_name": "acct"},
+    )
+    assert options == {
+        "connection_string": (
+            "DefaultEndpointsProtocol=http;AccountName=acct;BlobEndpoint=http://127.0.0.1:4242/acct;"
+        ),
+        "account_name": "acct",
+    }
+
+
+@pytest.mark.parametrize(
+    ("uri", "where"),
+    [
+        ("s3://b/path/t/", ("b", "path/t")),
+        ("gs://b/t", ("b", "t")),
+        ("az://c/t", ("c", "t")),
+        ("abfss://c@acct.dfs.core.windows.net/x/t", ("c", "x/t")),
+        ("gs://b", ("b", "")),
+    ],
+)
+def test_bucket_and_path(uri: str, where: tuple[str, str]) -> None:
+    assert bucket_and_path(uri) == where
+
+
+@pytest.mark.parametrize(
+    ("uri", "through_gateway"),
+    [
+        ("s3://b/t", "s3://b/t"),
+        ("gs://b/t", "s3://b/t"),
+        ("abfss://c@acct.dfs.core.windows.net/x/t", "s3://c/x/t"),
+        ("az://c", "s3://c"),
+    ],
+)
+def test_tables_on_every_store_are_opened_by_an_s3_uri_through_a_gateway(
+    uri: str, through_gateway: str
+) -> None:
+    assert gateway_uri(uri) == through_gateway
 
 
 def test_an_empty_mapped_option_is_an_error_naming_it() -> None:

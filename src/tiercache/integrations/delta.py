@@ -21,102 +21,30 @@ from fsspec import AbstractFileSystem
 
 from tiercache.errors import ConfigError
 from tiercache.integrations.arrow import pyarrow_filesystem, strip_scheme
+from tiercache.integrations.store_options import (
+    AZURE_SCHEMES,
+    GCS_SCHEMES,
+    S3_KEYS,
+    S3_SCHEMES,
+    bucket_and_path,
+    scheme_of,
+    storage_options_for,
+    target_for,
+)
 
 if TYPE_CHECKING:
     from tiercache.gateway import Gateway
 
 logger = logging.getLogger(__name__)
 
-# deltalake storage option (lower case, with and without the "aws_" prefix) -> s3fs option.
-_S3_KEYS = {
-    "access_key_id": ("key",),
-    "secret_access_key": ("secret",),
-    "session_token": ("token",),
-    "token": ("token",),
-    "endpoint_url": ("client_kwargs", "endpoint_url"),
-    "endpoint": ("client_kwargs", "endpoint_url"),
-    "region": ("client_kwargs", "region_name"),
-    "default_region": ("client_kwargs", "region_name"),
+__all__ = ["delta_dataset", "open_table", "storage_options_for", "target_for"]
+
+# The target protocols (fsspec) that read each scheme's tables; a gateway fronts any of them.
+_PROTOCOLS = {
+    **dict.fromkeys(S3_SCHEMES, frozenset({"s3", "s3a"})),
+    **dict.fromkeys(GCS_SCHEMES, frozenset({"gs", "gcs"})),
+    **dict.fromkeys(AZURE_SCHEMES, frozenset({"abfs", "az", "abfss"})),
 }
-# Options deltalake needs that s3fs has no use for (s3fs follows the endpoint's scheme).
-_S3_IGNORED = {
-    "allow_http",
-    "s3_locking_provider",
-    "conditional_put",
-    "virtual_hosted_style_request",
-}
-_S3_SCHEMES = {"s3", "s3a"}
-_LOCAL_SCHEMES = {"", "file"}
-
-
-def target_for(
-    table_uri: str, storage_options: Mapping[str, str] | None = None
-) -> tuple[str, dict[str, Any]]:
-    """Return the fsspec protocol and target options that reach ``table_uri``.
-
-    The options are derived from deltalake's ``storage_options``: for S3, ``AWS_ENDPOINT_URL``,
-    ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN`` and ``AWS_REGION``
-    (any case, with or without the ``AWS_`` prefix); ``AWS_ALLOW_HTTP`` needs no counterpart
-    (s3fs speaks whatever the endpoint URL says). Other keys are ignored with a DEBUG line.
-
-    Raises:
-        ConfigError: The scheme has no mapping and storage options were given (pass a ready
-            ``filesystem=`` instead), or a mapped option is empty.
-    """
-    scheme = table_uri.partition("://")[0].lower() if "://" in table_uri else ""
-    options = dict(storage_options or {})
-    if scheme in _LOCAL_SCHEMES:
-        return "file", {}
-    if scheme not in _S3_SCHEMES:
-        if options:
-            raise ConfigError(
-                f"cannot derive {scheme}:// filesystem options from Delta storage_options "
-                f"({sorted(options)}); build the target filesystem yourself and pass "
-                "filesystem=TieredFileSystem(fs=...)"
-            )
-        return scheme, {}
-    target: dict[str, Any] = {}
-    for name, value in options.items():
-        key = name.lower().removeprefix("aws_")
-        if key in _S3_IGNORED:
-            continue
-        where = _S3_KEYS.get(key)
-        if where is None:
-            logger.debug("Delta storage option %r has no s3fs counterpart; ignored", name)
-            continue
-        if not value:
-            raise ConfigError(f"Delta storage option {name!r} is empty")
-        if len(where) == 1:
-            target[where[0]] = value
-        else:
-            target.setdefault(where[0], {})[where[1]] = value
-    return "s3", target
-
-
-def storage_options_for(s3fs_options: Mapping[str, Any]) -> dict[str, str]:
-    """Return deltalake storage options equivalent to s3fs options (the inverse of
-    :func:`target_for`): ``key``, ``secret``, ``token`` and ``client_kwargs`` endpoint and region.
-
-    ``AWS_ALLOW_HTTP`` is set when the endpoint is ``http://``. Other options are not carried.
-    """
-    options: dict[str, str] = {}
-    for name, variable in (
-        ("key", "AWS_ACCESS_KEY_ID"),
-        ("secret", "AWS_SECRET_ACCESS_KEY"),
-        ("token", "AWS_SESSION_TOKEN"),
-    ):
-        if s3fs_options.get(name):
-            options[variable] = str(s3fs_options[name])
-    client = s3fs_options.get("client_kwargs") or {}
-    endpoint = client.get("endpoint_url") or s3fs_options.get("endpoint_url")
-    if endpoint:
-        options["AWS_ENDPOINT_URL"] = str(endpoint)
-        if str(endpoint).startswith("http://"):
-            options["AWS_ALLOW_HTTP"] = "true"
-    region = client.get("region_name")
-    if region:
-        options["AWS_REGION"] = str(region)
-    return options
 
 
 def delta_dataset(
@@ -227,8 +155,9 @@ class open_table:  # used as a function: `with open_table(...) as table:`
         gateway = gateway_for(self.table_uri, self.filesystem)
         if gateway is not None:
             options = gateway_options(gateway, self.storage_options)
+            uri = gateway_uri(self.table_uri)
             try:
-                table = DeltaTable(self.table_uri, storage_options=options, version=self.version)
+                table = DeltaTable(uri, storage_options=options, version=self.version)
             except Exception as exc:
                 if gateway.alive and not self._kept_listing_may_lack_version():
                     raise  # the gateway answered: the error is the table's
@@ -245,7 +174,8 @@ class open_table:  # used as a function: `with open_table(...) as table:`
                 return table
         options = self.storage_options
         target = getattr(self.filesystem, "target", None)
-        if not options and gateway is not None and target is not None:
+        s3 = scheme_of(self.table_uri) in S3_SCHEMES
+        if not options and s3 and gateway is not None and target is not None:
             options = storage_options_for(target.storage_options)  # as the filesystem reaches it
         return DeltaTable(self.table_uri, storage_options=options, version=self.version)
 
@@ -262,15 +192,15 @@ class open_table:  # used as a function: `with open_table(...) as table:`
 
 def gateway_for(table_uri: str, filesystem: AbstractFileSystem | None) -> Gateway | None:
     """The shared gateway that reaches ``table_uri`` through ``filesystem``'s tiers, or None:
-    not an S3 table, not a :class:`~tiercache.TieredFileSystem` over S3, or the gateway could
-    not start (logged at WARNING with the reason)."""
+    not an S3, GCS or Azure table, not a :class:`~tiercache.TieredFileSystem` whose target reads
+    that store, or the gateway could not start (logged at WARNING with the reason)."""
     from tiercache.fs import TieredFileSystem
 
-    scheme = table_uri.partition("://")[0].lower() if "://" in table_uri else ""
-    if scheme not in _S3_SCHEMES or not isinstance(filesystem, TieredFileSystem):
+    protocols = _PROTOCOLS.get(scheme_of(table_uri))
+    if protocols is None or not isinstance(filesystem, TieredFileSystem):
         return None
     protocol = filesystem.target.protocol
-    if (protocol if isinstance(protocol, str) else protocol[0]) not in _S3_SCHEMES:
+    if (protocol if isinstance(protocol, str) else protocol[0]) not in protocols:
         return None
     from tiercache.gateway.shared import shared
 
@@ -281,17 +211,29 @@ def gateway_for(table_uri: str, filesystem: AbstractFileSystem | None) -> Gatewa
         return None
 
 
+def gateway_uri(table_uri: str) -> str:
+    """The URI deltalake opens ``table_uri`` by through a gateway: the gateway speaks S3 for
+    every store, so ``gs://b/t`` and ``abfss://c@account.dfs.core.windows.net/t`` become
+    ``s3://b/t`` and ``s3://c/t`` (the gateway's bucket is the store's bucket or container)."""
+    if scheme_of(table_uri) in S3_SCHEMES:
+        return table_uri
+    bucket, path = bucket_and_path(table_uri)
+    return f"s3://{bucket}/{path}" if path else f"s3://{bucket}"
+
+
 def gateway_options(gateway: Gateway, storage_options: Mapping[str, str]) -> dict[str, str]:
     """deltalake storage options that reach the store through ``gateway``.
 
     The caller's options that say *where* and *as whom* (endpoint, credentials, region,
-    ``allow_http``: the ones :func:`target_for` maps) are replaced by the gateway's; the rest
-    (timeouts, retries, ``conditional_put``...) are kept.
+    ``allow_http``: the ones :func:`target_for` maps, and every GCS or Azure option: the
+    gateway speaks S3) are replaced by the gateway's; the rest (timeouts, retries,
+    ``conditional_put``...) are kept.
     """
     kept = {
         name: value
         for name, value in storage_options.items()
-        if name.lower().removeprefix("aws_") not in {*_S3_KEYS, "allow_http"}
+        if name.lower().removeprefix("aws_") not in {*S3_KEYS, "allow_http"}
+        and not name.lower().startswith(("google_", "azure_", "service_account"))
     }
     return {**kept, **gateway.storage_options()}
 
@@ -337,4 +279,7 @@ def data_file_seeds(table: Any, root: str) -> list[tuple[str, int, str, float]]:
 
 
 def _table_root(table_uri: str) -> str:
+    if scheme_of(table_uri) in _PROTOCOLS:
+        bucket, path = bucket_and_path(table_uri)
+        return f"{bucket}/{path}" if path else bucket
     return strip_scheme(table_uri)

@@ -245,7 +245,8 @@ def _scalar(value: Any, field: Any) -> Any:
 
 
 def split_location(table_uri: str) -> tuple[str, str]:
-    """``s3://bucket/path/to/table`` -> ``("bucket", "path/to/table")``."""
-    rest = table_uri.partition("://")[2]
-    bucket, _, root = rest.partition("/")
-    return bucket, root.strip("/")
+    """``s3://bucket/path/to/table`` -> ``("bucket", "path/to/table")``; a GCS or Azure URI
+    likewise (the container of ``abfss://container@account.../t``): the gateway's bucket."""
+    from tiercache.integrations.store_options import bucket_and_path
+
+    return bucket_and_path(table_uri)
