@@ -8,7 +8,8 @@ The keys are the origin filesystem's own (fsspec / s3fs) keyword arguments, e.g.
 - A dotted key sets a nested option: ``client_kwargs.region_name=eu-west-1`` is
   ``{"client_kwargs": {"region_name": "eu-west-1"}}``.
 - Shorthands for s3fs: ``endpoint_url`` and ``region_name`` (or ``region``) go to
-  ``client_kwargs``, where every s3fs version reads them.
+  ``client_kwargs``, where every s3fs version reads them. For another origin (gcsfs, adlfs)
+  every key is that filesystem's own, as given (gcsfs takes ``endpoint_url`` at the top).
 - Values are strings, except ``true`` / ``false`` (any case), which are booleans, and decimal
   integers (``max_concurrency=8``), which are ints. Credentials (``key``, ``secret``, ``token``)
   and the endpoint are always strings.
@@ -44,12 +45,17 @@ _INTEGER = re.compile(r"[+-]?[0-9]+")
 _DELTALAKE_KEY = re.compile(r"AWS_[A-Z0-9_]+")
 
 
-def parse_storage_options(pairs: Sequence[str], *, command: str = "tiercache") -> dict[str, Any]:
+def parse_storage_options(
+    pairs: Sequence[str], *, command: str = "tiercache", protocol: str = "s3"
+) -> dict[str, Any]:
     """Return the origin filesystem's options from ``--storage-option`` pairs (see the module).
 
     Args:
         pairs: The ``KEY=VALUE`` strings, in the order given.
         command: Who is asking (``"tiercache warm"``), for the deprecation warning.
+        protocol: The origin's protocol: the s3fs shorthands and deltalake's ``AWS_*`` keys
+            apply to ``s3`` only; for another (``gs``, ``abfs``...) every key is the
+            filesystem's own, as given.
 
     Raises:
         ConfigError: A pair has no ``=``, an empty key or an empty part of a dotted key.
@@ -59,13 +65,14 @@ def parse_storage_options(pairs: Sequence[str], *, command: str = "tiercache") -
         name, sep, text = pair.partition("=")
         if not sep or not name:
             raise ConfigError(f"{USAGE}, got {pair!r}")
-        if _DELTALAKE_KEY.fullmatch(name):
+        s3 = protocol in ("s3", "s3a")
+        if s3 and _DELTALAKE_KEY.fullmatch(name):
             _deltalake(options, name, text, command)
             continue
         parts = name.split(".")
         if not all(parts):
             raise ConfigError(f"--storage-option {pair!r}: a dotted KEY has an empty part")
-        if len(parts) == 1 and name in _CLIENT_KWARGS:
+        if s3 and len(parts) == 1 and name in _CLIENT_KWARGS:
             parts = ["client_kwargs", _CLIENT_KWARGS[name]]
         _set(options, parts, _value(parts[-1], text), pair)
     return options

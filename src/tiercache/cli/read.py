@@ -45,11 +45,13 @@ def run(args: argparse.Namespace) -> int:
     from tiercache.ops import observe
     from tiercache.ops.report import format_chain
 
-    options = parse_storage_options(args.storage_option, command="tiercache read")
     if not args.url.startswith("tiercache::"):
         raise ConfigError(f"{args.url!r} is not a tiercache:: URL (e.g. tiercache::s3://b/key)")
     target = args.url.removeprefix("tiercache::")
     protocol = target.partition("://")[0] if "://" in target else "file"
+    options = parse_storage_options(
+        args.storage_option, command="tiercache read", protocol=protocol
+    )
     observe.start()  # the environment's stats file (written at exit) and metrics, if asked for
     fs, path = fsspec.core.url_to_fs(args.url, **({protocol: options} if options else {}))
     if fs.isdir(path):

@@ -1,7 +1,8 @@
 """``tiercache serve``: the gateway as a sidecar, for any engine in any language.
 
-The origin is ``s3``, configured by ``--storage-option`` pairs (s3fs's options, e.g.
-``endpoint_url=...``) and the standard AWS environment (credentials, region,
+The origin is ``s3`` unless ``--origin`` names another fsspec protocol (``gs``, ``abfs``...),
+configured by ``--storage-option`` pairs (the origin filesystem's options, e.g. s3fs's
+``endpoint_url=...``) and the store's standard environment (for S3: credentials, region,
 ``AWS_ENDPOINT_URL``); the tiers by the ``TIERCACHE_*`` variables; where it listens by
 ``--listen`` or ``TIERCACHE_GATEWAY_LISTEN``. This process holds the listening socket and
 serves from ``--workers`` worker processes it restarts when they die, so a crash never closes
@@ -39,11 +40,19 @@ def add_parser(commands: Any) -> None:
         "--listen", default=None, help="HOST:PORT (default: TIERCACHE_GATEWAY_LISTEN)"
     )
     serve.add_argument(
+        "--origin",
+        default="s3",
+        metavar="PROTOCOL",
+        help="the origin's fsspec protocol: s3 (default), gs (GCS, gcsfs), abfs (Azure, adlfs), "
+        "or any fsspec filesystem; the gateway speaks S3 to its clients for each",
+    )
+    serve.add_argument(
         "--storage-option",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="an s3fs option of the origin (repeatable), e.g. endpoint_url=http://minio:9000; "
+        help="an option of the origin's filesystem (repeatable), e.g. s3fs's "
+        "endpoint_url=http://minio:9000; "
         "the rules of every command's --storage-option (docs/operations.md)",
     )
     serve.add_argument(
@@ -74,7 +83,10 @@ def run(args: argparse.Namespace) -> int:
             "worker process has its own counters and they would share one port or file; use "
             "--workers 1 to export them"
         )
-    options = parse_storage_options(args.storage_option, command="tiercache serve")
+    _check_origin(args.origin)
+    options = parse_storage_options(
+        args.storage_option, command="tiercache serve", protocol=args.origin
+    )
     try:
         sock = bind(host, port)
     except OSError as exc:
@@ -85,12 +97,13 @@ def run(args: argparse.Namespace) -> int:
     def ready() -> None:
         print(json.dumps({"listening": address}), flush=True)
 
-    supervise(functools.partial(worker_app, options), sock, workers=args.workers, on_ready=ready)
+    app = functools.partial(worker_app, options, protocol=args.origin)
+    supervise(app, sock, workers=args.workers, on_ready=ready)
     return 0
 
 
-def worker_app(options: dict[str, Any]) -> GatewayApp:
-    """A worker's app over ``s3`` with ``options``, its settings from the environment (run in
+def worker_app(options: dict[str, Any], *, protocol: str = "s3") -> GatewayApp:
+    """A worker's app over ``protocol`` with ``options``, its settings from the environment (run in
     each worker process; its metrics and stats file start there)."""
     from tiercache.fs import TieredFileSystem
     from tiercache.gateway.server import build_app
@@ -98,8 +111,19 @@ def worker_app(options: dict[str, Any]) -> GatewayApp:
 
     settings = Settings.from_env()
     observe.start(settings)
-    fs = TieredFileSystem(target_protocol="s3", target_options=options, settings=settings)
+    fs = TieredFileSystem(target_protocol=protocol, target_options=options, settings=settings)
     return build_app(fs, _credentials(settings))
+
+
+def _check_origin(protocol: str) -> None:
+    """Fail now, in one line, when ``--origin`` names no usable fsspec filesystem (rather than
+    in every worker the supervisor would keep restarting)."""
+    import fsspec
+
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except (ValueError, ImportError) as exc:
+        raise ConfigError(f"--origin {protocol!r}: {exc}") from exc
 
 
 def _credentials(settings: Settings) -> list[Any]:
