@@ -76,6 +76,19 @@ def test_deltalake_keys_are_translated_with_a_warning(capsys: pytest.CaptureFixt
     assert "no s3fs counterpart" in lines[4]
 
 
+@pytest.mark.parametrize("protocol", ["gs", "abfs", "file"])
+def test_other_origins_take_their_own_keys_as_given(
+    protocol: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """gcsfs takes endpoint_url at the top, not in s3fs's client_kwargs; AWS_* keys are not
+    translated for a store that is not S3."""
+    options = parse_storage_options(
+        ["endpoint_url=http://127.0.0.1:4443", "project=p", "AWS_REGION=x"], protocol=protocol
+    )
+    assert options == {"endpoint_url": "http://127.0.0.1:4443", "project": "p", "AWS_REGION": "x"}
+    assert capsys.readouterr().err == ""
+
+
 def test_user_errors_are_recognised_and_bugs_are_not() -> None:
     assert user_error(FileNotFoundError("bucket/key")) == "not found: bucket/key"
     assert user_error(IsADirectoryError("bucket/dir")) == "is a directory: bucket/dir"
