@@ -65,6 +65,12 @@ def _text(value: object) -> str:
     return "-" if value is None else str(value)
 
 
+def _protocol_of(url: str | None) -> str:
+    """The origin protocol of ``tiercache::gs://b/k`` (``gs``); ``s3`` when none is named."""
+    target = (url or "").removeprefix("tiercache::")
+    return target.partition("://")[0].lower() if "://" in target else "s3"
+
+
 def _doctor(args: argparse.Namespace) -> int:
     from tiercache.cli.doctor import format_report, run_doctor
     from tiercache.config import Settings
@@ -73,7 +79,9 @@ def _doctor(args: argparse.Namespace) -> int:
     report = run_doctor(
         settings,
         args.url,
-        storage_options=parse_storage_options(args.storage_option, command="tiercache doctor"),
+        storage_options=parse_storage_options(
+            args.storage_option, command="tiercache doctor", protocol=_protocol_of(args.url)
+        ),
         gateway=args.gateway,
         gateway_bucket=args.gateway_bucket,
     )

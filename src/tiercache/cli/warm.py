@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from tiercache.config import parse_duration, parse_size
     from tiercache.integrations.warming import warm
 
-    options = parse_storage_options(args.storage_option, command="tiercache warm")
+    scheme = args.target.partition("://")[0].lower() if "://" in args.target else "file"
+    options = parse_storage_options(args.storage_option, command="tiercache warm", protocol=scheme)
     # A listing that failed is said below, once, as the error line: not again as a log record.
     logging.getLogger("tiercache.integrations.warming").addFilter(_not_the_listing)
     filesystem, delta_options = _origin(args.target, options)
