@@ -3,8 +3,10 @@
 The GCS counterparts of the origin rows of test_matrix.py: a burst of 503s is absorbed by
 tiercache's retries (exact bytes); a truncated body is retried or raised as a typed error, never
 returned short; a first byte later than the origin budget is a typed timeout, one within it is
-exact bytes. Each test reads the info first, so the faults hit the pinned block reads (gcsfs's
-own ``info`` has its own retry loop, 1 to 32 s apart).
+exact bytes. Each test seeds the object's info (its generation), so the faults hit the pinned
+block reads: gcsfs's own ``info`` has its own retry loop (1 to 32 s apart), and it lists the
+path in parallel with the object GET, a request that can reach the proxy after the info returned
+and take a fault meant for a read.
 """
 
 from __future__ import annotations
@@ -32,17 +34,16 @@ def sha(data: bytes) -> str:
 def world(
     server: GcsServer, bucket: str, proxy: HttpFaultProxy, **settings: Any
 ) -> tuple[TieredFileSystem, str, bytes]:
-    """A tiered filesystem reading ``bucket/f.bin`` (3 blocks) through ``proxy``, info cached."""
+    """A tiered filesystem reading ``bucket/f.bin`` (3 blocks) through ``proxy``, info seeded."""
     data = os.urandom(SIZE)
-    server.put_object(bucket, "f.bin", data)
+    generation = server.put_object(bucket, "f.bin", data)
     target = gcsfs.GCSFileSystem(
         **server.storage_options(proxy.url), skip_instance_cache=True, use_listings_cache=False
     )
     config = Settings(block_size_bytes=BLOCK, memory_bytes=64 << 20, **settings)
     fs = TieredFileSystem(fs=target, settings=config, tiers=[MemoryTier(config.memory_bytes)])
     path = f"{bucket}/f.bin"
-    assert fs.info(path)["size"] == SIZE
-    proxy.reset_counters()
+    fs.seed_info(path, SIZE, f"generation={generation}", {"generation": generation})
     return fs, path, data
 
 
@@ -67,11 +68,10 @@ def test_a_persistent_outage_raises_a_typed_error(
     gcs_server: GcsServer, gcs_bucket: str, gcs_fault_proxy: HttpFaultProxy
 ) -> None:
     fs, path, data = world(gcs_server, gcs_bucket, gcs_fault_proxy, origin_retries=2)
-    before = fs.stats()["origin"]["requests"]  # the info
     gcs_fault_proxy.fail_next(100, status=503)
     with pytest.raises(OriginError):
         fs.read_range(path, 0, 10)
-    assert fs.stats()["origin"]["requests"] - before == 3  # 1 + 2 retries
+    assert fs.stats()["origin"]["requests"] == 3  # 1 + 2 retries
     assert gcs_fault_proxy.injected() == 3
     gcs_fault_proxy.fail_next(0)  # nothing was cached: the next read succeeds
     assert fs.read_range(path, 0, 10) == data[:10]
@@ -124,4 +124,17 @@ def test_a_first_byte_within_the_budget_is_exact_bytes(
     gcs_fault_proxy.delay_s = 0.2
     assert sha(fs.cat_file(path)) == sha(data)
     assert fs.stats()["origin"]["retries"] == 0
+    fs.close()
+
+
+def test_a_failed_generation_precondition_restarts_the_read(
+    gcs_server: GcsServer, gcs_bucket: str, gcs_fault_proxy: HttpFaultProxy
+) -> None:
+    # What GCS answers when the object is no longer the pinned generation (the emulator never
+    # does): the read forgets the info, counts the change and reads the live generation.
+    fs, path, data = world(gcs_server, gcs_bucket, gcs_fault_proxy)
+    gcs_fault_proxy.fail_next(1, status=412)
+    assert sha(fs.cat_file(path)) == sha(data)
+    stats = fs.stats()["origin"]
+    assert (stats["changed"], stats["retries"]) == (1, 0)
     fs.close()

@@ -176,15 +176,19 @@ class GcsServer(Service):
         body = json.dumps({"name": name}).encode()
         self._request("POST", f"/storage/v1/b?project={quote(PROJECT)}", body, "application/json")
 
-    def put_object(self, bucket: str, key: str, data: bytes) -> None:
+    def put_object(self, bucket: str, key: str, data: bytes) -> str:
         """Store ``data`` under ``bucket``/``key`` as a new generation, replacing any object there.
+
+        Returns:
+            The new object's generation.
 
         Raises:
             RuntimeError: The server refused (the message has its status and error body).
             OSError: The server could not be reached.
         """
         path = f"/upload/storage/v1/b/{quote(bucket, safe='')}/o"
-        self._request("POST", f"{path}?uploadType=media&name={quote(key, safe='')}", data)
+        answer = self._request("POST", f"{path}?uploadType=media&name={quote(key, safe='')}", data)
+        return str(json.loads(answer)["generation"])
 
     def reset(self) -> None:
         """Delete every bucket and object (the emulator's ``/wipe``).
@@ -201,7 +205,7 @@ class GcsServer(Service):
         path: str,
         body: bytes = b"",
         content_type: str = "application/octet-stream",
-    ) -> None:
+    ) -> bytes:
         connection = http.client.HTTPConnection(LOOPBACK, self._port, timeout=_REQUEST_TIMEOUT_S)
         try:
             connection.request(method, path, body=body, headers={"Content-Type": content_type})
@@ -214,6 +218,7 @@ class GcsServer(Service):
                 f"{method} {path} on {self.endpoint_url} failed with HTTP {response.status}: "
                 f"{payload[:1000].decode('utf-8', 'replace')}"
             )
+        return payload
 
     def _wait_until_ready(self, process: subprocess.Popen[bytes]) -> str | None:
         """Poll until the server answers HTTP; return why it failed, or ``None``."""
