@@ -93,13 +93,14 @@ def target_identity(protocol: str, options: Mapping[str, Any]) -> str:
 def info_from_raw(path: str, raw: Mapping[str, Any]) -> ObjectInfo:
     """Build :class:`ObjectInfo` from a target's ``info`` dict.
 
-    The version is the ETag, generation or version id where the store has one, else
-    ``size:mtime``. A local file's version is more than that: :meth:`FsspecOrigin.info` replaces
-    it with :func:`tiercache.localversion.local_version`.
+    The version is the generation (GCS's content version; its ETag changes with metadata too),
+    ETag or version id where the store has one, else ``size:mtime``. A local file's version is
+    more than that: :meth:`FsspecOrigin.info` replaces it with
+    :func:`tiercache.localversion.local_version`.
     """
     size = int(raw["size"])
     etag = raw.get("ETag") or raw.get("etag")
-    for name in ("ETag", "etag", "generation", "VersionId", "version_id"):
+    for name in ("generation", "ETag", "etag", "VersionId", "version_id"):
         value = raw.get(name)
         if value not in (None, ""):
             version = f"{name}={value}"

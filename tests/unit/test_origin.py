@@ -99,10 +99,13 @@ def test_target_identity_never_contains_credentials() -> None:
     assert target_identity("s3", {}) != target_identity("gcs", {})
 
 
-def test_versions_prefer_etag_then_generation_then_size_and_mtime() -> None:
+def test_versions_prefer_generation_then_etag_then_size_and_mtime() -> None:
     assert info_from_raw("p", {"size": 1, "ETag": '"abc"'}).version == 'ETag="abc"'
     assert info_from_raw("p", {"size": 1, "ETag": '"abc"'}).etag == '"abc"'
     assert info_from_raw("p", {"size": 1, "generation": 7}).version == "generation=7"
+    # gcsfs: the etag changes with metadata too, the generation only with the bytes.
+    gcs = info_from_raw("p", {"size": 1, "etag": "CAE=", "generation": "17", "metageneration": "2"})
+    assert (gcs.version, gcs.etag) == ("generation=17", "CAE=")
     assert info_from_raw("p", {"size": 5, "mtime": 12.5}).version == "5:12.5"
 
 

