@@ -39,7 +39,9 @@ def main() -> int:
         credentials = _credentials(settings)
         check_listen(host, credentials)
         fs = TieredFileSystem(
-            target_protocol="s3", target_options=spec["target_options"], settings=settings
+            target_protocol=spec.get("target_protocol", "s3"),
+            target_options=spec["target_options"],
+            settings=settings,
         )
         app = build_app(fs, credentials)
         _connect(fs.target)  # the origin's client now, not in the first request's time

@@ -204,13 +204,15 @@ def start(fs: TieredFileSystem | None = None, *, listen: str = "127.0.0.1:0") ->
     """Start a gateway owned by this process over ``fs``'s target and settings.
 
     Args:
-        fs: The filesystem whose target (s3fs) and settings the gateway uses; default: one built
+        fs: The filesystem whose target and settings the gateway uses (s3fs, or any fsspec
+            filesystem whose options are JSON: gcsfs, adlfs, a ``dir`` over a local directory;
+            a ``memory`` target is the child's own memory, not this process's); default: one built
             from the environment for ``s3``.
         listen: ``HOST:PORT`` (port 0: a free one). Without client credentials configured, a
             loopback address only.
 
     Raises:
-        ConfigError: The target is not S3, its options cannot be handed to the child, or the
+        ConfigError: The target's options cannot be handed to the child, or the
             child did not start (its error is in the message).
     """
     if fs is None:
@@ -223,19 +225,16 @@ def child_spec(fs: TieredFileSystem, listen: str = "127.0.0.1:0") -> str:
     settings (the caller's metrics endpoint and stats file left out) and where to listen.
 
     Raises:
-        ConfigError: The target is not S3, or its options are not JSON (a botocore session
+        ConfigError: The target's options are not JSON (a botocore session
             object, say): the child cannot be handed them.
     """
     protocol = fs.target.protocol
     protocol = protocol if isinstance(protocol, str) else protocol[0]
-    if protocol not in ("s3", "s3a"):
-        raise ConfigError(
-            f"the gateway serves S3 targets; this filesystem's target is {protocol!r}"
-        )
     # The caller's metrics endpoint and stats file stay the caller's: the child's figures are at
     # its GET /-/stats (Gateway.stats()).
     child = dataclasses.replace(fs.settings, metrics_port=None, stats_file=None)
     spec = {
+        "target_protocol": protocol,
         "target_options": fs.target.storage_options,
         "settings": dataclasses.asdict(child),
         "listen": listen,
