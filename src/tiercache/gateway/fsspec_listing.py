@@ -191,7 +191,8 @@ def decode_token(token: str) -> str:
         S3Error: 400 InvalidArgument: not a token this gateway handed out.
     """
     try:
-        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8", "surrogatepass")
+        raw = base64.b64decode(token.encode("ascii"), altchars=b"-_", validate=True)
+        return raw.decode("utf-8", "surrogatepass")
     except (ValueError, binascii.Error, UnicodeError) as exc:
         raise invalid_argument(
             "continuation-token", token, "The continuation token provided is incorrect"
