@@ -4,16 +4,22 @@ object bytes is emulated on the target (:mod:`tiercache.gateway.upstream_fsspec`
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from botocore.client import Config
 from botocore.exceptions import ClientError
 
+from tests.gateway.engines import host_port
+from tests.gateway.test_duckdb import load_httpfs
 from tests.helpers import letters
 from tiercache import Settings, TieredFileSystem
 from tiercache.gateway import Gateway, start
@@ -220,3 +226,38 @@ def test_multipart_upload(client: Any, prefix: str) -> None:
     with pytest.raises(ClientError) as error:
         client.list_parts(Bucket=BUCKET, Key=f"{prefix}gone", UploadId=aborted)
     assert _code(error) == ("NoSuchUpload", 404)
+
+
+def test_duckdb_reads_and_writes_a_local_directory_through_the_gateway(tmp_path: Path) -> None:
+    """DuckDB's httpfs: ``read_parquet`` of a file put in the directory, a glob, ``COPY ... TO``
+    (a multipart upload of ~15 MB), and a missing key."""
+    (tmp_path / "lake" / "logs").mkdir(parents=True)
+    table = pa.table({"id": pa.array(range(100_000), pa.int64())})
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, row_group_size=20_000)
+    (tmp_path / "lake" / "logs" / "part-0.parquet").write_bytes(buffer.getvalue())
+    with start(dir_fs(tmp_path)) as gateway:
+        con = duckdb.connect()
+        try:
+            load_httpfs(con)
+            options = gateway.s3fs_options()
+            for setting, value in [
+                ("s3_endpoint", host_port(gateway)),
+                ("s3_use_ssl", False),
+                ("s3_url_style", "path"),
+                ("s3_region", "us-east-1"),
+                ("s3_access_key_id", options["key"]),
+                ("s3_secret_access_key", options["secret"]),
+            ]:
+                con.execute(f"SET {setting} = ?", [value])
+            got = con.execute("SELECT count(*), sum(id) FROM 's3://lake/logs/*.parquet'")
+            assert got.fetchall() == [(100_000, sum(range(100_000)))]
+            con.execute("COPY (SELECT range AS x FROM range(2000000)) TO 's3://lake/out/big.csv'")
+            assert (tmp_path / "lake" / "out" / "big.csv").stat().st_size > 10 << 20
+            total = con.execute("SELECT count(*), sum(x) FROM read_csv('s3://lake/out/big.csv')")
+            assert total.fetchall() == [(2_000_000, sum(range(2_000_000)))]
+            with pytest.raises(duckdb.Error, match="404"):
+                con.execute("SELECT * FROM read_parquet('s3://lake/none.parquet')").fetchall()
+        finally:
+            con.close()
+    assert sorted(p.name for p in (tmp_path / "lake" / "out").iterdir()) == ["big.csv"]
