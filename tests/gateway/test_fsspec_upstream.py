@@ -261,3 +261,19 @@ def test_duckdb_reads_and_writes_a_local_directory_through_the_gateway(tmp_path:
         finally:
             con.close()
     assert sorted(p.name for p in (tmp_path / "lake" / "out").iterdir()) == ["big.csv"]
+
+
+def test_a_local_put_is_written_whole_with_the_usual_mode(tmp_path: Path) -> None:
+    (tmp_path / BUCKET).mkdir()
+    with start(dir_fs(tmp_path)) as gateway:
+        s3 = client_of(gateway)
+        s3.put_object(Bucket=BUCKET, Key="a/b/c.txt", Body=b"abc", IfNoneMatch="*")
+        s3.put_object(Bucket=BUCKET, Key="a/b/c.txt", Body=b"abcd")
+        with pytest.raises(ClientError) as error:
+            s3.put_object(Bucket="missing", Key="k", Body=b"x")
+        assert _code(error) == ("NoSuchBucket", 404)
+    written = tmp_path / BUCKET / "a" / "b" / "c.txt"
+    assert written.read_bytes() == b"abcd"
+    assert written.stat().st_mode & 0o644 == 0o644  # not mkstemp's 0600
+    assert sorted(p.name for p in written.parent.iterdir()) == ["c.txt"]  # no temporary left
+    assert not (tmp_path / "missing").exists()

@@ -1,8 +1,9 @@
 """``tiercache serve``: the gateway as a sidecar, for any engine in any language.
 
-The origin is ``s3``, configured by ``--storage-option`` pairs (s3fs's options, e.g.
-``endpoint_url=...``) and the standard AWS environment (credentials, region,
-``AWS_ENDPOINT_URL``); the tiers by the ``TIERCACHE_*`` variables; where it listens by
+The origin is ``s3`` (or ``--target-protocol``: any fsspec filesystem, e.g. ``gs``, ``abfs``,
+whose calls other than reads the gateway emulates), configured by ``--storage-option`` pairs
+(s3fs's options, e.g. ``endpoint_url=...``) and the standard AWS environment (credentials,
+region, ``AWS_ENDPOINT_URL``); the tiers by the ``TIERCACHE_*`` variables; where it listens by
 ``--listen`` or ``TIERCACHE_GATEWAY_LISTEN``. This process holds the listening socket and
 serves from ``--workers`` worker processes it restarts when they die, so a crash never closes
 the port. It serves until SIGTERM (graceful: requests in progress finish). See docs/gateway.md.
@@ -47,6 +48,13 @@ def add_parser(commands: Any) -> None:
         "the rules of every command's --storage-option (docs/operations.md)",
     )
     serve.add_argument(
+        "--target-protocol",
+        default="s3",
+        metavar="PROTOCOL",
+        help="the origin's fsspec protocol (default s3; gs, abfs, ...: listings and writes are "
+        "then emulated on the filesystem, docs/gateway.md)",
+    )
+    serve.add_argument(
         "--workers",
         type=int,
         default=1,
@@ -75,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
             "--workers 1 to export them"
         )
     options = parse_storage_options(args.storage_option, command="tiercache serve")
+    protocol = str(args.target_protocol)
+    _check_protocol(protocol)
     try:
         sock = bind(host, port)
     except OSError as exc:
@@ -85,21 +95,36 @@ def run(args: argparse.Namespace) -> int:
     def ready() -> None:
         print(json.dumps({"listening": address}), flush=True)
 
-    supervise(functools.partial(worker_app, options), sock, workers=args.workers, on_ready=ready)
+    make_app = functools.partial(worker_app, options, protocol=protocol)
+    supervise(make_app, sock, workers=args.workers, on_ready=ready)
     return 0
 
 
-def worker_app(options: dict[str, Any]) -> GatewayApp:
-    """A worker's app over ``s3`` with ``options``, its settings from the environment (run in
-    each worker process; its metrics and stats file start there)."""
+def worker_app(options: dict[str, Any], *, protocol: str = "s3") -> GatewayApp:
+    """A worker's app over ``protocol`` (``s3``) with ``options``, its settings from the
+    environment (run in each worker process; its metrics and stats file start there)."""
     from tiercache.fs import TieredFileSystem
     from tiercache.gateway.server import build_app
     from tiercache.ops import observe
 
     settings = Settings.from_env()
     observe.start(settings)
-    fs = TieredFileSystem(target_protocol="s3", target_options=options, settings=settings)
+    fs = TieredFileSystem(target_protocol=protocol, target_options=options, settings=settings)
     return build_app(fs, _credentials(settings))
+
+
+def _check_protocol(protocol: str) -> None:
+    """Refuse a protocol fsspec has no filesystem for (before any worker starts).
+
+    Raises:
+        ConfigError: Unknown, or its package is not installed.
+    """
+    import fsspec
+
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except (ValueError, ImportError) as exc:
+        raise ConfigError(f"--target-protocol={protocol!r}: {exc}") from exc
 
 
 def _credentials(settings: Settings) -> list[Any]:

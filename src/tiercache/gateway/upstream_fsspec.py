@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import threading
+import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext, suppress
@@ -72,8 +72,8 @@ _BUCKET_CALLS = frozenset(
         "complete_multipart_upload",
     }
 )
-#: Worker threads the calls run on.
-WORKERS = 16
+#: Worker threads the calls run on (as many as the app has: a call waits for no other).
+WORKERS = 64
 
 
 class FsspecUpstream:
@@ -374,7 +374,9 @@ def _write_local(local: str, data: bytes | Path, create_only: bool) -> None:
     ``link`` fails if the name exists, atomically)."""
     directory = os.path.dirname(local)
     os.makedirs(directory, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
+    temporary = os.path.join(directory, f"{TEMP_PREFIX}{uuid.uuid4().hex}")
+    # Created as open() creates files (0666 less the umask), not mkstemp's 0600.
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as out:
             if isinstance(data, Path):
