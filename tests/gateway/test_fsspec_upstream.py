@@ -277,3 +277,23 @@ def test_a_local_put_is_written_whole_with_the_usual_mode(tmp_path: Path) -> Non
     assert written.stat().st_mode & 0o644 == 0o644  # not mkstemp's 0600
     assert sorted(p.name for p in written.parent.iterdir()) == ["c.txt"]  # no temporary left
     assert not (tmp_path / "missing").exists()
+
+
+def test_directory_markers_are_the_target_directories(client: Any, prefix: str) -> None:
+    """``dir/`` (pyarrow's ``create_dir``, its ``HEAD dir/`` probe): the directory itself."""
+    with pytest.raises(ClientError) as error:
+        client.head_object(Bucket=BUCKET, Key=f"{prefix}d/")
+    assert _code(error)[1] == 404
+    client.put_object(Bucket=BUCKET, Key=f"{prefix}d/", Body=b"")
+    head = client.head_object(Bucket=BUCKET, Key=f"{prefix}d/")
+    assert head["ContentLength"] == 0
+    assert client.get_object(Bucket=BUCKET, Key=f"{prefix}d/")["Body"].read() == b""
+    client.put_object(Bucket=BUCKET, Key=f"{prefix}f", Body=b"a file")
+    with pytest.raises(ClientError) as error:
+        client.head_object(Bucket=BUCKET, Key=f"{prefix}f/")
+    assert _code(error)[1] == 404
+    client.delete_object(Bucket=BUCKET, Key=f"{prefix}d/")
+    with pytest.raises(ClientError) as error:
+        client.head_object(Bucket=BUCKET, Key=f"{prefix}d/")
+    assert _code(error)[1] == 404
+    assert client.get_object(Bucket=BUCKET, Key=f"{prefix}f")["Body"].read() == b"a file"

@@ -24,9 +24,7 @@ after; the call itself is not cancelled). Errors become S3's: FileNotFoundError 
 from __future__ import annotations
 
 import os
-import shutil
 import threading
-import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext, suppress
@@ -35,17 +33,15 @@ from pathlib import Path
 from typing import Any
 
 from fsspec import AbstractFileSystem
-from fsspec.implementations.dirfs import DirFileSystem
-from fsspec.implementations.local import LocalFileSystem
 
 from tiercache.gateway.fsspec_listing import (
-    TEMP_PREFIX,
     bucket_root,
     etag_of,
     listing_v1,
     listing_v2,
     modified,
 )
+from tiercache.gateway.fsspec_local import local_path, write_local
 from tiercache.gateway.fsspec_multipart import Uploads
 from tiercache.gateway.httpsemantics import parse_range, quote_etag
 from tiercache.gateway.s3errors import (
@@ -72,6 +68,8 @@ _BUCKET_CALLS = frozenset(
         "complete_multipart_upload",
     }
 )
+#: The ETag of an empty object (S3's: the MD5 of no bytes), a directory marker's.
+_EMPTY_ETAG = '"d41d8cd98f00b204e9800998ecf8427e"'
 #: Worker threads the calls run on (as many as the app has: a call waits for no other).
 WORKERS = 64
 
@@ -171,8 +169,13 @@ class FsspecUpstream:
     def _info(self, bucket: str, key: str) -> tuple[str, dict[str, Any]]:
         path = _path(bucket, key)
         self.fs.invalidate_cache(path)
-        raw: dict[str, Any] = self.fs.info(path)
-        if raw.get("type", "file") != "file":
+        raw: dict[str, Any] = self.fs.info(path.rstrip("/"))
+        if key.endswith("/") and raw.get("type") == "directory":
+            # A directory marker (``dir/``) is there when the target has the directory: a local
+            # one, adlfs's directory blob, a gcsfs prefix holding objects. Empty, as markers are.
+            times = ("mtime", "last_modified", "LastModified", "updated", "created")
+            return path, {"size": 0, "ETag": _EMPTY_ETAG, **{k: raw[k] for k in times if k in raw}}
+        if raw.get("type", "file") != "file" or key.endswith("/"):
             raise FileNotFoundError(path)
         return path, raw
 
@@ -195,8 +198,24 @@ class FsspecUpstream:
     def _put_object(self, params: Mapping[str, Any]) -> Mapping[str, Any]:
         create_only = _create_only(params)
         path = _path(params["Bucket"], params["Key"])
+        if path.endswith("/"):
+            return self._put_marker(params, path, create_only)
         self._store(params["Bucket"], path, bytes(params.get("Body") or b""), create_only)
         return self._written(path)
+
+    def _put_marker(
+        self, params: Mapping[str, Any], path: str, create_only: bool
+    ) -> Mapping[str, Any]:
+        """A put of ``dir/`` makes the directory (gcsfs: nothing, GCS has none)."""
+        if params.get("Body"):
+            raise S3Error("NotImplemented", 501, "a key ending in / holds no bytes on this origin")
+        bucket = params["Bucket"]
+        if not self.fs.isdir(bucket_root(self.fs, bucket)):
+            raise _BucketMissingError(bucket)
+        if create_only and self.fs.isdir(path.rstrip("/")):
+            raise FileExistsError(path)
+        self.fs.makedirs(path.rstrip("/"), exist_ok=True)
+        return {"ETag": _EMPTY_ETAG}
 
     def _copy_object(self, params: Mapping[str, Any]) -> Mapping[str, Any]:
         for name in ("CopySourceIfMatch", "CopySourceIfNoneMatch", "IfNoneMatch", "IfMatch"):
@@ -207,7 +226,7 @@ class FsspecUpstream:
             raise not_implemented("x-amz-copy-source")
         src, _ = self._info(source["Bucket"], source["Key"])
         path = _path(params["Bucket"], params["Key"])
-        if _local_path(self.fs, path) is not None:
+        if local_path(self.fs, path) is not None:
             self._store(params["Bucket"], path, self.fs.cat_file(src), create_only=False)
         else:
             self.fs.cp_file(src, path)
@@ -216,6 +235,14 @@ class FsspecUpstream:
 
     def _delete_object(self, params: Mapping[str, Any]) -> Mapping[str, Any]:
         path = _path(params["Bucket"], params["Key"])
+        local = local_path(self.fs, path)
+        if path.endswith("/"):  # a directory marker: an empty local or memory directory goes
+            with suppress(OSError):
+                if local is not None:
+                    os.rmdir(local)
+                elif self._memory:
+                    self.fs.rmdir(path.rstrip("/"))
+            return {}
         with suppress(FileNotFoundError):  # S3 answers 204 for a key that is not there
             self.fs.rm_file(path)
         self.fs.invalidate_cache(path)
@@ -295,11 +322,13 @@ class FsspecUpstream:
     def _store(self, bucket: str, path: str, data: bytes | Path, create_only: bool) -> None:
         """Write ``data`` (bytes, or a local file's) to ``path``; with ``create_only``, only if
         nothing is there (FileExistsError otherwise)."""
-        local = _local_path(self.fs, path)
+        if path.endswith("/"):
+            raise S3Error("NotImplemented", 501, "a key ending in / holds no bytes on this origin")
+        local = local_path(self.fs, path)
         if local is not None:
             if not self.fs.isdir(bucket_root(self.fs, bucket)):
                 raise _BucketMissingError(bucket)
-            _write_local(local, data, create_only)
+            write_local(local, data, create_only)
         elif create_only and self._atomic_create:
             self.fs.pipe_file(path, _bytes(data), mode="create")
         elif create_only:
@@ -357,40 +386,6 @@ def _object_meta(fs: AbstractFileSystem, path: str, raw: Mapping[str, Any]) -> d
         "ContentType": str(raw.get("content_type") or raw.get("contentType") or "")
         or "binary/octet-stream",
     }
-
-
-def _local_path(fs: AbstractFileSystem, path: str) -> str | None:
-    """The local file ``path`` names on a local (or directory-rooted local) target, else None."""
-    if isinstance(fs, LocalFileSystem):
-        return str(fs._strip_protocol(path))
-    if isinstance(fs, DirFileSystem) and isinstance(fs.fs, LocalFileSystem):
-        return str(fs.fs._strip_protocol(fs._join(path)))
-    return None
-
-
-def _write_local(local: str, data: bytes | Path, create_only: bool) -> None:
-    """Write a local file whole or not at all: a temporary file in its directory (never listed,
-    :data:`TEMP_PREFIX`), then renamed over it, or hard-linked to its name (``create_only``:
-    ``link`` fails if the name exists, atomically)."""
-    directory = os.path.dirname(local)
-    os.makedirs(directory, exist_ok=True)
-    temporary = os.path.join(directory, f"{TEMP_PREFIX}{uuid.uuid4().hex}")
-    # Created as open() creates files (0666 less the umask), not mkstemp's 0600.
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            if isinstance(data, Path):
-                with data.open("rb") as source:
-                    shutil.copyfileobj(source, out, 1 << 20)
-            else:
-                out.write(data)
-        if create_only:
-            os.link(temporary, local)
-        else:
-            os.replace(temporary, local)
-    finally:
-        with suppress(FileNotFoundError):
-            os.unlink(temporary)
 
 
 def _translate(method: str, params: Mapping[str, Any], exc: BaseException) -> S3Error:
