@@ -23,6 +23,8 @@ after; the call itself is not cancelled). Errors become S3's: FileNotFoundError 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -42,7 +44,7 @@ from tiercache.gateway.fsspec_listing import (
     modified,
 )
 from tiercache.gateway.fsspec_local import local_path, write_local
-from tiercache.gateway.fsspec_multipart import Uploads
+from tiercache.gateway.fsspec_multipart import Uploads, default_root
 from tiercache.gateway.httpsemantics import parse_range, quote_etag
 from tiercache.gateway.s3errors import (
     S3Error,
@@ -81,8 +83,9 @@ class FsspecUpstream:
         fs: The target filesystem (any fsspec filesystem but s3fs, which :class:`Upstream`
             serves).
         timeout_s: Deadline of one call (``TIERCACHE_ORIGIN_TIMEOUT``).
-        uploads_dir: Where multipart uploads in progress are kept; default under the system's
-            temporary directory.
+        uploads_dir: Where multipart uploads in progress are kept; default
+            ``<tmp>/tiercache-multipart/<digest of the target's protocol and options>``, shared
+            by the gateways of one host over the same target, and by no other.
     """
 
     def __init__(
@@ -90,8 +93,8 @@ class FsspecUpstream:
     ) -> None:
         self.fs = fs
         self.timeout_s = timeout_s
-        self.uploads = Uploads(uploads_dir)
         protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+        self.uploads = Uploads(uploads_dir or default_root() / _identity(fs))
         self._atomic_create = bool(protocols & ATOMIC_CREATE)
         self._memory = "memory" in protocols
         self._create_lock = threading.Lock()
@@ -353,6 +356,11 @@ class FsspecUpstream:
 
 class _BucketMissingError(FileNotFoundError):
     """The bucket of a write is not there (a local target would otherwise create it)."""
+
+
+def _identity(fs: AbstractFileSystem) -> str:
+    text = json.dumps([fs.protocol, fs.storage_options], sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _path(bucket: str, key: str) -> str:
