@@ -147,6 +147,9 @@ class FsspecUpstream:
     def _list_buckets(self, params: Mapping[str, Any]) -> Mapping[str, Any]:
         try:
             found = self.fs.ls("", detail=True)
+            # Kept, the root's listing would answer for the buckets' own paths (gcsfs's info
+            # looks a path up in its parent's), and no invalidate_cache(path) ever drops it.
+            self.fs.invalidate_cache()
         except Exception as exc:
             raise S3Error(
                 "NotImplemented", 501, f"this origin cannot list its buckets: {exc}"
