@@ -1,12 +1,13 @@
 """``tiercache serve``: the gateway as a sidecar, for any engine in any language.
 
-The origin is ``s3`` unless ``--origin`` names another fsspec protocol (``gs``, ``abfs``...),
-configured by ``--storage-option`` pairs (the origin filesystem's options, e.g. s3fs's
-``endpoint_url=...``) and the store's standard environment (for S3: credentials, region,
-``AWS_ENDPOINT_URL``); the tiers by the ``TIERCACHE_*`` variables; where it listens by
-``--listen`` or ``TIERCACHE_GATEWAY_LISTEN``. This process holds the listening socket and
-serves from ``--workers`` worker processes it restarts when they die, so a crash never closes
-the port. It serves until SIGTERM (graceful: requests in progress finish). See docs/gateway.md.
+The origin is ``s3`` (or ``--target-protocol``: any fsspec filesystem, e.g. ``gs``, ``abfs``,
+whose calls other than reads the gateway emulates), configured by ``--storage-option`` pairs
+(the origin filesystem's own options, e.g. s3fs's ``endpoint_url=...``) and the store's
+standard environment (for S3: credentials, region, ``AWS_ENDPOINT_URL``); the tiers by the
+``TIERCACHE_*`` variables; where it listens by ``--listen`` or ``TIERCACHE_GATEWAY_LISTEN``.
+This process holds the listening socket and serves from ``--workers`` worker processes it
+restarts when they die, so a crash never closes the port. It serves until SIGTERM (graceful:
+requests in progress finish). See docs/gateway.md.
 """
 
 from __future__ import annotations
@@ -40,13 +41,6 @@ def add_parser(commands: Any) -> None:
         "--listen", default=None, help="HOST:PORT (default: TIERCACHE_GATEWAY_LISTEN)"
     )
     serve.add_argument(
-        "--origin",
-        default="s3",
-        metavar="PROTOCOL",
-        help="the origin's fsspec protocol: s3 (default), gs (GCS, gcsfs), abfs (Azure, adlfs), "
-        "or any fsspec filesystem; the gateway speaks S3 to its clients for each",
-    )
-    serve.add_argument(
         "--storage-option",
         action="append",
         default=[],
@@ -54,6 +48,13 @@ def add_parser(commands: Any) -> None:
         help="an option of the origin's filesystem (repeatable), e.g. s3fs's "
         "endpoint_url=http://minio:9000; "
         "the rules of every command's --storage-option (docs/operations.md)",
+    )
+    serve.add_argument(
+        "--target-protocol",
+        default="s3",
+        metavar="PROTOCOL",
+        help="the origin's fsspec protocol (default s3; gs, abfs, ...: listings and writes are "
+        "then emulated on the filesystem, docs/gateway.md)",
     )
     serve.add_argument(
         "--workers",
@@ -83,9 +84,10 @@ def run(args: argparse.Namespace) -> int:
             "worker process has its own counters and they would share one port or file; use "
             "--workers 1 to export them"
         )
-    _check_origin(args.origin)
+    protocol = str(args.target_protocol)
+    _check_protocol(protocol)
     options = parse_storage_options(
-        args.storage_option, command="tiercache serve", protocol=args.origin
+        args.storage_option, command="tiercache serve", protocol=protocol
     )
     try:
         sock = bind(host, port)
@@ -97,14 +99,14 @@ def run(args: argparse.Namespace) -> int:
     def ready() -> None:
         print(json.dumps({"listening": address}), flush=True)
 
-    app = functools.partial(worker_app, options, protocol=args.origin)
-    supervise(app, sock, workers=args.workers, on_ready=ready)
+    make_app = functools.partial(worker_app, options, protocol=protocol)
+    supervise(make_app, sock, workers=args.workers, on_ready=ready)
     return 0
 
 
 def worker_app(options: dict[str, Any], *, protocol: str = "s3") -> GatewayApp:
-    """A worker's app over ``protocol`` with ``options``, its settings from the environment (run in
-    each worker process; its metrics and stats file start there)."""
+    """A worker's app over ``protocol`` (``s3``) with ``options``, its settings from the
+    environment (run in each worker process; its metrics and stats file start there)."""
     from tiercache.fs import TieredFileSystem
     from tiercache.gateway.server import build_app
     from tiercache.ops import observe
@@ -115,15 +117,18 @@ def worker_app(options: dict[str, Any], *, protocol: str = "s3") -> GatewayApp:
     return build_app(fs, _credentials(settings))
 
 
-def _check_origin(protocol: str) -> None:
-    """Fail now, in one line, when ``--origin`` names no usable fsspec filesystem (rather than
-    in every worker the supervisor would keep restarting)."""
+def _check_protocol(protocol: str) -> None:
+    """Refuse a protocol fsspec has no filesystem for (before any worker starts).
+
+    Raises:
+        ConfigError: Unknown, or its package is not installed.
+    """
     import fsspec
 
     try:
         fsspec.get_filesystem_class(protocol)
     except (ValueError, ImportError) as exc:
-        raise ConfigError(f"--origin {protocol!r}: {exc}") from exc
+        raise ConfigError(f"--target-protocol={protocol!r}: {exc}") from exc
 
 
 def _credentials(settings: Settings) -> list[Any]:

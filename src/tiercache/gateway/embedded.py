@@ -204,15 +204,16 @@ def start(fs: TieredFileSystem | None = None, *, listen: str = "127.0.0.1:0") ->
     """Start a gateway owned by this process over ``fs``'s target and settings.
 
     Args:
-        fs: The filesystem whose target (s3fs, gcsfs, adlfs, any fsspec filesystem that can be
-            rebuilt from its protocol and options) and settings the gateway uses; default: one
-            built from the environment for ``s3``.
+        fs: The filesystem whose target and settings the gateway uses (s3fs, or any fsspec
+            filesystem whose options are JSON: gcsfs, adlfs, a ``dir`` over a local directory;
+            a ``memory`` target is the child's own memory, not this process's); default: one built
+            from the environment for ``s3``.
         listen: ``HOST:PORT`` (port 0: a free one). Without client credentials configured, a
             loopback address only.
 
     Raises:
-        ConfigError: The target's options cannot be handed to the child, or the child did not
-            start (its error is in the message).
+        ConfigError: The target's options cannot be handed to the child, or the
+            child did not start (its error is in the message).
     """
     if fs is None:
         fs = TieredFileSystem(target_protocol="s3")
@@ -224,8 +225,8 @@ def child_spec(fs: TieredFileSystem, listen: str = "127.0.0.1:0") -> str:
     settings (the caller's metrics endpoint and stats file left out) and where to listen.
 
     Raises:
-        ConfigError: The target's options are not JSON (a botocore session object, say): the
-            child cannot be handed them.
+        ConfigError: The target's options are not JSON (a botocore session
+            object, say): the child cannot be handed them.
     """
     protocol = fs.target.protocol
     protocol = protocol if isinstance(protocol, str) else protocol[0]

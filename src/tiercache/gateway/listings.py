@@ -3,7 +3,7 @@ multipart uploads in progress (ListMultipartUploads) and the parts of one (ListP
 
 None of them is cached (except a Delta log's ListObjectsV2 under ``TIERCACHE_DELTA_LOG_TTL``,
 :mod:`tiercache.gateway.deltalog`): each is one call of the origin's client
-(:class:`Upstream`), whose answer is written back in S3's XML (:mod:`tiercache.gateway.s3xml`).
+(:class:`OriginCalls`), whose answer is written back in S3's XML (:mod:`tiercache.gateway.s3xml`).
 The query's paging parameters go to the origin as they came, integers checked (400
 InvalidArgument otherwise) and held to S3's bounds (a ``max-keys`` over 1000 is 1000, as S3
 takes it). The object listings ask the origin without ``encoding-type`` (botocore asks for and
@@ -29,7 +29,7 @@ from tiercache.gateway.s3xml import (
     list_objects_v2,
     list_parts,
 )
-from tiercache.gateway.upstream import Upstream
+from tiercache.gateway.upstream import OriginCalls
 
 if TYPE_CHECKING:
     from tiercache.gateway.deltalog import KeptLogListings
@@ -51,7 +51,7 @@ class Listings:
 
     def __init__(
         self,
-        upstream: Upstream,
+        upstream: OriginCalls,
         kept_logs: KeptLogListings | None = None,
         snapshots: Snapshots | None = None,
     ) -> None:

@@ -33,13 +33,13 @@ from tiercache.gateway.httpsemantics import (
 )
 from tiercache.gateway.objects import Answer
 from tiercache.gateway.s3errors import S3Error, no_such_key
-from tiercache.gateway.upstream import Upstream
+from tiercache.gateway.upstream import OriginCalls
 
 
 class Markers:
     """HEAD and GET of ``bucket``/``key`` where ``key`` ends in ``/``, through ``upstream``."""
 
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: OriginCalls) -> None:
         self.upstream = upstream
 
     def head(self, bucket: str, key: str, headers: Mapping[str, str]) -> Answer:

@@ -46,7 +46,8 @@ from tiercache.gateway.deltalog import KeptLogListings
 from tiercache.gateway.objects import Objects
 from tiercache.gateway.sigv4 import Credentials
 from tiercache.gateway.snapshots import Snapshots
-from tiercache.gateway.upstream import Upstream
+from tiercache.gateway.upstream import OriginCalls, Upstream, is_s3fs
+from tiercache.gateway.upstream_fsspec import FsspecUpstream
 from tiercache.gateway.writes import Writes
 
 #: Seconds an idle keep-alive connection stays open.
@@ -107,13 +108,32 @@ def check_listen(host: str, credentials: Sequence[Credentials]) -> None:
 
 
 def build_app(fs: TieredFileSystem, credentials: Sequence[Credentials] = ()) -> GatewayApp:
-    """The gateway's app over ``fs``'s chain and target (an s3fs filesystem)."""
-    upstream = Upstream(fs.target, timeout_s=fs.settings.origin_timeout_s)
+    """The gateway's app over ``fs``'s chain and target: s3fs, whose client the calls that are
+    not reads go to (:class:`Upstream`), or any other fsspec filesystem, on which they are
+    emulated (:class:`FsspecUpstream`: GCS, Azure, a local directory)."""
+    timeout_s = fs.settings.origin_timeout_s
+    upstream: OriginCalls = (
+        Upstream(fs.target, timeout_s=timeout_s)
+        if is_s3fs(fs.target)
+        else FsspecUpstream(fs.target, timeout_s=timeout_s)
+    )
     snapshots = Snapshots()
-    writes = Writes(upstream, fs.invalidate_cache, KeptLogListings(fs), snapshots)
+    writes = Writes(upstream, _forgetter(fs), KeptLogListings(fs), snapshots)
     authenticate = Authenticator(credentials) if credentials else None
     objects = Objects(fs.chain, log_ttl_s=fs.settings.delta_log_ttl_s)
     return GatewayApp(objects, writes, authenticate=authenticate, snapshots=snapshots)
+
+
+def _forgetter(fs: TieredFileSystem) -> Callable[[str], None]:
+    """What a write calls to forget ``bucket/key`` in the tiers: the path as the gateway's reads
+    name it, and as the target spells it where that differs (memory: ``/bucket/key``)."""
+
+    def forget(path: str) -> None:
+        fs.invalidate_cache(path)
+        if str(fs.target._strip_protocol(path)) != path:
+            fs.chain.invalidate(path)
+
+    return forget
 
 
 def bind(host: str, port: int) -> socket.socket:

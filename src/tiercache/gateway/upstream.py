@@ -10,12 +10,31 @@ s3fs's event loop, at most the origin deadline.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from fsspec import AbstractFileSystem
 from fsspec.asyn import sync
 
 from tiercache.gateway.s3errors import S3Error
+
+
+class OriginCalls(Protocol):
+    """What the pass-through handlers call the origin with: one botocore S3 operation at a time,
+    answered in botocore's shape (:class:`Upstream` on s3fs; on any other fsspec filesystem,
+    :class:`tiercache.gateway.upstream_fsspec.FsspecUpstream`, which emulates them)."""
+
+    def call(self, method: str, **params: Any) -> Mapping[str, Any]:
+        """Call ``method`` with ``params``; blocking.
+
+        Raises:
+            S3Error: The origin's failure, as the S3 error the gateway's client gets.
+        """
+        ...
+
+
+def is_s3fs(fs: AbstractFileSystem) -> bool:
+    """Whether ``fs`` is an s3fs filesystem (:class:`Upstream` can pass calls to its client)."""
+    return all(hasattr(fs, n) for n in ("set_session", "get_s3", "_get_s3_method_kwargs", "loop"))
 
 
 class Upstream:
@@ -27,9 +46,8 @@ class Upstream:
     """
 
     def __init__(self, fs: AbstractFileSystem, timeout_s: float) -> None:
-        for name in ("set_session", "get_s3", "_get_s3_method_kwargs", "loop"):
-            if not hasattr(fs, name):
-                raise TypeError(f"the gateway needs an s3fs target, got {type(fs).__name__}")
+        if not is_s3fs(fs):
+            raise TypeError(f"Upstream needs an s3fs target, got {type(fs).__name__}")
         self.fs = fs
         self.timeout_s = timeout_s
 

@@ -30,7 +30,7 @@ from tiercache.gateway.s3xml import (
     parse_complete_multipart,
     parse_delete,
 )
-from tiercache.gateway.upstream import Upstream
+from tiercache.gateway.upstream import OriginCalls
 
 if TYPE_CHECKING:
     from tiercache.gateway.deltalog import KeptLogListings
@@ -49,7 +49,7 @@ class Writes:
 
     def __init__(
         self,
-        upstream: Upstream,
+        upstream: OriginCalls,
         invalidate: Callable[[str], None],
         kept_logs: KeptLogListings | None = None,
         snapshots: Snapshots | None = None,
