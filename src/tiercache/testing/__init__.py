@@ -1,7 +1,9 @@
 """Test harness shipped with tiercache, so users can chaos-test their own deployments.
 
 - :class:`S3Server`: a moto S3 server in a subprocess on a free loopback port.
-- :class:`HttpFaultProxy`: an HTTP proxy in front of it that injects S3 errors, truncated bodies,
+- :class:`AzuriteServer`: an Azurite Blob Storage server in a subprocess (``azurite-blob`` from
+  PATH, else installed with npm into ``~/.cache/tiercache`` on first use).
+- :class:`HttpFaultProxy`: an HTTP proxy in front of either that injects S3 errors, truncated bodies,
   first-byte delay and bandwidth limits, and counts requests.
 - :func:`free_port`: a free TCP port on ``127.0.0.1``.
 - :class:`RedisServer` / :class:`RedisCluster`: real ``redis-server`` processes on free loopback
@@ -29,6 +31,7 @@ from tiercache.testing.faults.disk import (
 )
 from tiercache.testing.faults.http import HttpFaultProxy, s3_error_body
 from tiercache.testing.faults.tcp import TcpFaultProxy
+from tiercache.testing.servers.azure import AzuriteServer
 from tiercache.testing.servers.ports import free_port
 from tiercache.testing.servers.redis import RedisServer
 from tiercache.testing.servers.redis_binaries import find_redis_binaries
@@ -37,6 +40,7 @@ from tiercache.testing.servers.redis_tls import TlsFiles, make_tls_files
 from tiercache.testing.servers.s3 import S3Server
 
 __all__ = [
+    "AzuriteServer",
     "HttpFaultProxy",
     "RedisCluster",
     "RedisServer",
