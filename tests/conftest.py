@@ -11,7 +11,7 @@ from tiercache.build import close_shared_chains
 from tiercache.fs import TieredFileSystem
 
 # Real servers (an S3 server, Redis, a cluster) and fault proxies, for any test that asks.
-pytest_plugins = ["tests.redis_fixtures", "tests.s3_fixtures"]
+pytest_plugins = ["tests.azure_fixtures", "tests.redis_fixtures", "tests.s3_fixtures"]
 
 
 @pytest.fixture(autouse=True)

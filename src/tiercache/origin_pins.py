@@ -1,7 +1,8 @@
 """Version-pinned reads, one implementation per store: a read never mixes two versions.
 
 :func:`pinned_reads_for` picks the :class:`PinnedReads` of a target filesystem: S3 (s3fs) reads
-carry ``If-Match: <ETag>`` (or the ``VersionId``). A store without one here is read with the
+carry ``If-Match: <ETag>`` (or the ``VersionId``), Azure Blob Storage (adlfs) reads too
+(:mod:`tiercache.origin_azure`). A store without one here is read with the
 target's own ``cat_file``, unpinned; its version (size, mtime, ...) is only checked by
 :meth:`~tiercache.origin.FsspecOrigin.info`. docs/architecture.md lists what each store's
 version is made of and how it is pinned.
@@ -18,6 +19,7 @@ from typing import Protocol
 from fsspec import AbstractFileSystem
 
 from .lateness import Pace
+from .origin_azure import AzureReads, is_azure
 from .origin_s3 import S3Reads, is_s3
 from .protocol import ObjectInfo
 
@@ -59,4 +61,6 @@ def pinned_reads_for(fs: AbstractFileSystem, protocol: str, pace: Pace) -> Pinne
     the target's ``cat_file``, unpinned."""
     if is_s3(fs, protocol):
         return S3Pinned(S3Reads(fs, pace))
+    if is_azure(fs, protocol):
+        return AzureReads(fs, pace)
     return None

