@@ -188,3 +188,27 @@ def test_npm_installs_once_into_the_cache(no_azurite: Path) -> None:
     (no_azurite / "azurite-blob").write_text("")
     (no_azurite / "azurite-blob").chmod(0o755)
     assert find_azurite() == os.path.join(no_azurite, "azurite-blob")  # PATH comes first
+
+
+def test_an_adlfs_info_shared_through_a_document_still_pins() -> None:
+    # What adlfs's info() returns (datetimes, a bytearray MD5, a quoted ETag), as shared
+    # between processes through the Redis tier's info documents.
+    import datetime
+
+    from tiercache.documents import info_document, parse_info_document
+    from tiercache.origin import info_from_raw
+
+    raw = {
+        "name": "c/k.bin",
+        "size": 10,
+        "type": "file",
+        "etag": '"0x1E160E8F6D086D0"',
+        "last_modified": datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC),
+        "content_settings": {"content_md5": bytearray(b"\x15\x98")},
+        "metadata": {},
+    }
+    info = info_from_raw("c/k.bin", raw)
+    assert info.version == 'etag="0x1E160E8F6D086D0"'
+    shared, _ = parse_info_document(info_document(info, 0.0))
+    assert shared.version == info.version
+    assert etag_of(shared) == '"0x1E160E8F6D086D0"'
