@@ -8,6 +8,12 @@ development account (``devstoreaccount1``), path-style: the blob endpoint is
 ``http://127.0.0.1:PORT/devstoreaccount1``. The helper methods sign their requests with that
 account's key (SharedKey) using only the standard library.
 
+What Azurite (3.35.0) does that tiercache's Azure tests rest on: it honours ``If-Match`` on
+ranged and whole downloads, with the ETag quoted or bare, answering 412 ``ConditionNotMet`` once
+the blob was overwritten; every download answer carries the blob's (quoted) ETag; each write
+makes a new ETag (the time in ms times a random factor, not a hash of the bytes, so rewriting
+the same bytes changes it too). ``--inMemoryPersistence`` refuses ``--location``.
+
 Example::
 
     with AzuriteServer() as server:
