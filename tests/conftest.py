@@ -10,9 +10,14 @@ import pytest
 from tiercache.build import close_shared_chains
 from tiercache.fs import TieredFileSystem
 
-# Real servers (an S3 server, a GCS emulator, Redis, a cluster) and fault proxies, for any test
-# that asks.
-pytest_plugins = ["tests.gcs_fixtures", "tests.redis_fixtures", "tests.s3_fixtures"]
+# Real servers (an S3 server, a GCS emulator, Azurite, Redis, a cluster) and fault proxies, for
+# any test that asks.
+pytest_plugins = [
+    "tests.azure_fixtures",
+    "tests.gcs_fixtures",
+    "tests.redis_fixtures",
+    "tests.s3_fixtures",
+]
 
 
 @pytest.fixture(autouse=True)

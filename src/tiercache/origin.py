@@ -4,8 +4,9 @@ and version pinning.
 Every origin request goes through :meth:`FsspecOrigin._call`: transient errors are retried with
 full-jitter exponential backoff (tenacity) under one deadline; not-found, permission and
 changed-version errors are not. A response of the wrong length is an error (retried), never
-returned. S3 reads carry ``If-Match: <ETag seen in info>``, so an object overwritten between two
-block reads yields a 412 (:class:`~tiercache.errors.ObjectChangedError`), never mixed bytes.
+returned. S3 and Azure reads carry ``If-Match: <ETag seen in info>``, so an object overwritten
+between two block reads yields a 412 (:class:`~tiercache.errors.ObjectChangedError`), never
+mixed bytes.
 
 S3 reads call the client's ``get_object`` directly, not through s3fs's own retry loop, so retries
 are not stacked three deep (ours, s3fs's, botocore's). botocore's retries (the user's client
@@ -42,6 +43,7 @@ from .context import ReadContext
 from .errors import ObjectChangedError, OriginError, OriginTimeoutError, ShortReadError
 from .lateness import Pace
 from .localversion import local_version
+from .origin_azure import endpoint_options
 from .origin_pins import pinned_reads_for
 from .origin_s3 import RangeNotSatisfiableError, S3Reads, is_s3
 from .protocol import ObjectInfo
@@ -86,6 +88,7 @@ def target_identity(protocol: str, options: Mapping[str, Any]) -> str:
     client_kwargs = options.get("client_kwargs")
     if isinstance(client_kwargs, Mapping) and "endpoint_url" in client_kwargs:
         endpoint["client_kwargs.endpoint_url"] = str(client_kwargs["endpoint_url"])
+    endpoint.update(endpoint_options(options))  # Azure: the endpoint in a connection string
     text = json.dumps({"protocol": protocol, "endpoint": endpoint}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

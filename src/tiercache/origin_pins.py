@@ -2,7 +2,8 @@
 
 :func:`pinned_reads_for` picks the :class:`PinnedReads` of a target filesystem: S3 (s3fs) reads
 carry ``If-Match: <ETag>`` (or the ``VersionId``); GCS (gcsfs) reads name the generation
-(:mod:`tiercache.origin_gcs`). A store without one here is read with the target's own
+(:mod:`tiercache.origin_gcs`); Azure Blob Storage (adlfs) reads carry ``If-Match`` too
+(:mod:`tiercache.origin_azure`). A store without one here is read with the target's own
 ``cat_file``, unpinned; its version (size, mtime, ...) is only checked by
 :meth:`~tiercache.origin.FsspecOrigin.info`. docs/architecture.md lists what each store's
 version is made of and how it is pinned.
@@ -19,6 +20,7 @@ from typing import Protocol
 from fsspec import AbstractFileSystem
 
 from .lateness import Pace
+from .origin_azure import AzureReads, is_azure
 from .origin_gcs import GcsReads, is_gcs
 from .origin_s3 import S3Reads, is_s3
 from .protocol import ObjectInfo
@@ -61,6 +63,8 @@ def pinned_reads_for(fs: AbstractFileSystem, protocol: str, pace: Pace) -> Pinne
     the target's ``cat_file``, unpinned."""
     if is_s3(fs, protocol):
         return S3Pinned(S3Reads(fs, pace))
+    if is_azure(fs, protocol):
+        return AzureReads(fs, pace)
     if is_gcs(fs, protocol):
         return GcsReads(fs, pace)
     return None

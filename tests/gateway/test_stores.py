@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -29,11 +29,7 @@ from tiercache import Settings, TieredFileSystem
 from tiercache.gateway import start
 from tiercache.integrations.datafusion import register_delta
 from tiercache.integrations.delta import delta_dataset
-from tiercache.testing import HttpFaultProxy
-from tiercache.testing.servers.gcs import GcsServer
-
-if TYPE_CHECKING:
-    from tiercache.testing import AzuriteServer
+from tiercache.testing import AzuriteServer, GcsServer, HttpFaultProxy
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

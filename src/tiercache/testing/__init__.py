@@ -1,6 +1,8 @@
 """Test harness shipped with tiercache, so users can chaos-test their own deployments.
 
 - :class:`S3Server`: a moto S3 server in a subprocess on a free loopback port.
+- :class:`AzuriteServer`: an Azurite Blob Storage server in a subprocess (``azurite-blob`` from
+  PATH, else installed with npm into ``~/.cache/tiercache`` on first use).
 - :class:`GcsServer`: a Google Cloud Storage emulator (``gcp-storage-emulator``) in a subprocess
   on a free loopback port (gcsfs needs ``GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false``, see its module).
 - :class:`HttpFaultProxy`: an HTTP proxy in front of either that injects S3 errors, truncated
@@ -31,6 +33,7 @@ from tiercache.testing.faults.disk import (
 )
 from tiercache.testing.faults.http import HttpFaultProxy, s3_error_body
 from tiercache.testing.faults.tcp import TcpFaultProxy
+from tiercache.testing.servers.azure import AzuriteServer
 from tiercache.testing.servers.gcs import GcsServer
 from tiercache.testing.servers.ports import free_port
 from tiercache.testing.servers.redis import RedisServer
@@ -40,6 +43,7 @@ from tiercache.testing.servers.redis_tls import TlsFiles, make_tls_files
 from tiercache.testing.servers.s3 import S3Server
 
 __all__ = [
+    "AzuriteServer",
     "GcsServer",
     "HttpFaultProxy",
     "RedisCluster",

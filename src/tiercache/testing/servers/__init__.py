@@ -1,1 +1,2 @@
-"""Real servers for tests: S3 (moto), redis-server, tmpfs mounts, free loopback ports."""
+"""Real servers for tests: S3 (moto), Azure Blob Storage (Azurite), redis-server, tmpfs mounts,
+free loopback ports."""
