@@ -32,7 +32,7 @@ from .context import Purpose
 from .errors import ConfigError
 from .files import TieredFile, WriteThrough
 from .fsops import TargetOperations, strip_prefix
-from .origin import info_from_raw
+from .origin_info import info_from_raw
 from .protocol import ObjectInfo, Tier
 
 __all__ = [

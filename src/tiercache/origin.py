@@ -19,8 +19,6 @@ block fetch is late (:meth:`FsspecOrigin.expected_s`).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 import threading
 import time
@@ -28,6 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from fsspec import AbstractFileSystem
+from fsspec.asyn import sync
 from fsspec.implementations.local import LocalFileSystem
 from tenacity import (
     RetryCallState,
@@ -43,7 +42,7 @@ from .context import ReadContext
 from .errors import ObjectChangedError, OriginError, OriginTimeoutError, ShortReadError
 from .lateness import Pace
 from .localversion import local_version
-from .origin_azure import endpoint_options
+from .origin_info import info_from_raw, target_identity
 from .origin_pins import pinned_reads_for
 from .origin_s3 import RangeNotSatisfiableError, S3Reads, is_s3
 from .protocol import ObjectInfo
@@ -66,8 +65,6 @@ PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
     TypeError,
     NotImplementedError,
 )
-# Options that name the endpoint a filesystem talks to: part of the target identity.
-_ENDPOINT_OPTIONS = ("endpoint_url", "host", "port", "account_name", "account_url", "project")
 # Backoff: full jitter, uniform in [0, min(max, multiplier * 2**attempt)] seconds.
 _BACKOFF_MULTIPLIER_S = 0.05
 _BACKOFF_MAX_S = 2.0
@@ -76,49 +73,6 @@ _BACKOFF_MAX_S = 2.0
 def is_transient(exc: BaseException) -> bool:
     """Return whether an origin error is worth retrying."""
     return isinstance(exc, Exception) and not isinstance(exc, PERMANENT_ERRORS)
-
-
-def target_identity(protocol: str, options: Mapping[str, Any]) -> str:
-    """Return a digest naming a target store: its protocol and endpoint, never its credentials.
-
-    Two filesystems with the same protocol and endpoint read the same objects, whatever
-    credentials they use, so they share cache entries; different endpoints never do.
-    """
-    endpoint = {k: str(options[k]) for k in _ENDPOINT_OPTIONS if k in options}
-    client_kwargs = options.get("client_kwargs")
-    if isinstance(client_kwargs, Mapping) and "endpoint_url" in client_kwargs:
-        endpoint["client_kwargs.endpoint_url"] = str(client_kwargs["endpoint_url"])
-    endpoint.update(endpoint_options(options))  # Azure: the endpoint in a connection string
-    text = json.dumps({"protocol": protocol, "endpoint": endpoint}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def info_from_raw(path: str, raw: Mapping[str, Any]) -> ObjectInfo:
-    """Build :class:`ObjectInfo` from a target's ``info`` dict.
-
-    The version is the generation (GCS's content version; its ETag changes with metadata too),
-    ETag or version id where the store has one, else ``size:mtime``. A local file's version is
-    more than that: :meth:`FsspecOrigin.info` replaces it with
-    :func:`tiercache.localversion.local_version`.
-    """
-    size = int(raw["size"])
-    etag = raw.get("ETag") or raw.get("etag")
-    for name in ("generation", "ETag", "etag", "VersionId", "version_id"):
-        value = raw.get(name)
-        if value not in (None, ""):
-            version = f"{name}={value}"
-            break
-    else:
-        mtime = next(
-            (
-                raw[k]
-                for k in ("mtime", "LastModified", "last_modified", "updated", "created")
-                if raw.get(k) is not None
-            ),
-            "",
-        )
-        version = f"{size}:{mtime}"
-    return ObjectInfo(path=path, size=size, version=version, etag=etag, raw=dict(raw))
 
 
 class FsspecOrigin:
@@ -207,13 +161,29 @@ class FsspecOrigin:
             ctx: What the requests are counted as.
         """
         what = f"info of {path!r}"
-        raw = self._call(lambda: self.fs.info(path), what, deadline=deadline, ctx=ctx)
+        raw = self._call(
+            self._info_attempt(path), what, deadline_arg=True, deadline=deadline, ctx=ctx
+        )
         info = info_from_raw(path, raw)
         if self._local and raw.get("type") == "file":
             version = local_version(path, raw)
             if version is not None:
                 info = dataclasses.replace(info, version=version)
         return info
+
+    def _info_attempt(self, path: str) -> Callable[[float], Mapping[str, Any]]:
+        """One info request, bounded by the seconds left: an async target (s3fs, gcsfs, adlfs)
+        is awaited on its loop with that timeout, so a HEAD that hangs ends at the deadline,
+        not at the client's own socket timeouts; a sync target is called as it is."""
+        fs: Any = self.fs
+        if getattr(fs, "async_impl", False) and hasattr(fs, "_info") and fs.loop is not None:
+
+            def bounded(remaining_s: float) -> Mapping[str, Any]:
+                raw: Mapping[str, Any] = sync(fs.loop, fs._info, path, timeout=remaining_s)
+                return raw
+
+            return bounded
+        return lambda _remaining_s: fs.info(path)
 
     def read_object(
         self, path: str, start: int | None, end: int | None, /, *, ctx: ReadContext

@@ -126,8 +126,12 @@ def test_first_byte_later_than_the_origin_timeout_is_a_timeout(blobs: Blobs) -> 
     delay_s = 10.0
     fs = blobs.pod(origin_timeout_s=0.5)
     path = next(iter(blobs.objects))
-    # The info first: adlfs's info() (a HEAD) is called without the origin's deadline and
-    # waits for the SDK's own socket timeouts; the pinned reads are what is bounded here.
+    blobs.proxy.delay_s = delay_s
+    began = time.monotonic()
+    with pytest.raises(OriginTimeoutError):
+        fs.info(path)  # the HEAD ends at the deadline too, not at the SDK's socket timeouts
+    assert time.monotonic() - began < delay_s
+    blobs.proxy.delay_s = 0
     assert fs.info(path)["size"] == len(blobs.objects[path])
     blobs.proxy.delay_s = delay_s
     began = time.monotonic()

@@ -171,3 +171,22 @@ def test_retries_inside_the_s3_client_are_counted_and_named(
     assert stats["retries"] == stats["requests"] - 1  # every request but the first repeats
     assert stats["narrowed_requests"] == 0
     fs.close()
+
+
+def test_an_info_request_that_hangs_ends_at_the_origin_deadline(
+    s3_server: S3Server, s3_bucket: str, fault_proxy: HttpFaultProxy
+) -> None:
+    """A HEAD is bounded by TIERCACHE_ORIGIN_TIMEOUT like a GET: it does not wait for the
+    client's own socket timeouts (botocore's: 60 s per attempt)."""
+    delay_s = 10.0
+    s3_server.put_object(s3_bucket, "head.bin", b"x" * 100)
+    settings = Settings(block_size_bytes=BLOCK, origin_timeout_s=0.5, origin_retries=0)
+    fs = tiered(s3_server.storage_options(fault_proxy.url), settings)
+    fault_proxy.delay_s = delay_s
+    began = time.monotonic()
+    with pytest.raises(OriginError) as raised:
+        fs.info(f"{s3_bucket}/head.bin")
+    assert time.monotonic() - began < delay_s  # the deadline ended it, not the answer
+    assert isinstance(raised.value, TimeoutError)
+    cut_slow_responses(fault_proxy)
+    assert fs.info(f"{s3_bucket}/head.bin")["size"] == 100

@@ -9,7 +9,8 @@ import pytest
 from tests.helpers import CountingFS, letters
 from tiercache.context import DEMAND
 from tiercache.errors import OriginError, OriginTimeoutError, ShortReadError
-from tiercache.origin import FsspecOrigin, info_from_raw, target_identity
+from tiercache.origin import FsspecOrigin
+from tiercache.origin_info import info_from_raw, target_identity
 
 
 def make(retries: int = 3, timeout_s: float = 5.0) -> tuple[FsspecOrigin, CountingFS, str]:

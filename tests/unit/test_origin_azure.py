@@ -14,7 +14,6 @@ from fsspec.implementations.memory import MemoryFileSystem
 
 from tiercache.errors import ObjectChangedError
 from tiercache.lateness import Pace
-from tiercache.origin import target_identity
 from tiercache.origin_azure import (
     AzureReads,
     _one_request,
@@ -23,6 +22,7 @@ from tiercache.origin_azure import (
     quoted_etag,
     translate_error,
 )
+from tiercache.origin_info import target_identity
 from tiercache.origin_pins import pinned_reads_for
 from tiercache.origin_s3 import RangeNotSatisfiableError
 from tiercache.protocol import ObjectInfo
@@ -196,7 +196,7 @@ def test_an_adlfs_info_shared_through_a_document_still_pins() -> None:
     import datetime
 
     from tiercache.documents import info_document, parse_info_document
-    from tiercache.origin import info_from_raw
+    from tiercache.origin_info import info_from_raw
 
     raw = {
         "name": "c/k.bin",

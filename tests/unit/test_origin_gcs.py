@@ -11,8 +11,8 @@ from fsspec.implementations.memory import MemoryFileSystem
 from tiercache.documents import info_document, parse_info_document
 from tiercache.errors import ObjectChangedError
 from tiercache.lateness import Pace
-from tiercache.origin import info_from_raw
 from tiercache.origin_gcs import GcsReads, generation_of, is_gcs
+from tiercache.origin_info import info_from_raw
 from tiercache.origin_pins import pinned_reads_for
 from tiercache.protocol import ObjectInfo
 

@@ -27,7 +27,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 
 from tiercache.gateway.s3errors import invalid_argument
 from tiercache.localversion import local_version
-from tiercache.origin import info_from_raw
+from tiercache.origin_info import info_from_raw
 
 #: The name prefix of the temporary files a local write goes through (never listed).
 TEMP_PREFIX = ".tiercache-put-"

@@ -37,7 +37,7 @@ from tiercache.gateway.httpsemantics import (
 )
 from tiercache.gateway.s3errors import S3Error, no_such_key
 from tiercache.gateway.seeds import parse_seeds
-from tiercache.origin import info_from_raw
+from tiercache.origin_info import info_from_raw
 from tiercache.protocol import ObjectInfo
 
 _LAST_CHECKPOINT = "_delta_log/_last_checkpoint"
