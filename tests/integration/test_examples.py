@@ -52,9 +52,17 @@ def test_zarr_async_example_reads_chunks_through_the_tiers() -> None:
     assert "warm: read 40,000 values in 16 chunks; origin requests +0" in out
 
 
+def test_gcs_azure_example_reads_one_version_and_the_gateway_serves_gcs() -> None:
+    out = run("examples/gcs_azure_pinned.py")
+    assert "gcs: 3,145,728 bytes, all of the new version; changes seen: 1" in out
+    assert "azure: 3,145,728 bytes, all of the new version; changes seen: 1" in out
+    assert "gateway over gcs: keys ['t/part-0.bin'], first bytes b'nnnnnnnnnn'" in out
+
+
 @pytest.mark.parametrize(
     ("example", "package", "extra"),
     [
+        ("gcs_azure_pinned.py", "gcsfs", "test"),
         ("pandas_pyarrow.py", "pandas", "test"),
         ("duckdb_tiercache.py", "duckdb", "test"),
         ("delta_sql.py", "deltalake", "demo"),
