@@ -176,7 +176,9 @@ class FsspecOrigin:
         is awaited on its loop with that timeout, so a HEAD that hangs ends at the deadline,
         not at the client's own socket timeouts; a sync target is called as it is."""
         fs: Any = self.fs
-        if getattr(fs, "async_impl", False) and hasattr(fs, "_info") and fs.loop is not None:
+        # A wrapper (fsspec's DirFileSystem) says async_impl whatever it wraps: ask the inner one.
+        inner = getattr(fs, "fs", fs)
+        if getattr(fs, "async_impl", False) and getattr(inner, "async_impl", False):
 
             def bounded(remaining_s: float) -> Mapping[str, Any]:
                 raw: Mapping[str, Any] = sync(fs.loop, fs._info, path, timeout=remaining_s)

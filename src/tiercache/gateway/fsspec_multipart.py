@@ -23,6 +23,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,14 +34,36 @@ from tiercache.gateway.s3errors import (
     invalid_part_order,
     no_such_upload,
 )
+from tiercache.tiers.safedir import UnsafePathError, private_problem
 
 _UPLOAD_ID = re.compile("[0-9a-f]{32}")
 _PART = re.compile(r"(\d{5})\.([0-9a-f]{32})\.part")
 
 
 def default_root() -> Path:
-    """Where uploads are kept by default: ``tiercache-multipart`` in the temporary directory."""
-    return Path(tempfile.gettempdir()) / "tiercache-multipart"
+    """Where uploads are kept by default: ``tiercache-multipart-<uid>`` in the temporary
+    directory (one per user: the temporary directory is shared, and parts are data)."""
+    return Path(tempfile.gettempdir()) / f"tiercache-multipart-{os.geteuid()}"
+
+
+def private_root(root: Path) -> Path:
+    """Create ``root`` (and its parent, the per-user directory) private to this user (0700),
+    or check that what is there already is: a directory, not a symlink, owned by this user, not
+    writable by group or others; its mode is then narrowed to 0700 (parts are data).
+
+    Raises:
+        UnsafePathError: Something another user could have planted or can read and write is
+            there (the message names the path and the problem).
+    """
+    euid = os.geteuid()
+    for path in (root.parent, root) if root.parent == default_root() else (root,):
+        with suppress(FileExistsError):
+            os.mkdir(path, 0o700)
+        problem = private_problem(str(path), os.lstat(path), euid=euid, directory=True)
+        if problem is not None:
+            raise UnsafePathError(f"multipart uploads not kept: {problem}")
+        os.chmod(path, 0o700, follow_symlinks=False)
+    return root
 
 
 class Uploads:
@@ -52,8 +75,8 @@ class Uploads:
     def create(self, bucket: str, key: str) -> str:
         """Start an upload of ``bucket``/``key``; returns its id."""
         upload_id = uuid.uuid4().hex
-        directory = self.root / upload_id
-        directory.mkdir(parents=True)
+        directory = private_root(self.root) / upload_id
+        directory.mkdir(mode=0o700)
         meta = {"bucket": bucket, "key": key, "initiated": datetime.now(UTC).isoformat()}
         (directory / "meta.json").write_text(json.dumps(meta))
         return upload_id
@@ -129,9 +152,7 @@ class Uploads:
         """The uploads in progress of ``bucket`` under ``prefix``, by key then id, as botocore's
         ``Uploads`` items."""
         found: list[dict[str, Any]] = []
-        if not self.root.is_dir():
-            return found
-        for directory in self.root.iterdir():
+        for directory in private_root(self.root).iterdir():
             meta = _meta(directory)
             if meta is None or meta["bucket"] != bucket or not meta["key"].startswith(prefix):
                 continue
@@ -149,7 +170,7 @@ class Uploads:
     def _directory(self, bucket: str, key: str, upload_id: str) -> Path:
         if not _UPLOAD_ID.fullmatch(upload_id):
             raise no_such_upload(upload_id)
-        directory = self.root / upload_id
+        directory = private_root(self.root) / upload_id
         meta = _meta(directory)
         if meta is None or meta["bucket"] != bucket or meta["key"] != key:
             raise no_such_upload(upload_id)
