@@ -66,7 +66,8 @@ def register_delta(
 ) -> DeltaRegistration:
     """Register a Delta table's snapshot as ``name`` in a DataFusion ``SessionContext``.
 
-    For an S3 table (``route="auto"`` or ``"native"``), deltalake reads the log and DataFusion
+    For an S3, GCS or Azure table (``route="auto"`` or ``"native"``; ``gs://`` and ``az://``
+    tables by their ``s3://`` name through the gateway), deltalake reads the log and DataFusion
     reads exactly the snapshot's data files with its own Parquet reader, both through the
     process's embedded gateway over the tiers (:mod:`tiercache.integrations.native`): never a
     listing of the table's folder, so files a delete removed are not read, and ``version``
@@ -129,8 +130,8 @@ def _register_native(
     """Register the native route's view, or say why it cannot be taken."""
     if gateway is None:
         return None, (
-            "no gateway reaches it: the native route needs an s3:// table and a "
-            "TieredFileSystem over S3 whose options a gateway process can take"
+            "no gateway reaches it: the native route needs an s3://, gs:// or az:// table and "
+            "a TieredFileSystem over that store whose options a gateway process can take"
         )
     obstacle = native_obstacle(table)
     if obstacle is not None:

@@ -1,7 +1,7 @@
 """Delta Lake tables read through the tiers.
 
 :func:`open_table` opens a Delta table with deltalake, its client pointed at the embedded
-gateway for S3 tables, so that the transaction log is read through the tiers.
+gateway for S3, GCS and Azure tables, so that the transaction log is read through the tiers.
 :func:`delta_dataset` returns a ``pyarrow.dataset.Dataset`` of the snapshot whose *data files*
 are read through a :class:`~tiercache.TieredFileSystem` (the fsspec route); the Delta log
 already knows every data file's size, so the cache is seeded with it: opening a data file costs
@@ -116,7 +116,8 @@ class open_table:  # used as a function: `with open_table(...) as table:`
     """Open a Delta table's snapshot with deltalake, its log read through the tiers.
 
     deltalake reads the transaction log with its own object-store client (Rust
-    ``object_store``), out of fsspec's reach. For an S3 table and a
+    ``object_store``), out of fsspec's reach. For an S3, GCS or Azure table (``gs://`` and
+    ``az://`` tables opened by their ``s3://`` name: the gateway speaks S3) and a
     :class:`~tiercache.TieredFileSystem`, that client is pointed at the process's embedded
     gateway over the same target and settings (:func:`tiercache.gateway.shared.shared`): every
     log object is read through the tiers (RAM, disk and Redis keep them: they never change once

@@ -60,8 +60,8 @@ def reader_for(
     if running is None:
         if gateway:
             raise ConfigError(
-                f"no gateway reaches {target}: warming one needs a Delta table on S3 and a "
-                "TieredFileSystem over S3"
+                f"no gateway reaches {target}: warming one needs a Delta table on S3, GCS or "
+                "Azure and a TieredFileSystem over that store"
             )
         return filesystem
     return ThroughGateway(running)
