@@ -1,8 +1,9 @@
 """Ending a server that runs in its own process group, and everything it started there.
 
-The harness starts ``redis-server`` and the moto S3 server with ``start_new_session=True``, so
-that each is the leader of a process group of its own: signalling the group reaches the server
-and whatever it forked (redis forks for BGSAVE and replication), and nothing else.
+The harness starts ``redis-server`` and the object-store servers (moto, GCS, Azurite) with
+``start_new_session=True``, so that each leads a process group of its own: signalling the group
+reaches the server and whatever it forked (redis forks for BGSAVE and replication), and nothing
+else.
 """
 
 from __future__ import annotations

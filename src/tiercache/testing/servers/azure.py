@@ -25,17 +25,11 @@ Example::
 
 from __future__ import annotations
 
-import atexit
 import base64
 import hashlib
 import hmac
-import http.client
 import os
-import shutil
-import subprocess
 import tempfile
-import threading
-import time
 import xml.etree.ElementTree as ET
 from email.utils import formatdate
 from pathlib import Path
@@ -43,10 +37,9 @@ from typing import Any
 from urllib.parse import quote
 
 from tiercache.integrations.store_options import AZURITE_ACCOUNT, AZURITE_KEY
-from tiercache.testing.servers._process import stop_process_group
-from tiercache.testing.servers._service import Service, log_tail
+from tiercache.testing.servers._http_process import ProcessServer
 from tiercache.testing.servers.azurite_install import find_azurite
-from tiercache.testing.servers.ports import LOOPBACK, free_port
+from tiercache.testing.servers.ports import LOOPBACK
 
 #: Azurite's development storage account, and its well-known key (public, the same in every
 #: Azurite); defined beside the Delta option mapping that also knows them.
@@ -56,12 +49,8 @@ ACCOUNT_KEY = AZURITE_KEY
 API_VERSION = "2021-08-06"
 """The ``x-ms-version`` the helper methods send."""
 
-_POLL_INTERVAL_S = 0.05
-_PROBE_TIMEOUT_S = 1.0
-_REQUEST_TIMEOUT_S = 30.0
 
-
-class AzuriteServer(Service):
+class AzuriteServer(ProcessServer):
     """An Azurite Blob service in a subprocess on ``127.0.0.1``, data in memory.
 
     Use it as a context manager, or call :meth:`start` and :meth:`close` (both idempotent). A
@@ -76,40 +65,20 @@ class AzuriteServer(Service):
             install, if any, comes before and is not counted). Default 30 s.
     """
 
+    _display_name = "Azurite"
+    _log_prefix = "tiercache-azurite-"
+    _ready_path = f"/{ACCOUNT_NAME}?comp=list"
+
     def __init__(
         self, port: int | None = None, *, binary: str | None = None, startup_timeout_s: float = 30.0
     ) -> None:
-        self._port = free_port() if port is None else port
+        super().__init__(port, startup_timeout_s=startup_timeout_s)
         self._binary = binary
-        self._startup_timeout_s = startup_timeout_s
-        self._lock = threading.Lock()
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log_path: Path | None = None
-        self._workdir: Path | None = None
-
-    def __repr__(self) -> str:
-        return f"AzuriteServer(endpoint_url={self.endpoint_url!r}, pid={self.pid!r})"
-
-    @property
-    def port(self) -> int:
-        """The loopback port the server listens on."""
-        return self._port
 
     @property
     def endpoint_url(self) -> str:
         """The blob endpoint, ``http://127.0.0.1:PORT/devstoreaccount1``."""
         return f"http://{LOOPBACK}:{self._port}/{ACCOUNT_NAME}"
-
-    @property
-    def pid(self) -> int | None:
-        """The process id of the running server (also its process group id), else ``None``."""
-        process = self._process
-        return None if process is None else process.pid
-
-    @property
-    def log_path(self) -> Path | None:
-        """The file that collects the running server's output, else ``None``."""
-        return self._log_path
 
     def start(self) -> None:
         """Start the server (installing Azurite first if needed) and wait until it answers HTTP.
@@ -120,60 +89,34 @@ class AzuriteServer(Service):
                 command), or the server exited or did not answer within ``startup_timeout_s``
                 (the message carries the tail of its log; the process is ended).
         """
-        with self._lock:
-            if self._process is not None:
-                return
-            binary = self._binary or find_azurite()
-            workdir = Path(tempfile.mkdtemp(prefix="tiercache-azurite-"))
-            log_path = workdir / "azurite.log"
-            command = [
-                binary,
-                "--blobHost",
-                LOOPBACK,
-                "--blobPort",
-                str(self._port),
-                "--inMemoryPersistence",  # excludes --location; nothing is written to disk
-                "--silent",
-                "--skipApiVersionCheck",
-                "--disableTelemetry",
-            ]
-            with log_path.open("wb") as log:
-                try:
-                    process = subprocess.Popen(
-                        command,
-                        cwd=workdir,
-                        stdin=subprocess.DEVNULL,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        env=_server_environment(),
-                        start_new_session=True,  # node and its children: one process group
-                    )
-                except BaseException:
-                    shutil.rmtree(workdir, ignore_errors=True)
-                    raise
-            self._process, self._log_path, self._workdir = process, log_path, workdir
-            atexit.register(self.close)
-        failure = self._wait_until_ready(process)
-        if failure is not None:
-            tail = log_tail(self._log_path)
-            self.close()
-            raise RuntimeError(f"Azurite on {self.endpoint_url} {failure}; log tail:\n{tail}")
+        super().start()
 
     def close(self) -> None:
         """End the server and its process group, and remove its directory. Do nothing if closed.
 
         The group gets SIGTERM, then SIGKILL if it has not exited within 5 s.
         """
-        with self._lock:
-            process, self._process = self._process, None
-            workdir, self._workdir = self._workdir, None
-            self._log_path = None
-            if process is None:
-                return
-            atexit.unregister(self.close)
-            stop_process_group(process)
-            if workdir is not None:
-                shutil.rmtree(workdir, ignore_errors=True)
+        super().close()
+
+    def _prepare(self) -> list[str]:
+        return [
+            self._binary or find_azurite(),
+            "--blobHost",
+            LOOPBACK,
+            "--blobPort",
+            str(self._port),
+            "--inMemoryPersistence",  # excludes --location; nothing is written to disk
+            "--silent",
+            "--skipApiVersionCheck",
+            "--disableTelemetry",
+        ]
+
+    def _environment(self) -> dict[str, str]:
+        return _server_environment()
+
+    def _create_log(self) -> tuple[Path, Path | None]:
+        workdir = Path(tempfile.mkdtemp(prefix=self._log_prefix))
+        return workdir / "azurite.log", workdir
 
     def connection_string(self, endpoint_url: str | None = None) -> str:
         """Return a connection string for the development account.
@@ -258,32 +201,7 @@ class AzuriteServer(Service):
         target = f"/{ACCOUNT_NAME}{path}"
         if query:
             target += "?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in query.items())
-        connection = http.client.HTTPConnection(LOOPBACK, self._port, timeout=_REQUEST_TIMEOUT_S)
-        try:
-            connection.request(method, target, body=body, headers=all_headers)
-            response = connection.getresponse()
-            payload = response.read()
-        finally:
-            connection.close()
-        if response.status >= 300:
-            raise RuntimeError(
-                f"{method} {target} on {self.endpoint_url} failed with HTTP {response.status}: "
-                f"{payload[:1000].decode('utf-8', 'replace')}"
-            )
-        return payload
-
-    def _wait_until_ready(self, process: subprocess.Popen[bytes]) -> str | None:
-        """Poll until the server answers HTTP; return why it failed, or ``None``."""
-        deadline = time.monotonic() + self._startup_timeout_s
-        while True:
-            code = process.poll()
-            if code is not None:
-                return f"exited with code {code} during startup"
-            if _answers_http(self._port):
-                return None
-            if time.monotonic() >= deadline:
-                return f"did not answer HTTP within {self._startup_timeout_s:g} s"
-            time.sleep(_POLL_INTERVAL_S)
+        return self._send(method, target, body, all_headers)
 
 
 def shared_key_authorization(
@@ -322,19 +240,6 @@ def shared_key_authorization(
     key = base64.b64decode(ACCOUNT_KEY)
     digest = hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()
     return f"SharedKey {ACCOUNT_NAME}:{base64.b64encode(digest).decode()}"
-
-
-def _answers_http(port: int) -> bool:
-    """Return whether an HTTP server on the loopback ``port`` answers a request at all."""
-    connection = http.client.HTTPConnection(LOOPBACK, port, timeout=_PROBE_TIMEOUT_S)
-    try:
-        connection.request("GET", f"/{ACCOUNT_NAME}?comp=list")
-        connection.getresponse().read()
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        connection.close()
-    return True
 
 
 def _server_environment() -> dict[str, str]:

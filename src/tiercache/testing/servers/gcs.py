@@ -27,22 +27,14 @@ Example::
 
 from __future__ import annotations
 
-import atexit
-import http.client
 import json
 import os
-import subprocess
 import sys
-import tempfile
-import threading
-import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from tiercache.testing.servers._process import stop_process_group
-from tiercache.testing.servers._service import Service, log_tail
-from tiercache.testing.servers.ports import LOOPBACK, free_port
+from tiercache.testing.servers._http_process import ProcessServer
+from tiercache.testing.servers.ports import LOOPBACK
 
 PROJECT = "tiercache-test"
 """The project :meth:`GcsServer.storage_options` hands to gcsfs (the emulator accepts any)."""
@@ -50,12 +42,8 @@ PROJECT = "tiercache-test"
 GCSFS_ENVIRONMENT = {"GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}
 """Environment to set before gcsfs is imported, so it does not probe buckets over gRPC."""
 
-_POLL_INTERVAL_S = 0.05
-_PROBE_TIMEOUT_S = 1.0
-_REQUEST_TIMEOUT_S = 30.0
 
-
-class GcsServer(Service):
+class GcsServer(ProcessServer):
     """A ``gcp-storage-emulator`` in a subprocess on ``127.0.0.1``, storage in memory.
 
     Use it as a context manager, or call :meth:`start` and :meth:`close` (both idempotent). A
@@ -69,84 +57,16 @@ class GcsServer(Service):
             gives up. Default 20 s.
     """
 
-    def __init__(self, port: int | None = None, *, startup_timeout_s: float = 20.0) -> None:
-        self._port = free_port() if port is None else port
-        self._startup_timeout_s = startup_timeout_s
-        self._lock = threading.Lock()
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log_path: Path | None = None
+    _display_name = "GCS emulator"
+    _log_prefix = "tiercache-gcs-"
+    _ready_status = 200  # the emulator's health check
 
-    def __repr__(self) -> str:
-        return f"GcsServer(endpoint_url={self.endpoint_url!r}, pid={self.pid!r})"
+    def _prepare(self) -> list[str]:
+        command = [sys.executable, "-m", "gcp_storage_emulator", "start"]
+        return [*command, "--host", LOOPBACK, "--port", str(self._port), "--in-memory", "--quiet"]
 
-    @property
-    def port(self) -> int:
-        """The loopback port the server listens on."""
-        return self._port
-
-    @property
-    def endpoint_url(self) -> str:
-        """The server's base URL, ``http://127.0.0.1:PORT``."""
-        return f"http://{LOOPBACK}:{self._port}"
-
-    @property
-    def pid(self) -> int | None:
-        """The process id of the running server (also its process group id), else ``None``."""
-        process = self._process
-        return None if process is None else process.pid
-
-    @property
-    def log_path(self) -> Path | None:
-        """The file that collects the running server's stdout and stderr, else ``None``."""
-        return self._log_path
-
-    def start(self) -> None:
-        """Start the server and wait until it answers HTTP. Do nothing if it is running.
-
-        Raises:
-            RuntimeError: The server exited, or did not answer within ``startup_timeout_s``. The
-                message carries the tail of its log; the process is ended.
-        """
-        with self._lock:
-            if self._process is not None:
-                return
-            fd, log_name = tempfile.mkstemp(prefix="tiercache-gcs-", suffix=".log")
-            command = [sys.executable, "-m", "gcp_storage_emulator", "start"]
-            command += ["--host", LOOPBACK, "--port", str(self._port), "--in-memory", "--quiet"]
-            try:
-                process = subprocess.Popen(
-                    command,
-                    stdin=subprocess.DEVNULL,
-                    stdout=fd,
-                    stderr=subprocess.STDOUT,
-                    env=_server_environment(),
-                    start_new_session=True,
-                )
-            except BaseException:
-                os.unlink(log_name)
-                raise
-            finally:
-                os.close(fd)  # the child has its own copy; a file never blocks a chatty server
-            self._process = process
-            self._log_path = Path(log_name)
-            atexit.register(self.close)
-        failure = self._wait_until_ready(process)
-        if failure is not None:
-            tail = log_tail(self._log_path)
-            self.close()
-            raise RuntimeError(f"GCS emulator on {self.endpoint_url} {failure}; log tail:\n{tail}")
-
-    def close(self) -> None:
-        """End the server and its process group, and remove its log. Do nothing if closed."""
-        with self._lock:
-            process, self._process = self._process, None
-            log_path, self._log_path = self._log_path, None
-            if process is None:
-                return
-            atexit.unregister(self.close)
-            stop_process_group(process)
-            if log_path is not None:
-                log_path.unlink(missing_ok=True)
+    def _environment(self) -> dict[str, str]:
+        return _server_environment()
 
     def storage_options(self, endpoint_url: str | None = None) -> dict[str, Any]:
         """Return gcsfs ``GCSFileSystem`` keyword arguments that reach this server.
@@ -206,32 +126,7 @@ class GcsServer(Service):
         body: bytes = b"",
         content_type: str = "application/octet-stream",
     ) -> bytes:
-        connection = http.client.HTTPConnection(LOOPBACK, self._port, timeout=_REQUEST_TIMEOUT_S)
-        try:
-            connection.request(method, path, body=body, headers={"Content-Type": content_type})
-            response = connection.getresponse()
-            payload = response.read()
-        finally:
-            connection.close()
-        if response.status >= 300:
-            raise RuntimeError(
-                f"{method} {path} on {self.endpoint_url} failed with HTTP {response.status}: "
-                f"{payload[:1000].decode('utf-8', 'replace')}"
-            )
-        return payload
-
-    def _wait_until_ready(self, process: subprocess.Popen[bytes]) -> str | None:
-        """Poll until the server answers HTTP; return why it failed, or ``None``."""
-        deadline = time.monotonic() + self._startup_timeout_s
-        while True:
-            code = process.poll()
-            if code is not None:
-                return f"exited with code {code} during startup"
-            if _answers_http(self._port):
-                return None
-            if time.monotonic() >= deadline:
-                return f"did not answer HTTP within {self._startup_timeout_s:g} s"
-            time.sleep(_POLL_INTERVAL_S)
+        return self._send(method, path, body, {"Content-Type": content_type})
 
 
 def _server_environment() -> dict[str, str]:
@@ -243,17 +138,3 @@ def _server_environment() -> dict[str, str]:
     }
     environment["PYTHONUNBUFFERED"] = "1"
     return environment
-
-
-def _answers_http(port: int) -> bool:
-    """Return whether the emulator's health check (``GET /``) answers 200."""
-    connection = http.client.HTTPConnection(LOOPBACK, port, timeout=_PROBE_TIMEOUT_S)
-    try:
-        connection.request("GET", "/")
-        response = connection.getresponse()
-        response.read()
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        connection.close()
-    return response.status == 200
