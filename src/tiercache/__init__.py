@@ -43,6 +43,7 @@ from .protocol import (
 from .tiers.disk import DiskTier
 from .tiers.memory import MemoryTier
 from .tiers.redis import RedisTier
+from .tiers.s3fifo import S3FifoTier
 
 try:
     __version__ = _metadata.version("tiercache")
@@ -68,6 +69,7 @@ __all__ = [
     "OriginTimeoutError",
     "RedisTier",
     "ReportingTier",
+    "S3FifoTier",
     "Settings",
     "ShortReadError",
     "SizedTier",

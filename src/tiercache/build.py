@@ -29,6 +29,7 @@ from .protocol import Tier
 from .tiers.disk import DiskTier
 from .tiers.memory import MemoryTier
 from .tiers.redis import RedisTier
+from .tiers.s3fifo import S3FifoTier
 
 if TYPE_CHECKING:  # the type only: fsspec is fs.py's, files.py's and origin.py's to import
     from fsspec import AbstractFileSystem
@@ -39,6 +40,7 @@ __all__ = [
     "close_shared_chains",
     "default_tiers",
     "mark_observed",
+    "memory_tier",
     "shadow_rate",
     "shared_chain",
 ]
@@ -75,7 +77,7 @@ def default_tiers(settings: Settings) -> list[Tier]:
     """Build the tiers the settings ask for, in lookup order (RAM, disk, Redis)."""
     tiers: list[Tier] = []
     if settings.memory_bytes > 0:
-        tiers.append(MemoryTier(settings.memory_bytes))
+        tiers.append(memory_tier(settings.memory_bytes, settings.memory_policy))
     if settings.disk_dir is not None:
         tiers.append(
             DiskTier(
@@ -160,6 +162,13 @@ def close_shared_chains() -> None:
         _SHARED.clear()
     for chain in chains:
         chain.close()
+
+
+def memory_tier(capacity_bytes: int, policy: str) -> MemoryTier | S3FifoTier:
+    """The RAM tier of ``TIERCACHE_MEMORY_POLICY``: ``s3fifo`` (scan-resistant) or ``lru``."""
+    if policy == "lru":
+        return MemoryTier(capacity_bytes)
+    return S3FifoTier(capacity_bytes)
 
 
 def shadow_rate(settings: Settings) -> float | None:

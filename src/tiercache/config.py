@@ -25,6 +25,7 @@ from .config_fields import (
     fraction_or_none,
     hmac_key_or_none,
     host_and_port,
+    memory_policy,
     optional_text,
     redis_url_or_none,
     required_text,
@@ -102,6 +103,9 @@ class Settings:
     )
     # 0 turns the RAM block tier off
     memory_bytes: int = setting("TIERCACHE_MEMORY_BYTES", 256 * MIB, parse_size, low=0, high=_TIB)
+    memory_policy: str = setting(
+        "TIERCACHE_MEMORY_POLICY", "s3fifo", parse_word, check=memory_policy
+    )
     disk_dir: str | None = setting("TIERCACHE_DISK_DIR", None, parse_text, check=optional_text)
     disk_bytes: int = setting("TIERCACHE_DISK_BYTES", GIB, parse_size, low=MIB, high=64 * _TIB)
     disk_timeout_s: float = setting(

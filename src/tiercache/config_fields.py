@@ -35,6 +35,9 @@ DISK_EVICTION_POLICIES: Final = (
     "least-frequently-used",
 )
 
+#: RAM tier policies (``TIERCACHE_MEMORY_POLICY``; docs/configuration.md says when each pays).
+MEMORY_POLICIES: Final = ("s3fifo", "lru")
+
 
 class Check(Protocol):
     """The check of a setting that has no range: raise ``ConfigError`` if the value is wrong."""
@@ -139,6 +142,13 @@ def eviction_policy(settings: DataclassInstance, name: str, /) -> None:
     value = getattr(settings, name)
     if value not in DISK_EVICTION_POLICIES:
         raise _invalid(settings, name, "one of " + ", ".join(DISK_EVICTION_POLICIES), value)
+
+
+def memory_policy(settings: DataclassInstance, name: str, /) -> None:
+    """One of :data:`MEMORY_POLICIES`."""
+    value = getattr(settings, name)
+    if value not in MEMORY_POLICIES:
+        raise _invalid(settings, name, "one of " + ", ".join(MEMORY_POLICIES), value)
 
 
 def redis_url_or_none(settings: DataclassInstance, name: str, /) -> None:

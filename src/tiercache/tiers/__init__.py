@@ -3,8 +3,9 @@
 from .disk import DiskTier
 from .memory import MemoryTier
 from .redis import RedisTier
+from .s3fifo import S3FifoTier
 
-__all__ = ["DiskTier", "MemoryTier", "RedisTier"]
+__all__ = ["DiskTier", "MemoryTier", "RedisTier", "S3FifoTier"]
 
 
 def __getattr__(name: str) -> object:

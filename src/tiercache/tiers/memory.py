@@ -28,6 +28,8 @@ class MemoryTier:
 
     name = "memory"
     in_process = True
+    #: ``TIERCACHE_MEMORY_POLICY`` (the scan-resistant one: :mod:`tiercache.tiers.s3fifo`).
+    policy = "lru"
 
     def __init__(self, capacity_bytes: int) -> None:
         if capacity_bytes <= 0:
@@ -52,7 +54,11 @@ class MemoryTier:
 
     def stats(self) -> dict[str, object]:
         """Tier-specific figures, merged into ``stats()["tiers"]["memory"]``."""
-        return {"used_bytes": self._used_bytes, "capacity_bytes": self.capacity_bytes}
+        return {
+            "used_bytes": self._used_bytes,
+            "capacity_bytes": self.capacity_bytes,
+            "policy": self.policy,
+        }
 
     def accepts(self, kind: BlockKind, /) -> bool:
         """Take every class of block."""
