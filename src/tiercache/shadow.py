@@ -57,6 +57,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
+from tiercache.minisim import MiniSims
 from tiercache.mrc import (
     FACTORS,
     SNAPSHOT_VERSION,
@@ -88,6 +89,8 @@ class ShadowCache:
         references: Returns the number of references of the stream so far, sampled or not (for
             callers that check inline and count elsewhere). Without it, the count of
             :meth:`record` calls is used.
+        simulate_bytes: Also model S3-FIFO at 0.25x to 16x this budget by miniature simulation
+            on the same sample (:mod:`tiercache.minisim`; :meth:`s3fifo_points`). None: LRU only.
     """
 
     def __init__(
@@ -97,6 +100,7 @@ class ShadowCache:
         max_keys: int = 8192,
         rate: float = 1.0,
         references: Callable[[], int] | None = None,
+        simulate_bytes: int | None = None,
     ) -> None:
         if unit_bytes <= 0:
             raise ValueError(f"unit_bytes must be > 0, got {unit_bytes}")
@@ -108,6 +112,7 @@ class ShadowCache:
         self.max_keys = max_keys
         self._initial_threshold = max(1, round(rate * MODULUS))
         self._references = references
+        self._simulate = simulate_bytes
         self._lock = threading.Lock()
         self._reset()
 
@@ -132,6 +137,10 @@ class ShadowCache:
         self._next = 0  # next free slot
         self._bytes = 0  # sum of the tracked keys' sizes (the tree's total)
         self._heap: list[tuple[int, int]] = []  # (-(h & MASK), h): the key to drop first on top
+        self._sims: MiniSims | None = None
+        if self._simulate:
+            sizes = sizes_around(self._simulate)
+            self._sims = MiniSims(sizes, modulus=MODULUS, threshold=self.threshold)
 
     def clear(self) -> None:
         """Forget everything (keys, histogram, the count of :meth:`record`): start a new curve.
@@ -179,6 +188,8 @@ class ShadowCache:
             if (h & MASK) >= threshold:
                 return  # the threshold dropped since the caller's check
             self._sampled += 1
+            if self._sims is not None:
+                self._sims.access(h, size)
             slot_of = self._slot_of
             slot = slot_of.get(h)
             if slot is not None and slot == self._next - 1 and self._slot_size[slot] == size:
@@ -259,6 +270,8 @@ class ShadowCache:
                 tree[i] -= size
                 i += i & -i
         self.threshold = max(1, new_threshold)
+        if self._sims is not None:
+            self._sims.shrink(self.threshold)
         scale = self.threshold / old_threshold
         self._scale *= scale
         self._weight = 1.0 / self._scale
@@ -289,6 +302,19 @@ class ShadowCache:
             bins = tuple((*bin_bounds(i), c * scale) for i, c in sorted(self._hist.items()) if c)
             cold = self._cold * scale
             return MissRatioCurve(self.unit_bytes, bins, cold, self.rate, references)
+
+    @property
+    def simulated_bytes(self) -> int | None:
+        """The budget the S3-FIFO simulations run around (None: no simulation)."""
+        return self._simulate
+
+    def s3fifo_points(self) -> list[tuple[int, float]]:
+        """S3-FIFO's estimated hit ratio at 0.25x to 16x ``simulate_bytes`` (empty: none)."""
+        references = self.references
+        with self._lock:
+            if self._sims is None:
+                return []
+            return self._sims.points(references)
 
     def hit_ratio(self, size_bytes: int) -> float:
         """Estimate the fraction of all references an LRU cache of ``size_bytes`` would hit."""

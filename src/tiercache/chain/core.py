@@ -116,8 +116,14 @@ class TierChain:
         #: Watches the front tier's lookups: the miss-ratio curve (None: off, or no RAM tier).
         self.shadow: ShadowCache | None = None
         if shadow_rate is not None and self.front is not None:
+            # A sized front tier (RAM) is also modelled as S3-FIFO, whichever policy it runs, so
+            # that ``tiercache advise`` can compare the two policies on the same stream.
+            budget = getattr(self.front.tier, "capacity_bytes", None)
             self.shadow = ShadowCache(
-                block_size, rate=shadow_rate, references=self._shadow_references
+                block_size,
+                rate=shadow_rate,
+                references=self._shadow_references,
+                simulate_bytes=budget if isinstance(budget, int) and budget > 0 else None,
             )
         self.walk = TierWalk(self.slots, self.fills, self.shadow)
         if 0 < fill_queue_bytes < block_size and self.walk.lower:

@@ -125,16 +125,27 @@ def shadow_curves(chain: Counted) -> dict[str, Any]:
     if shadow is None:
         return {}
     mrc = shadow.mrc()
-    tiers = {}
+    tiers: dict[str, Any] = {}
     for slot in chain.slots:
         if not isinstance(slot.tier, SizedTier) or slot.tier.capacity_bytes <= 0:
             continue
         capacity = slot.tier.capacity_bytes
-        tiers[slot.name] = {
-            "capacity_bytes": capacity,
-            "curve": [
-                {"scale": factor, "size_bytes": size, "hit_ratio": mrc.hit_ratio(size)}
-                for factor, size in zip(SHADOW_FACTORS, sizes_around(capacity), strict=True)
-            ],
-        }
+        sizes = sizes_around(capacity)
+        lru = [mrc.hit_ratio(size) for size in sizes]
+        entry: dict[str, Any] = {"capacity_bytes": capacity, "curve": _points(sizes, lru)}
+        if slot is chain.front and shadow.simulated_bytes == capacity:
+            # The RAM tier: both policies' curves; "curve" is the one of the policy it runs.
+            fifo = [ratio for _, ratio in shadow.s3fifo_points()]
+            policy = str(getattr(slot.tier, "policy", "lru"))
+            entry["policy"] = policy
+            entry["curves"] = {"lru": _points(sizes, lru), "s3fifo": _points(sizes, fifo)}
+            entry["curve"] = entry["curves"].get(policy, entry["curve"])
+        tiers[slot.name] = entry
     return {"rate": shadow.rate, "keys": len(shadow), "references": mrc.references, "tiers": tiers}
+
+
+def _points(sizes: list[int], ratios: list[float]) -> list[dict[str, float]]:
+    return [
+        {"scale": factor, "size_bytes": size, "hit_ratio": ratio}
+        for factor, size, ratio in zip(SHADOW_FACTORS, sizes, ratios, strict=True)
+    ]
