@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from tests.helpers import CountingFS, letters
-from tiercache import Settings, TieredFileSystem
+from tiercache import S3FifoTier, Settings, TieredFileSystem
 from tiercache.cli.main import main
 from tiercache.ops import statsfile
-from tiercache.ops.advise import advise, disk_tier, more_ram, redis_tier, warmup
+from tiercache.ops.advise import advise, disk_tier, more_ram, ram_policy, redis_tier, warmup
+from tiercache.testing import traces
 from tiercache.tiers.memory import MemoryTier
 
 MiB = 1 << 20
@@ -139,9 +140,60 @@ def test_a_configured_redis_is_kept_when_new_pods_find_metadata() -> None:
     assert redis_tier(cold).verdict == "drop"
 
 
+def with_policies(running: str, fifo: float, lru: float) -> dict[str, Any]:
+    result = stats(curve=STEEP)
+    entry = result["shadow"]["tiers"]["memory"]
+    entry["policy"] = running
+    entry["curves"] = {
+        name: [{**point, "hit_ratio": point["hit_ratio"] + delta} for point in entry["curve"]]
+        for name, delta in (("s3fifo", fifo - 0.4), ("lru", lru - 0.4))
+    }
+    return result
+
+
+def test_ram_policy_compares_the_curves_of_both_policies() -> None:
+    assert ram_policy(with_policies("s3fifo", 0.60, 0.50)).verdict == "keep"
+    assert ram_policy(with_policies("s3fifo", 0.50, 0.51)).verdict == "keep"  # within the margin
+    verdict = ram_policy(with_policies("s3fifo", 0.50, 0.55))
+    assert verdict.verdict == "drop"
+    assert "TIERCACHE_MEMORY_POLICY=lru" in verdict.detail
+    assert ram_policy(with_policies("lru", 0.60, 0.50)).verdict == "yes"
+    assert ram_policy(with_policies("lru", 0.50, 0.51)).verdict == "no"
+    assert ram_policy(stats(curve=STEEP)).verdict == "unknown"  # an older stats file
+
+
+def test_ram_policy_on_a_real_chain_after_a_scan() -> None:
+    """A hot set read through a scan: the shadow says s3fifo pays, whichever policy runs."""
+    path = f"/advise/scan-{uuid.uuid4().hex}.bin"
+    trace = traces.scan_trace(100, hot_share=0.3, scan_per_hot=4, passes=10)
+    ids = sorted({key_id for key_id, _ in trace})
+    offsets = {key_id: index * 4096 for index, key_id in enumerate(ids)}
+    origin = CountingFS(skip_instance_cache=True)
+    origin.pipe_file(path, bytes(len(ids) * 4096))
+    verdicts = {}
+    for tier in (MemoryTier(100 * 4096), S3FifoTier(100 * 4096)):
+        fs = TieredFileSystem(
+            fs=CountingFS(skip_instance_cache=True),
+            settings=Settings(block_size_bytes=4096, shadow_rate=1.0),
+            tiers=[tier],
+        )
+        for key_id, _ in trace:
+            fs.read_range(path, offsets[key_id], offsets[key_id] + 10)
+        verdicts[tier.policy] = ram_policy(fs.stats()).verdict
+        fs.close()
+    origin.rm(path)
+    assert verdicts == {"lru": "yes", "s3fifo": "keep"}
+
+
 def test_every_layer_has_a_verdict_and_a_failure_mode() -> None:
     verdicts, _ = advise(stats(curve=STEEP))
-    assert [v.layer for v in verdicts] == ["more RAM", "disk tier", "Redis tier", "warmup"]
+    assert [v.layer for v in verdicts] == [
+        "more RAM",
+        "RAM policy",
+        "disk tier",
+        "Redis tier",
+        "warmup",
+    ]
     assert all(v.failure_mode and v.threshold for v in verdicts)
 
 
@@ -188,7 +240,7 @@ def test_advise_command_evaluates_every_trigger_and_plots(
     out = capsys.readouterr().out
     result = json.loads(out[: out.rindex("]") + 1])
     layers = [v["layer"] for v in result[0]["verdicts"]]
-    assert layers == ["more RAM", "disk tier", "Redis tier", "warmup"]
+    assert layers == ["more RAM", "RAM policy", "disk tier", "Redis tier", "warmup"]
     assert result[0]["verdicts"][0]["verdict"] in ("yes", "no")  # the curve exists
     assert result[0]["suggested_memory_bytes"] > 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

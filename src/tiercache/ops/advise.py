@@ -21,6 +21,9 @@ RAM_GAIN = 0.05
 ORIGIN_SHARE = 0.20
 #: The RAM size suggested is the smallest on the curve within this of the 16x hit ratio.
 RAM_KNEE = 0.01
+#: The RAM policy (TIERCACHE_MEMORY_POLICY) pays when its curve is this far above the other's at
+#: the current size (both estimated on the same sample, so most of their error is shared).
+POLICY_MARGIN = 0.02
 #: The disk tier pays when re-fetches of evicted blocks are this share of origin misses ...
 DISK_REFETCH_SHARE = 0.30
 #: ... and a configured disk tier earns its place when this share of its lookups hit ...
@@ -57,6 +60,9 @@ class Verdict:
 FAILURE_MODES = {
     "more RAM": "none at run time (RAM cannot fail); sized past the pod's memory limit, the pod "
     "is OOM-killed: grow the limit with it",
+    "RAM policy": "none: both policies keep the same byte budget; s3fifo run on a workload that "
+    "reads blocks twice in quick succession and then never again keeps them in its small queue "
+    "only, and hits a little less than lru",
     "disk tier": "a full, read-only or removed emptyDir disables or bypasses the tier: reads go to "
     "the origin at no added latency; a hung disk costs one TIERCACHE_DISK_TIMEOUT, then the "
     "breaker opens",
@@ -119,6 +125,29 @@ def more_ram(stats: Mapping[str, Any]) -> tuple[Verdict, int | None]:
     return Verdict(
         "more RAM", verdict, measured, threshold, detail, FAILURE_MODES["more RAM"]
     ), suggested
+
+
+def ram_policy(stats: Mapping[str, Any]) -> Verdict:
+    """The RAM policy trigger: S3-FIFO vs LRU at the current size, from the shadow's curves."""
+    mode = FAILURE_MODES["RAM policy"]
+    entry = (stats.get("shadow") or {}).get("tiers", {}).get("memory") or {}
+    curves = entry.get("curves") or {}
+    running = str(entry.get("policy", "lru"))
+    fifo, lru = _at(curves.get("s3fifo", []), 1.0), _at(curves.get("lru", []), 1.0)
+    other = "lru" if running == "s3fifo" else "s3fifo"
+    threshold = f"{other} >= {percent(POLICY_MARGIN)} above {running} at the current size"
+    detail = f"TIERCACHE_MEMORY_POLICY={running}"
+    if fifo is None or lru is None:
+        return Verdict("RAM policy", "unknown", "no curves of both policies yet", threshold,
+                       detail, mode)  # fmt: skip
+    measured = f"hit ratio at 1x: s3fifo {percent(fifo)}, lru {percent(lru)}"
+    if running == "s3fifo":
+        verdict = "drop" if lru - fifo >= POLICY_MARGIN else "keep"
+    else:
+        verdict = "yes" if fifo - lru >= POLICY_MARGIN else "no"
+    if verdict in ("drop", "yes"):
+        detail += f"; set TIERCACHE_MEMORY_POLICY={other}"
+    return Verdict("RAM policy", verdict, measured, threshold, detail, mode)
 
 
 def disk_tier(stats: Mapping[str, Any]) -> Verdict:
@@ -221,7 +250,7 @@ def warmup(stats: Mapping[str, Any]) -> Verdict:
 def advise(stats: Mapping[str, Any]) -> tuple[list[Verdict], int | None]:
     """Evaluate every trigger on one chain's stats; also return the suggested RAM size."""
     ram, suggested = more_ram(stats)
-    return [ram, disk_tier(stats), redis_tier(stats), warmup(stats)], suggested
+    return [ram, ram_policy(stats), disk_tier(stats), redis_tier(stats), warmup(stats)], suggested
 
 
 def plot(stats_list: Sequence[Mapping[str, Any]], path: str) -> None:
