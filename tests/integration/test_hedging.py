@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ import pytest
 import s3fs
 from fsspec.asyn import sync
 
+from tests.helpers import first_only_seed
 from tiercache.context import DEMAND
 from tiercache.errors import ObjectChangedError
 from tiercache.hedging import BURST, MIN_SAMPLES
@@ -31,15 +31,6 @@ pytestmark = pytest.mark.integration
 
 STUCK_S = 20.0
 SIZE = 256 * 1024
-
-
-def first_only_seed(p: float = 0.5) -> int:
-    """A seed whose first draw is delayed and whose second (the hedge's) is not."""
-    for seed in range(10_000):
-        draws = random.Random(seed)
-        if draws.random() < p <= draws.random():
-            return seed
-    raise AssertionError("no such seed")
 
 
 def eventually(condition: Callable[[], bool], timeout_s: float = 15.0) -> None:
