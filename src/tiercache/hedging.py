@@ -7,12 +7,15 @@ threshold of :class:`Hedging`, it starts the same read again and takes the first
 cancelling the other (its response is released, its connection closed).
 
 - **Threshold** (:meth:`Hedging.threshold_s`): the 95th percentile of the last
-  :data:`WINDOW` first-byte latencies the origin observed, at least twice their median and at
-  least :data:`MIN_THRESHOLD_S` (a fast loopback store is not hedged on jitter); no hedging
-  before :data:`MIN_SAMPLES` samples.
-- **Budget**: a token bucket; every read adds ``budget`` tokens (0.05 by default), a hedge
-  takes one, the bucket holds at most :data:`BURST` tokens. Over any run of reads the hedges are
-  at most ``budget`` of them plus the burst, so an origin slow for everyone is not doubled.
+  :data:`WINDOW` first-byte latencies the origin observed, at least twice their median, at least
+  twice the median of the last :data:`RECENT` (an origin that became slow for everyone lifts it
+  within a few reads) and at least :data:`MIN_THRESHOLD_S` (a fast loopback store is not hedged
+  on jitter); no hedging before :data:`MIN_SAMPLES` samples.
+- **Budget**: a token bucket, full at first; every read adds ``budget`` tokens (0.05 by
+  default), a hedge takes one, the bucket holds at most :data:`BURST` tokens. Over any run of
+  reads the hedges are at most ``budget`` of them plus the burst, so an origin slow for everyone
+  is not doubled. The burst lets late requests that come close together all be hedged: with a
+  tail as frequent as the budget, a smaller bucket runs dry in every cluster of them.
 - **Counting**: the hedges issued and won, and the reads cancelled before their answer came,
   go to the origin call's :class:`~tiercache.attempts.Attempts` (``hedges``, ``hedges_won``,
   ``unanswered``), from which the origin counts requests and the ``hedges`` counters.
@@ -45,8 +48,10 @@ MIN_THRESHOLD_S: Final = 0.05
 MEDIAN_FACTOR: Final = 2.0
 #: The percentile of the window the threshold is taken at.
 PERCENTILE: Final = 0.95
-#: Most hedges the budget lets through back to back.
-BURST: Final = 2.0
+#: The threshold is also at least twice the median of this many most recent samples.
+RECENT: Final = 8
+#: Most hedges the budget lets through back to back (5% of 200 reads).
+BURST: Final = 10.0
 #: How long a cancelled loser may take to close before the winner returns anyway.
 _CANCEL_WAIT_S: Final = 1.0
 
@@ -70,7 +75,7 @@ class Hedging:
         self.burst = burst
         self._lock = threading.Lock()
         self._samples: deque[float] = deque(maxlen=WINDOW)
-        self._tokens = 0.0
+        self._tokens = burst
 
     def observe(self, first_byte_s: float) -> None:
         """Count one read's time to its first byte (its response headers)."""
@@ -84,10 +89,11 @@ class Hedging:
             return None
         with self._lock:
             samples = sorted(self._samples)
+            recent = sorted(list(self._samples)[-RECENT:])
         if len(samples) < MIN_SAMPLES:
             return None
         p95 = samples[min(len(samples) - 1, int(PERCENTILE * len(samples)))]
-        median = samples[len(samples) // 2]
+        median = max(samples[len(samples) // 2], recent[len(recent) // 2])
         return max(p95, MEDIAN_FACTOR * median, MIN_THRESHOLD_S)
 
     def note_read(self) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from tiercache.attempts import Attempts, recording
 from tiercache.errors import ObjectChangedError
-from tiercache.hedging import BURST, MIN_SAMPLES, MIN_THRESHOLD_S, Hedging, race
+from tiercache.hedging import BURST, MIN_SAMPLES, MIN_THRESHOLD_S, RECENT, Hedging, race
 
 
 def fed(samples: list[float], **kwargs: float) -> Hedging:
@@ -33,8 +33,8 @@ def test_no_threshold_before_enough_samples_nor_when_off() -> None:
 
 
 def test_threshold_is_the_p95_when_the_tail_is_wide() -> None:
-    # 100 samples: 90 at 10 ms, 10 at 0.3 s: p95 = 0.3 s, 2x the median = 20 ms.
-    hedging = fed([0.01] * 90 + [0.3] * 10)
+    # 100 samples, every tenth 0.3 s, the others 10 ms: p95 = 0.3 s, 2x the median = 20 ms.
+    hedging = fed(([0.01] * 9 + [0.3]) * 10)
     assert hedging.threshold_s() == pytest.approx(0.3)
 
 
@@ -47,8 +47,19 @@ def test_threshold_follows_a_recent_window() -> None:
     assert hedging.threshold_s() == pytest.approx(1.0)
 
 
+def test_an_origin_slow_for_everyone_lifts_the_threshold_within_a_few_reads() -> None:
+    hedging = fed([0.02] * 200)
+    assert hedging.threshold_s() == MIN_THRESHOLD_S
+    for _ in range(RECENT // 2 - 1):
+        hedging.observe(0.3)
+    assert hedging.threshold_s() == MIN_THRESHOLD_S  # not yet: a few late reads are a tail
+    hedging.observe(0.3)  # now half the recent samples are slow
+    assert hedging.threshold_s() == pytest.approx(0.6)
+
+
 def test_budget_grants_a_share_of_reads_plus_a_burst() -> None:
     hedging = Hedging(budget=0.05)
+    assert sum(hedging.take() for _ in range(100)) == int(BURST)  # full at first
     granted = 0
     for _ in range(1000):
         hedging.note_read()
