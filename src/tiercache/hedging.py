@@ -53,7 +53,7 @@ RECENT: Final = 8
 #: Most hedges the budget lets through back to back (5% of 200 reads).
 BURST: Final = 10.0
 #: How long a cancelled loser may take to close before the winner returns anyway.
-_CANCEL_WAIT_S: Final = 1.0
+_CANCEL_WAIT_S: Final = 0.25
 
 
 class Hedging:
