@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 import threading
@@ -141,3 +142,13 @@ def storage_option_args(options: Mapping[str, Any], prefix: str = "") -> list[st
         else:
             arguments += ["--storage-option", f"{prefix}{name}={value}"]
     return arguments
+
+
+def first_only_seed(p: float = 0.5, spared: int = 1) -> int:
+    """A seed of :meth:`HttpFaultProxy.delay_probability` (probability ``p``) that delays the
+    first request it draws for and spares the ``spared`` next ones (a hedge and its followers)."""
+    for seed in range(100_000):
+        draws = random.Random(seed)
+        if draws.random() < p and all(draws.random() >= p for _ in range(spared)):
+            return seed
+    raise AssertionError("no such seed")

@@ -50,6 +50,13 @@ def _serve(
             elif command == "reset":
                 proxy.reset_counters()
                 conn.send(None)
+            elif command == "delay_s":
+                proxy.delay_s = argument
+                conn.send(None)
+            elif command == "delay_probability":
+                p, extra_s, seed = argument
+                proxy.delay_probability(p, extra_s, seed=seed)
+                conn.send(None)
             elif command == "close":
                 conn.send(None)
                 return
@@ -115,6 +122,14 @@ class ProxyProcess:
 
     def reset_counters(self) -> None:
         self._ask("reset")
+
+    def set_delay(self, delay_s: float) -> None:
+        """Seconds before the first byte of every response (the proxy's ``delay_s``)."""
+        self._ask("delay_s", delay_s)
+
+    def delay_probability(self, p: float, extra_s: float, seed: int | None) -> None:
+        """A random share ``p`` of GETs waits ``extra_s`` more (seeded; ``p=0``: none)."""
+        self._ask("delay_probability", (p, extra_s, seed))
 
     def close(self) -> None:
         conn, process = self._conn, self._process

@@ -55,6 +55,11 @@ class Attempts:
     """The requests the client sent during one origin call, in order (appended from any thread)."""
 
     answers: list[Answer] = field(default_factory=list)
+    #: Hedge requests sent (:mod:`tiercache.hedging`), and those that answered first.
+    hedges: int = 0
+    hedges_won: int = 0
+    #: Requests cancelled before an answer was recorded (a hedged read's loser).
+    unanswered: int = 0
 
     def last_failure(self) -> str | None:
         """Return the label of the last failed request, if any."""
@@ -92,6 +97,11 @@ def recording(attempts: Attempts) -> Iterator[None]:
         yield
     finally:
         _current.reset(token)
+
+
+def current() -> Attempts | None:
+    """Return the recording of the origin call running in this context, if any."""
+    return _current.get()
 
 
 _watched: weakref.WeakSet[Any] = weakref.WeakSet()

@@ -116,6 +116,8 @@ def build_chain(target: AbstractFileSystem, settings: Settings, tiers: Sequence[
         retries=settings.origin_retries,
         timeout_s=settings.origin_timeout_s,
         concurrency=settings.origin_concurrency,
+        hedge=settings.origin_hedge,
+        hedge_budget=settings.origin_hedge_budget,
     )
     chain = TierChain(
         origin,

@@ -22,6 +22,7 @@ from .config_fields import (
     check_fields,
     describe_bounds,
     eviction_policy,
+    fraction,
     fraction_or_none,
     hmac_key_or_none,
     host_and_port,
@@ -151,6 +152,12 @@ class Settings:
     )
     origin_concurrency: int = setting(
         "TIERCACHE_ORIGIN_CONCURRENCY", 32, parse_count, low=1, high=4096
+    )
+    # Hedged reads (docs/reliability.md): on by default, bounded by the budget.
+    origin_hedge: bool = setting("TIERCACHE_ORIGIN_HEDGE", True, parse_bool, check=boolean)
+    # 0 turns hedging off too.
+    origin_hedge_budget: float = setting(
+        "TIERCACHE_ORIGIN_HEDGE_BUDGET", 0.05, parse_fraction, check=fraction
     )
     breaker_failures: int = setting("TIERCACHE_BREAKER_FAILURES", 5, parse_count, low=1, high=1000)
     breaker_cooldown_s: float = setting(

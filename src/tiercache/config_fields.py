@@ -176,6 +176,13 @@ def host_and_port(settings: DataclassInstance, name: str, /) -> None:
         raise _invalid(settings, name, "HOST:PORT, e.g. 127.0.0.1:9000", value)
 
 
+def fraction(settings: DataclassInstance, name: str, /) -> None:
+    """A number from 0 to 1."""
+    value = getattr(settings, name)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise _invalid(settings, name, "a number between 0 and 1", value)
+
+
 def fraction_or_none(settings: DataclassInstance, name: str, /) -> None:
     """``None``, or a number from 0 to 1."""
     value = getattr(settings, name)

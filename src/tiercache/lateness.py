@@ -10,6 +10,7 @@ of its own reads, from which the expected duration of a fetch comes.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Final
 
 #: A fetch is never late before this: a healthy but loaded origin pays no extra request.
@@ -47,9 +48,14 @@ class Pace:
 
     Fed with every completed origin read (:meth:`observe`); thread-safe. Throughput is kept as
     seconds per byte, so a slow sample weighs as much as the time it cost.
+
+    Args:
+        on_first_byte: Called with every first-byte time a client tells (the hedging threshold's
+            samples, :mod:`tiercache.hedging`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_first_byte: Callable[[float], None] | None = None) -> None:
+        self._on_first_byte = on_first_byte
         self._lock = threading.Lock()
         self._latency_s: float | None = None
         self._s_per_byte: float | None = None
@@ -65,6 +71,8 @@ class Pace:
                 and a long read's time beyond the average latency as transfer.
         """
         short = nbytes < MIN_THROUGHPUT_SAMPLE_BYTES
+        if first_byte_s is not None and self._on_first_byte is not None:
+            self._on_first_byte(first_byte_s)
         with self._lock:
             if first_byte_s is None and short:
                 first_byte_s = total_s

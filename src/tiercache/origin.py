@@ -40,6 +40,7 @@ from tenacity import (
 from .attempts import Attempts, failure_message, recording, retries_among
 from .context import ReadContext
 from .errors import ObjectChangedError, OriginError, OriginTimeoutError, ShortReadError
+from .hedging import Hedging
 from .lateness import Pace
 from .localversion import local_version
 from .origin_info import info_from_raw, target_identity
@@ -85,6 +86,8 @@ class FsspecOrigin:
             (``TIERCACHE_ORIGIN_TIMEOUT``).
         concurrency: Requests in flight at once in this process (``TIERCACHE_ORIGIN_CONCURRENCY``).
         sleep: Sleep function used between retries; injected by tests.
+        hedge: Send a read late to its first byte again (``TIERCACHE_ORIGIN_HEDGE``).
+        hedge_budget: The share of reads that may be hedged (``TIERCACHE_ORIGIN_HEDGE_BUDGET``).
     """
 
     def __init__(
@@ -95,6 +98,8 @@ class FsspecOrigin:
         timeout_s: float,
         concurrency: int,
         sleep: Callable[[float], None] = time.sleep,
+        hedge: bool = True,
+        hedge_budget: float = 0.05,
     ) -> None:
         self.fs = fs
         protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
@@ -112,10 +117,12 @@ class FsspecOrigin:
         self._sleep = sleep
         self._degraded = False
         #: First-byte latency and throughput of completed reads (see :meth:`expected_s`).
-        self.pace = Pace()
-        self._s3_reads = S3Reads(fs, self.pace) if self._s3 else None
+        #: When a read late to its first byte is sent again (:mod:`tiercache.hedging`).
+        self.hedging = Hedging(enabled=hedge and hedge_budget > 0, budget=hedge_budget)
+        self.pace = Pace(self.hedging.observe)
+        self._s3_reads = S3Reads(fs, self.pace, self.hedging) if self._s3 else None
         #: Reads pinned to the version an info names (None: the target's cat_file, unpinned).
-        self._pinned = pinned_reads_for(fs, protocol, self.pace)
+        self._pinned = pinned_reads_for(fs, protocol, self.pace, self.hedging)
         self._local = isinstance(fs, LocalFileSystem)
 
     @property
@@ -364,7 +371,7 @@ class FsspecOrigin:
         if not self._slots.acquire(timeout=remaining_s):
             raise TimeoutError(f"{what}: origin concurrency limit busy until the deadline")
         began = time.perf_counter()
-        seen = len(attempts.answers)
+        seen = (len(attempts.answers), attempts.hedges, attempts.hedges_won, attempts.unanswered)
         raised = True
         try:
             self.counters.add("requests", ctx=ctx)
@@ -392,17 +399,25 @@ class FsspecOrigin:
         return result
 
     def _count_client_requests(
-        self, attempts: Attempts, seen: int, raised: bool, ctx: ReadContext
+        self, attempts: Attempts, seen: tuple[int, int, int, int], raised: bool, ctx: ReadContext
     ) -> None:
-        """Count the requests the S3 client sent in one attempt beyond the first.
+        """Count the requests the client sent in one attempt beyond the first.
 
         The attempt itself is counted as one request (and one error if it raised); here come
         the client's other requests (its retries, and s3fs's listing after a HEAD answered
-        404), the retries among them, and its failed requests other than the one the attempt
-        raised from.
+        404), a hedge (:mod:`tiercache.hedging`), the retries among them, and its failed
+        requests other than the one the attempt raised from. ``seen``: the recording's answers,
+        hedges, hedges won and unanswered requests before the attempt.
         """
-        answers = attempts.answers[seen:]
-        extra = len(answers) - 1
+        answers = attempts.answers[seen[0] :]
+        hedges, won = attempts.hedges - seen[1], attempts.hedges_won - seen[2]
+        if hedges:
+            self.counters.add("hedges", hedges, ctx=ctx)
+        if won:
+            self.counters.add("hedges_won", won, ctx=ctx)
+        # A watched client records an answer per request; a hedged loser cancelled before its
+        # answer came records none. An unwatched one (GCS, Azure) records nothing at all.
+        extra = max(hedges, len(answers) + attempts.unanswered - seen[3] - 1)
         if extra > 0:
             self.counters.add("requests", extra, ctx=ctx)
         retries = retries_among(answers)

@@ -17,6 +17,7 @@ adlfs nor azure-storage-blob.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import errno
 import os
@@ -28,6 +29,7 @@ from fsspec import AbstractFileSystem
 from fsspec.asyn import sync
 
 from .errors import ObjectChangedError
+from .hedging import Hedging, race
 from .lateness import Pace
 from .origin_s3 import RangeNotSatisfiableError
 from .protocol import ObjectInfo
@@ -86,11 +88,14 @@ class AzureReads:
     Args:
         fs: The adlfs ``AzureBlobFileSystem``.
         pace: Where completed reads report their first-byte time and throughput.
+        hedging: When a read late to its first byte is sent again (:mod:`tiercache.hedging`);
+            None: never.
     """
 
-    def __init__(self, fs: AbstractFileSystem, pace: Pace) -> None:
+    def __init__(self, fs: AbstractFileSystem, pace: Pace, hedging: Hedging | None = None) -> None:
         self.fs = fs
         self.pace = pace
+        self.hedging = hedging
 
     def can_pin(self, info: ObjectInfo, /) -> bool:
         return etag_of(info) is not None
@@ -113,7 +118,7 @@ class AzureReads:
         container, blob, version_id = fs.split_path(info.path)
         path = info.path
 
-        async def get() -> bytes:
+        async def get(headers_in: asyncio.Event) -> bytes:
             from azure.core import MatchConditions
 
             began = time.perf_counter()
@@ -122,6 +127,7 @@ class AzureReads:
             def on_response(_: object) -> None:  # headers in, body not read yet
                 if not first_byte:
                     first_byte.append(time.perf_counter() - began)
+                headers_in.set()
 
             async with fs.service_client.get_blob_client(container=container, blob=blob) as bc:
                 _one_request(bc, end - start)
@@ -144,7 +150,7 @@ class AzureReads:
             return data
 
         try:
-            result: bytes = sync(fs.loop, get, timeout=timeout_s)
+            result: bytes = sync(fs.loop, race, get, self.hedging, timeout_s, timeout=timeout_s)
         except ObjectChangedError:
             raise
         except Exception as exc:

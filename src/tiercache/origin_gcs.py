@@ -25,6 +25,7 @@ gcsfs is imported here only, and only when a request fails (its error mapping).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -35,6 +36,7 @@ from fsspec import AbstractFileSystem
 from fsspec.asyn import sync
 
 from .errors import ObjectChangedError
+from .hedging import Hedging, race
 from .lateness import Pace
 from .protocol import ObjectInfo
 
@@ -66,11 +68,14 @@ class GcsReads:
     Args:
         fs: The gcsfs filesystem.
         pace: Where completed reads report their first-byte time and throughput.
+        hedging: When a read late to its first byte is sent again (:mod:`tiercache.hedging`);
+            None: never.
     """
 
-    def __init__(self, fs: AbstractFileSystem, pace: Pace) -> None:
+    def __init__(self, fs: AbstractFileSystem, pace: Pace, hedging: Hedging | None = None) -> None:
         self.fs = fs
         self.pace = pace
+        self.hedging = hedging
 
     def can_pin(self, info: ObjectInfo, /) -> bool:
         return generation_of(info) is not None
@@ -84,10 +89,10 @@ class GcsReads:
         url = fs.url(info.path, generation=generation)
         headers = {"Range": f"bytes={start}-{end - 1}"}
 
-        async def read() -> bytes:
+        async def read(answered: asyncio.Event) -> bytes:
             began = time.perf_counter()
             status, answer, body, first_byte_s = await self._get(
-                url, headers, {"ifGenerationMatch": generation}
+                url, headers, {"ifGenerationMatch": generation}, answered
             )
             changed = f"{info.path!r} changed: it is no longer generation {generation}"
             if status == 412:
@@ -106,14 +111,18 @@ class GcsReads:
             self.pace.observe(len(body), time.perf_counter() - began, first_byte_s)
             return body
 
-        data: bytes = sync(fs.loop, read, timeout=timeout_s)
+        data: bytes = sync(fs.loop, race, read, self.hedging, timeout_s, timeout=timeout_s)
         return data
 
     async def _get(
-        self, url: str, headers: Mapping[str, str], params: Mapping[str, str]
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        params: Mapping[str, str],
+        answered: asyncio.Event | None = None,
     ) -> tuple[int, Mapping[str, str], bytes, float]:
         """One GET on gcsfs's session: the status, the headers, the body and the seconds until
-        the headers came."""
+        the headers came (``answered`` is set then)."""
         fs: Any = self.fs
         await fs._set_session()
         began = time.perf_counter()
@@ -125,6 +134,8 @@ class GcsReads:
             timeout=fs.requests_timeout,
         ) as response:
             first_byte_s = time.perf_counter() - began
+            if answered is not None:
+                answered.set()
             body: bytes = await response.read()
             return response.status, response.headers, body, first_byte_s
 

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from fsspec import AbstractFileSystem
 
+from .hedging import Hedging
 from .lateness import Pace
 from .origin_azure import AzureReads, is_azure
 from .origin_gcs import GcsReads, is_gcs
@@ -58,13 +59,15 @@ class S3Pinned:
         return data
 
 
-def pinned_reads_for(fs: AbstractFileSystem, protocol: str, pace: Pace) -> PinnedReads | None:
+def pinned_reads_for(
+    fs: AbstractFileSystem, protocol: str, pace: Pace, hedging: Hedging | None = None
+) -> PinnedReads | None:
     """The pinned reads of ``fs`` (whose protocol is ``protocol``), or None: reads go through
-    the target's ``cat_file``, unpinned."""
+    the target's ``cat_file``, unpinned. ``hedging``: when a late read is sent again."""
     if is_s3(fs, protocol):
-        return S3Pinned(S3Reads(fs, pace))
+        return S3Pinned(S3Reads(fs, pace, hedging))
     if is_azure(fs, protocol):
-        return AzureReads(fs, pace)
+        return AzureReads(fs, pace, hedging)
     if is_gcs(fs, protocol):
-        return GcsReads(fs, pace)
+        return GcsReads(fs, pace, hedging)
     return None

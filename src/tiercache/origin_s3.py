@@ -10,6 +10,7 @@ raise (NoSuchKey: FileNotFoundError). Timing feeds the origin's :class:`~tiercac
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ from fsspec.asyn import sync
 
 from .attempts import answer_of_error, watch
 from .errors import ObjectChangedError, ShortReadError
+from .hedging import Hedging, race
 from .lateness import Pace
 
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
@@ -46,11 +48,14 @@ class S3Reads:
     Args:
         fs: The s3fs filesystem.
         pace: Where completed reads report their first-byte time and throughput.
+        hedging: When a read late to its first byte is sent again (:mod:`tiercache.hedging`);
+            None: never.
     """
 
-    def __init__(self, fs: AbstractFileSystem, pace: Pace) -> None:
+    def __init__(self, fs: AbstractFileSystem, pace: Pace, hedging: Hedging | None = None) -> None:
         self.fs = fs
         self.pace = pace
+        self.hedging = hedging
         # The pieces of s3fs's _call_s3 without its retry loop: the session, the (per-region)
         # client and the request-wide keyword arguments (requester pays, SSE, ...).
         self._direct = all(
@@ -70,9 +75,10 @@ class S3Reads:
         if version_id:
             kwargs["VersionId"] = version_id
 
-        async def get() -> tuple[bytes, Mapping[str, Any]]:
+        async def get(answered: asyncio.Event) -> tuple[bytes, Mapping[str, Any]]:
             began = time.perf_counter()
             resp = await self._get_object(bucket, key, kwargs)
+            answered.set()
             first_byte_s = time.perf_counter() - began
             try:
                 body: bytes = await resp["Body"].read()
@@ -82,7 +88,9 @@ class S3Reads:
             return body, resp
 
         try:
-            result: tuple[bytes, Mapping[str, Any]] = sync(fs.loop, get, timeout=timeout_s)
+            result: tuple[bytes, Mapping[str, Any]] = sync(
+                fs.loop, race, get, self.hedging, timeout_s, timeout=timeout_s
+            )
         except OSError as exc:
             if _is_precondition_failed(exc):
                 raise ObjectChangedError(f"{path!r} changed: it no longer has ETag {etag}") from exc

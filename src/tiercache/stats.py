@@ -26,6 +26,9 @@ Every counter only goes up. ``TieredFileSystem.stats()`` returns a snapshot::
          "narrowed_requests": block fetches that were late, so the reader asked the origin
                           for its own exact range (docs/reliability.md, "Slow origins"),
          "narrowed":      reads served by such a narrowed request,
+         "hedges":        reads late to their first byte that were sent again (one extra
+                          request each; docs/reliability.md, "Hedged reads"),
+         "hedges_won":    of those, the ones where the extra request answered first,
          "latency":       histogram of origin requests},
      "info":   {"hits", "misses", "shared_hits", "origin"}: object-info lookups answered in
                process / not; of the misses, answered by a shared tier (Redis) / by the origin;
@@ -219,6 +222,8 @@ class OriginCounters(Counters):
         "not_found",
         "narrowed_requests",
         "narrowed",
+        "hedges",
+        "hedges_won",
     )
 
 

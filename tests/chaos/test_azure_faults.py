@@ -20,7 +20,9 @@ import pytest
 from azure.storage.blob.aio import BlobServiceClient
 
 from tests.azure_fixtures import proxy_endpoint
+from tests.helpers import first_only_seed
 from tiercache import OriginError, OriginTimeoutError, Settings, TieredFileSystem
+from tiercache.hedging import MIN_SAMPLES
 from tiercache.testing import AzuriteServer, HttpFaultProxy
 
 pytestmark = pytest.mark.chaos
@@ -150,4 +152,27 @@ def test_a_slow_first_byte_within_the_timeout_gives_exact_bytes(blobs: Blobs) ->
     path, data = next(iter(blobs.objects.items()))
     assert fs.read_range(path, BLOCK // 3, 2 * BLOCK + 5) == data[BLOCK // 3 : 2 * BLOCK + 5]
     assert fs.stats()["origin"]["errors"] == 0
+    fs.close()
+
+
+def test_a_stuck_read_returns_through_its_hedge(blobs: Blobs) -> None:
+    proxy, target, objects = blobs.proxy, blobs.target, blobs.objects
+    path, data = next(iter(objects.items()))
+    fs = TieredFileSystem(
+        fs=target,
+        settings=Settings(block_size_bytes=BLOCK, memory_bytes=0, origin_hedge_budget=0.5),
+        tiers=[],
+    )
+    for i in range(MIN_SAMPLES + 5):  # timed reads: enough samples to hedge
+        assert fs.read_range(path, i, i + 10) == data[i : i + 10]
+    # The read's GET is delayed far past any deadline the test waits for; the hedge and
+    # what follows it are not.
+    proxy.delay_probability(0.5, 30.0, seed=first_only_seed(spared=4))
+    assert sha(fs.read_range(path, 100, 2 * BLOCK)) == sha(data[100 : 2 * BLOCK])
+    origin = fs.stats()["origin"]
+    assert (origin["hedges"], origin["hedges_won"]) == (1, 1)
+    deadline = time.monotonic() + 15
+    while proxy.abandoned() < 1:  # the loser's connection is closed, not left to its 30 s
+        assert time.monotonic() < deadline, "the losing request was not cancelled"
+        time.sleep(0.02)
     fs.close()

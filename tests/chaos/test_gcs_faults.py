@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from typing import Any
 
 import gcsfs
 import pytest
 
+from tests.helpers import first_only_seed
 from tiercache import MemoryTier, OriginError, OriginTimeoutError, Settings, TieredFileSystem
+from tiercache.hedging import MIN_SAMPLES
 from tiercache.testing import GcsServer, HttpFaultProxy
 
 pytestmark = pytest.mark.chaos
@@ -137,4 +140,35 @@ def test_a_failed_generation_precondition_restarts_the_read(
     assert sha(fs.cat_file(path)) == sha(data)
     stats = fs.stats()["origin"]
     assert (stats["changed"], stats["retries"]) == (1, 0)
+    fs.close()
+
+
+def test_a_stuck_read_returns_through_its_hedge(
+    gcs_server: GcsServer, gcs_bucket: str, gcs_fault_proxy: HttpFaultProxy
+) -> None:
+    proxy = gcs_fault_proxy
+    data = os.urandom(SIZE)
+    gcs_server.put_object(gcs_bucket, "f.bin", data)
+    target = gcsfs.GCSFileSystem(
+        **gcs_server.storage_options(proxy.url), skip_instance_cache=True, use_listings_cache=False
+    )
+    objects = {f"{gcs_bucket}/f.bin": data}
+    path, data = next(iter(objects.items()))
+    fs = TieredFileSystem(
+        fs=target,
+        settings=Settings(block_size_bytes=BLOCK, memory_bytes=0, origin_hedge_budget=0.5),
+        tiers=[],
+    )
+    for i in range(MIN_SAMPLES + 5):  # timed reads: enough samples to hedge
+        assert fs.read_range(path, i, i + 10) == data[i : i + 10]
+    # The read's GET is delayed far past any deadline the test waits for; the hedge and
+    # what follows it are not.
+    proxy.delay_probability(0.5, 30.0, seed=first_only_seed(spared=4))
+    assert sha(fs.read_range(path, 100, 2 * BLOCK)) == sha(data[100 : 2 * BLOCK])
+    origin = fs.stats()["origin"]
+    assert (origin["hedges"], origin["hedges_won"]) == (1, 1)
+    deadline = time.monotonic() + 15
+    while proxy.abandoned() < 1:  # the loser's connection is closed, not left to its 30 s
+        assert time.monotonic() < deadline, "the losing request was not cancelled"
+        time.sleep(0.02)
     fs.close()

@@ -482,6 +482,49 @@ def test_delay_s_delays_every_response(
     assert time.perf_counter() - started >= 0.05
 
 
+def test_delay_probability_is_reproducible_with_a_seed(
+    s3_server: S3Server, s3_bucket: str, fault_proxy: HttpFaultProxy
+) -> None:
+    s3_server.put_object(s3_bucket, "small.bin", DATA[:4096])
+    get = signed_target("get_object", s3_bucket, "small.bin")
+    generator = random.Random(99)
+    expected = sum(generator.random() < 0.3 for _ in range(20))
+    assert 0 < expected < 20
+    for _ in range(2):
+        fault_proxy.reset_counters()
+        fault_proxy.delay_probability(0.3, 0.001, seed=99)
+        assert [outcome(fault_proxy, get) for _ in range(20)] == [200] * 20
+        assert fault_proxy.injected("delay") == expected
+    head = signed_target("head_object", s3_bucket, "small.bin")
+    fault_proxy.reset_counters()
+    fault_proxy.delay_probability(1.0, 0.001)  # GET only by default
+    assert outcome(fault_proxy, head, "HEAD") == 200
+    assert fault_proxy.injected("delay") == 0
+    fault_proxy.clear_faults()
+    assert outcome(fault_proxy, get) == 200
+    assert fault_proxy.injected("delay") == 0
+
+
+def test_a_client_that_hangs_up_during_a_delay_is_counted_and_not_answered(
+    s3_server: S3Server, s3_bucket: str, fault_proxy: HttpFaultProxy
+) -> None:
+    s3_server.put_object(s3_bucket, "small.bin", DATA[:4096])
+    get = signed_target("get_object", s3_bucket, "small.bin")
+    fault_proxy.delay_probability(1.0, 60.0)
+    connection = http.client.HTTPConnection("127.0.0.1", fault_proxy.port, timeout=30)
+    connection.request("GET", get)
+    deadline = time.monotonic() + 15
+    while fault_proxy.injected("delay") < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    connection.close()
+    while fault_proxy.abandoned() < 1:  # seen within a poll interval, not after 60 s
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    fault_proxy.reset_counters()
+    assert fault_proxy.abandoned() == 0
+
+
 def test_bandwidth_paces_the_body(
     s3_server: S3Server,
     s3_bucket: str,
@@ -564,6 +607,10 @@ def test_proxy_rejects_bad_controls(s3_server: S3Server) -> None:
             proxy.truncate_probability(p, keep_bytes=0)
         with pytest.raises(ValueError, match="probability"):
             proxy.reset_probability(p)
+        with pytest.raises(ValueError, match="probability"):
+            proxy.delay_probability(p, 1.0)
+    with pytest.raises(ValueError, match="delay_s"):
+        proxy.delay_probability(0.5, -1.0)
     for retry_after_s in (-1.0, math.inf, math.nan):
         with pytest.raises(ValueError, match="retry_after_s"):
             proxy.fail_next(1, retry_after_s=retry_after_s)

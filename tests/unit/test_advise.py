@@ -15,7 +15,16 @@ from tests.helpers import CountingFS, letters
 from tiercache import S3FifoTier, Settings, TieredFileSystem
 from tiercache.cli.main import main
 from tiercache.ops import statsfile
-from tiercache.ops.advise import advise, disk_tier, more_ram, ram_policy, redis_tier, warmup
+from tiercache.ops.advise import (
+    advise,
+    disk_tier,
+    hedged_reads,
+    more_ram,
+    quantile,
+    ram_policy,
+    redis_tier,
+    warmup,
+)
 from tiercache.testing import traces
 from tiercache.tiers.memory import MemoryTier
 
@@ -193,8 +202,39 @@ def test_every_layer_has_a_verdict_and_a_failure_mode() -> None:
         "disk tier",
         "Redis tier",
         "warmup",
+        "hedged reads",
     ]
     assert all(v.failure_mode and v.threshold for v in verdicts)
+
+
+def tailed(counts: list[int], hedges: int = 0, won: int = 0) -> dict[str, Any]:
+    """Stats whose origin data requests fell into buckets of 10, 25, 50, 100, 500 ms, 1 s."""
+    latency = {"bounds": [0.01, 0.025, 0.05, 0.1, 0.5, 1.0], "counts": [*counts, 0], "sum": 1.0,
+               "count": sum(counts)}  # fmt: skip
+    base = stats(curve=STEEP)
+    base["origin"].update(hedges=hedges, hedges_won=won)
+    base["classes"]["demand"]["data"]["origin"]["latency"] = latency
+    return base
+
+
+def test_quantile_of_a_histogram() -> None:
+    latency = {"bounds": [0.01, 0.1], "counts": [90, 9, 1]}
+    assert (quantile(latency, 0.5), quantile(latency, 0.99), quantile(latency, 1.0)) == (
+        0.01, 0.1, 0.1,
+    )  # fmt: skip
+    assert quantile({"bounds": [0.01], "counts": [0, 0]}, 0.5) is None
+
+
+def test_hedged_reads_pay_on_a_long_tail_and_are_kept_while_hedges_win() -> None:
+    tail = [0, 60, 30, 8, 2, 0]  # p50 25 ms, p99 500 ms: 20x
+    assert hedged_reads(tailed(tail)).verdict == "yes"
+    assert hedged_reads(tailed([0, 60, 38, 2, 0, 0])).verdict == "no"  # p99 100 ms: 4x
+    assert hedged_reads(tailed(tail, hedges=10, won=8)).verdict == "keep"
+    assert hedged_reads(tailed(tail, hedges=10, won=2)).verdict == "drop"
+    assert hedged_reads(tailed([0, 6, 3, 1, 0, 0])).verdict == "unknown"  # 10 requests
+    verdict = hedged_reads(tailed(tail))
+    assert "20.0x" in verdict.measured
+    assert verdict.failure_mode
 
 
 @pytest.fixture
@@ -240,7 +280,7 @@ def test_advise_command_evaluates_every_trigger_and_plots(
     out = capsys.readouterr().out
     result = json.loads(out[: out.rindex("]") + 1])
     layers = [v["layer"] for v in result[0]["verdicts"]]
-    assert layers == ["more RAM", "RAM policy", "disk tier", "Redis tier", "warmup"]
+    assert layers == ["more RAM", "RAM policy", "disk tier", "Redis tier", "warmup", "hedged reads"]
     assert result[0]["verdicts"][0]["verdict"] in ("yes", "no")  # the curve exists
     assert result[0]["suggested_memory_bytes"] > 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,6 +1,7 @@
 """The triggers of docs/triggers.md, evaluated on a stats snapshot (``tiercache advise``).
 
-Each optional layer (more RAM, the disk tier, the Redis tier, warmup) has one trigger: a
+Each optional layer (more RAM, the disk tier, the Redis tier, warmup, hedged origin reads) has one
+trigger: a
 threshold on quantities tiercache reports. :func:`advise` evaluates every trigger on one chain's
 stats and returns a :class:`Verdict` per layer: the measured value, the threshold, and whether
 the layer is called for (``yes``), not (``no``), earns its place where it is already on
@@ -40,6 +41,12 @@ REDIS_HIT_RATIO = 0.30
 WARMUP_COLD_SHARE = 0.10
 #: ... over at least this many metadata requests.
 WARMUP_MIN_REQUESTS = 10
+#: Hedged reads pay when the origin's data requests have a tail: p99 above this multiple of p50 ...
+HEDGE_TAIL_RATIO = 4.0
+#: ... over at least this many requests ...
+HEDGE_MIN_REQUESTS = 100
+#: ... and, once hedges were sent, at least this share of them answered first.
+HEDGE_WON_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,8 @@ FAILURE_MODES = {
     "until the breaker opens, then metadata comes from the origin; one WARNING per episode",
     "warmup": "a slow or failing store: warmup stops at TIERCACHE_WARM_TIME_LIMIT and reports; "
     "startup is delayed by at most that, never failed",
+    "hedged reads": "an origin slow for every request: at most TIERCACHE_ORIGIN_HEDGE_BUDGET (5%) "
+    "more requests, then the threshold climbs to the new pace and hedging stops",
 }
 
 
@@ -247,10 +256,63 @@ def warmup(stats: Mapping[str, Any]) -> Verdict:
     return Verdict("warmup", verdict, measured, threshold, detail, mode)
 
 
+def quantile(histogram: Mapping[str, Any], q: float) -> float | None:
+    """The upper bound of the bucket holding the ``q`` quantile of a latency histogram (the last
+    bound for the bucket above it); None when it is empty."""
+    counts, bounds = histogram.get("counts") or [], histogram.get("bounds") or []
+    total = sum(counts)
+    if not total or not bounds:
+        return None
+    seen = 0
+    for index, count in enumerate(counts):
+        seen += count
+        if seen >= q * total:
+            return float(bounds[min(index, len(bounds) - 1)])
+    return float(bounds[-1])
+
+
+def hedged_reads(stats: Mapping[str, Any]) -> Verdict:
+    """The hedging trigger: the tail of the origin's data requests, and whether hedges win."""
+    mode = FAILURE_MODES["hedged reads"]
+    origin = stats.get("origin", {})
+    data = stats.get("classes", {}).get("demand", {}).get("data", {}).get("origin", origin)
+    latency = data.get("latency", {})
+    p50, p99 = quantile(latency, 0.5), quantile(latency, 0.99)
+    requests = int(latency.get("count", 0))
+    hedges, won = int(origin.get("hedges", 0)), int(origin.get("hedges_won", 0))
+    threshold = (
+        f"origin data p99 > {HEDGE_TAIL_RATIO:g}x p50 over >= {HEDGE_MIN_REQUESTS} requests; "
+        f"once hedging, >= {percent(HEDGE_WON_SHARE)} of hedges answer first"
+    )
+    detail = f"{hedges:,} hedges sent, {won:,} answered first"
+    if p50 is None or p99 is None or requests < HEDGE_MIN_REQUESTS:
+        measured = f"{requests:,} origin data requests"
+        return Verdict("hedged reads", "unknown", measured, threshold, detail, mode)
+    tail = p99 / p50
+    measured = f"p99 {p99 * 1000:g} ms = {tail:.1f}x p50 ({p50 * 1000:g} ms) over {requests:,}"
+    if hedges:
+        share = won / hedges
+        verdict = "keep" if share >= HEDGE_WON_SHARE else "drop"
+        measured += f"; {percent(share)} of hedges answered first"
+        return Verdict("hedged reads", verdict, measured, threshold, detail, mode)
+    verdict = "yes" if tail > HEDGE_TAIL_RATIO else "no"
+    if verdict == "yes":
+        detail += "; is TIERCACHE_ORIGIN_HEDGE off? (on by default)"
+    return Verdict("hedged reads", verdict, measured, threshold, detail, mode)
+
+
 def advise(stats: Mapping[str, Any]) -> tuple[list[Verdict], int | None]:
     """Evaluate every trigger on one chain's stats; also return the suggested RAM size."""
     ram, suggested = more_ram(stats)
-    return [ram, ram_policy(stats), disk_tier(stats), redis_tier(stats), warmup(stats)], suggested
+    verdicts = [
+        ram,
+        ram_policy(stats),
+        disk_tier(stats),
+        redis_tier(stats),
+        warmup(stats),
+        hedged_reads(stats),
+    ]
+    return verdicts, suggested
 
 
 def plot(stats_list: Sequence[Mapping[str, Any]], path: str) -> None:

@@ -41,6 +41,8 @@ _ORIGIN_COUNTERS = {
     "changed": "reads restarted because the object changed under them",
     "narrowed_requests": "late block fetches after which the reader asked for its own range",
     "narrowed": "reads served by a narrowed request (their block fetch was late)",
+    "hedges": "reads late to their first byte that were sent again (one extra request each)",
+    "hedges_won": "hedged reads where the extra request answered first",
 }
 _STATES = ("closed", "open", "half_open", "disabled")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import logging
+import select
 import socket
 import socketserver
 import sys
@@ -33,6 +34,8 @@ _log = logging.getLogger(__name__)
 
 _CHUNK_BYTES = 64 * 1024
 _IDLE_TIMEOUT_S = 60.0
+# How often a first-byte delay looks whether the client is still there.
+_POLL_S = 0.05
 
 
 # Headers that describe one connection, not the message (RFC 9110 section 7.6.1), plus those the
@@ -345,9 +348,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         keep_bytes: int | None,
     ) -> None:
         proxy = self.server.proxy
-        delay_s = proxy.delay_s
-        if delay_s > 0:
-            self.server.closing.wait(delay_s)
+        delay_s = proxy.delay_s + self.server.faults.take_delay(self.command)
+        if delay_s > 0 and not self._wait_for_client(delay_s):
+            self.server.faults.abandon()  # the client closed its connection: nobody to answer
+            self.close_connection = True
+            return
         self.send_response_only(status, reason)
         for name, value in headers:
             self.send_header(name, value)
@@ -358,6 +363,24 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             body = body[:keep_bytes]
             self.close_connection = True
         self._write_paced(body, proxy.bandwidth_bytes_per_s)
+
+    def _wait_for_client(self, delay_s: float) -> bool:
+        """Wait ``delay_s`` (less if the proxy closes); False if the client hung up meanwhile."""
+        deadline = time.monotonic() + delay_s
+        while (left := deadline - time.monotonic()) > 0 and not self.server.closing.is_set():
+            readable, _, _ = select.select([self.connection], [], [], min(left, _POLL_S))
+            if not readable:
+                continue
+            try:
+                pending = self.connection.recv(1, socket.MSG_PEEK)
+            except OSError:
+                return False
+            if not pending:
+                return False
+            # A pipelined request, not a hang-up: wait out the rest.
+            self.server.closing.wait(max(0.0, deadline - time.monotonic()))
+            break
+        return True
 
     def _write_paced(self, body: bytes, bandwidth_bytes_per_s: float | None) -> None:
         if bandwidth_bytes_per_s is None:

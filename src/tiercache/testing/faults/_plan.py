@@ -8,7 +8,9 @@ fault, each in two modes:
   :class:`random.Random` of its own, seeded for reproducibility.
 
 The kinds are ``"reset"`` (close the client connection with an RST instead of answering),
-``"fail"`` (answer with an injected error) and ``"truncate"`` (cut the forwarded body short).
+``"fail"`` (answer with an injected error), ``"truncate"`` (cut the forwarded body short) and
+``"delay"`` (extra seconds before the first byte; probability mode only, drawn for each answer
+that is sent, after the other decisions).
 Before a request is forwarded the plan decides, in this order, between: a pending reset, a pending
 failure, a random reset, a random failure. Count mode thus always takes precedence while it has
 faults pending. After forwarding, it decides whether to cut the body: a pending truncation, else a
@@ -27,8 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Generic, Literal, TypeVar
 
-FaultKind = Literal["fail", "truncate", "reset"]
-FAULT_KINDS: Final[tuple[FaultKind, ...]] = ("fail", "truncate", "reset")
+FaultKind = Literal["fail", "truncate", "reset", "delay"]
+FAULT_KINDS: Final[tuple[FaultKind, ...]] = ("fail", "truncate", "reset", "delay")
 
 _T = TypeVar("_T")
 
@@ -104,6 +106,8 @@ class FaultPlan:
         self._truncate_random: _Random[int] | None = None
         self._reset_next: _Counted[Reset] | None = None
         self._reset_random: _Random[Reset] | None = None
+        self._delay_random: _Random[float] | None = None
+        self._abandoned = 0
 
     # -- configuration (arguments are validated by the caller) ----------------------------------
 
@@ -135,12 +139,19 @@ class FaultPlan:
         with self._lock:
             self._reset_random = _random(probability, methods, RESET, seed)
 
+    def delay_randomly(
+        self, probability: float, delay_s: float, methods: frozenset[str], seed: int | None
+    ) -> None:
+        with self._lock:
+            self._delay_random = _random(probability, methods, delay_s, seed)
+
     def clear(self) -> None:
         """Cancel every pending and probabilistic fault; the counters are kept."""
         with self._lock:
             self._fail_next = self._fail_random = None
             self._truncate_next = self._truncate_random = None
             self._reset_next = self._reset_random = None
+            self._delay_random = None
 
     # -- decisions -------------------------------------------------------------------------------
 
@@ -180,6 +191,20 @@ class FaultPlan:
                 self._injected["truncate"] += 1
             return keep
 
+    def take_delay(self, method: str) -> float:
+        """Decide the extra seconds before this answer's first byte (0: none); count it."""
+        with self._lock:
+            delay_s = _take_random(self._delay_random, method, _always)
+            if delay_s is None:
+                return 0.0
+            self._injected["delay"] += 1
+            return delay_s
+
+    def abandon(self) -> None:
+        """Count one answer the client gave up on (closed its connection) before its first byte."""
+        with self._lock:
+            self._abandoned += 1
+
     # -- counters --------------------------------------------------------------------------------
 
     def requests(self, method: str | None) -> int:
@@ -194,10 +219,15 @@ class FaultPlan:
                 return self._injected.total()
             return self._injected[kind]
 
+    def abandoned(self) -> int:
+        with self._lock:
+            return self._abandoned
+
     def reset_counters(self) -> None:
         with self._lock:
             self._requests.clear()
             self._injected.clear()
+            self._abandoned = 0
 
 
 def _take_counted(

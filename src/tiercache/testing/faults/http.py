@@ -13,7 +13,10 @@ URL (typically an :class:`~tiercache.testing.S3Server`). Between client and upst
   (:meth:`HttpFaultProxy.reset_next`, :meth:`HttpFaultProxy.reset_probability`);
 - delay the first byte of every response (:attr:`HttpFaultProxy.delay_s`) and pace bodies to a
   bandwidth (:attr:`HttpFaultProxy.bandwidth_bytes_per_s`), to emulate a real object store, e.g.
-  20 ms to first byte and 100 MB/s per stream.
+  20 ms to first byte and 100 MB/s per stream;
+- delay the first byte of a random share of responses more (a long latency tail,
+  :meth:`HttpFaultProxy.delay_probability`); a client that hangs up during a delay is counted
+  (:meth:`HttpFaultProxy.abandoned`).
 
 :meth:`HttpFaultProxy.clear_faults` cancels all of that at once. Count-mode faults take precedence
 over probabilistic ones, and probabilistic ones are seeded for reproducible runs (see
@@ -295,6 +298,40 @@ class HttpFaultProxy(ListeningProxy):
         _check_probability(p)
         self._faults.reset_randomly(p, _methods(methods), seed)
 
+    def delay_probability(
+        self,
+        p: float,
+        delay_s: float,
+        *,
+        methods: Iterable[str] = ("GET",),
+        seed: int | None = None,
+    ) -> None:
+        """Delay the first byte of each matching answer by ``delay_s`` more with probability ``p``.
+
+        Added to :attr:`delay_s`; injected error answers draw too, resets do not. Each answer
+        sent draws one number (after the other decisions), so with a ``seed`` the pattern is
+        reproducible; replacing and ``p=0`` work as for :meth:`fail_probability`. During a
+        delay the proxy watches the client: one that closes its connection gets no answer, and
+        is counted by :meth:`abandoned`.
+
+        Args:
+            p: The probability, from 0 (never) to 1 (always).
+            delay_s: The extra seconds before the first byte (>= 0).
+            methods: The request methods that match, case-insensitive. Default GET only.
+            seed: Seed of the generator. Default ``None``: seeded from the operating system.
+
+        Raises:
+            ValueError: ``p`` is not within [0, 1] or ``delay_s`` is negative.
+        """
+        _check_probability(p)
+        extra_s = seconds_control("delay_s", delay_s)
+        self._faults.delay_randomly(p, extra_s, _methods(methods), seed)
+
+    def abandoned(self) -> int:
+        """Return how many answers the proxy dropped since the last :meth:`reset_counters`
+        because the client closed its connection during their first-byte delay."""
+        return self._faults.abandoned()
+
     def clear_faults(self) -> None:
         """Cancel every pending and probabilistic fault and set :attr:`delay_s` back to 0 and
         :attr:`bandwidth_bytes_per_s` to ``None``: the proxy forwards plainly again.
@@ -319,8 +356,9 @@ class HttpFaultProxy(ListeningProxy):
         """Return how many faults were injected since the last :meth:`reset_counters`.
 
         Args:
-            kind: Count only this kind: ``"fail"`` (error answers), ``"truncate"`` (cut bodies)
-                or ``"reset"`` (reset connections). Default ``None``: every kind.
+            kind: Count only this kind: ``"fail"`` (error answers), ``"truncate"`` (cut bodies),
+                ``"reset"`` (reset connections) or ``"delay"`` (answers delayed by
+                :meth:`delay_probability`). Default ``None``: every kind.
 
         Raises:
             ValueError: ``kind`` is not one of those.
