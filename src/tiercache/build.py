@@ -131,6 +131,7 @@ def build_chain(target: AbstractFileSystem, settings: Settings, tiers: Sequence[
         run_workers=min(settings.origin_concurrency, 16),
         fetch_workers=settings.origin_concurrency,
         shadow_rate=shadow_rate(settings),
+        readahead_bytes=min(settings.readahead_bytes, settings.memory_bytes // 4),
     )
     chain.settings = settings
     _warn_if_unobserved(settings)

@@ -153,6 +153,11 @@ class Settings:
     origin_concurrency: int = setting(
         "TIERCACHE_ORIGIN_CONCURRENCY", 32, parse_count, low=1, high=4096
     )
+    # Readahead of sequential scans of open files (tiercache.readahead); at most a quarter of the
+    # RAM tier is used; 0 turns it off.
+    readahead_bytes: int = setting(
+        "TIERCACHE_READAHEAD_BYTES", 64 * MIB, parse_size, low=0, high=64 * GIB
+    )
     # Hedged reads (docs/reliability.md): on by default, bounded by the budget.
     origin_hedge: bool = setting("TIERCACHE_ORIGIN_HEDGE", True, parse_bool, check=boolean)
     # 0 turns hedging off too.

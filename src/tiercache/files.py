@@ -50,8 +50,12 @@ class TieredFile(AbstractBufferedFile):  # type: ignore[misc]  # fsspec is untyp
         self._details = dict(info.raw)
         self._purpose = fs.purpose
         self._read_pinned = fs.chain.read_pinned
+        # Sequential reads are read ahead (tiercache.readahead); a prefetching view never is.
+        self._scan = fs.chain.readahead.scan(info) if self._purpose == "demand" else None
 
     def _fetch_range(self, start: int, end: int) -> bytes:
+        if self._scan is not None:
+            self._scan.saw(start, end)  # before the read: the next blocks come meanwhile
         try:
             return self._read_pinned(self.object_info, start, end, self._purpose)
         except ObjectChangedError as exc:
@@ -59,6 +63,11 @@ class TieredFile(AbstractBufferedFile):  # type: ignore[misc]  # fsspec is untyp
                 f"{self.path!r} was overwritten while open: {exc}; "
                 "reopen it to read the new version"
             ) from exc
+
+    def close(self) -> None:
+        if self._scan is not None:
+            self._scan.close()
+        super().close()
 
 
 class WriteThrough(io.IOBase):

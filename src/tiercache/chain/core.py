@@ -28,6 +28,7 @@ from tiercache.context import DEMAND, PREFETCH, Purpose
 from tiercache.errors import ObjectChangedError
 from tiercache.fills import FillQueue
 from tiercache.protocol import BlockKey, ObjectInfo, Origin, Tier
+from tiercache.readahead import Readahead
 from tiercache.shadow import MASK as SHADOW_MASK
 from tiercache.shadow import ShadowCache
 from tiercache.stats import FlightCounters, Histogram, Tally
@@ -79,6 +80,7 @@ class TierChain:
             (:attr:`first_minute`).
         shadow_rate: Sampling rate of the shadow cache that watches the front tier's lookups
             (:mod:`tiercache.shadow`); None: no shadow cache.
+        readahead_bytes: Readahead budget of open files (:mod:`tiercache.readahead`); 0: off.
     """
 
     def __init__(
@@ -98,6 +100,7 @@ class TierChain:
         fetch_workers: int = 32,
         first_window_s: float = 60.0,
         shadow_rate: float | None = None,
+        readahead_bytes: int = 0,
     ) -> None:
         self.origin = origin
         self.target = origin.target
@@ -148,6 +151,13 @@ class TierChain:
             fetch_workers=fetch_workers,
         )
         self._blocks = self.fetcher.blocks
+        # Only with a RAM tier (where the reader finds the blocks); half the origin's slots.
+        self.readahead = Readahead(
+            self.read_pinned,
+            block_size=block_size,
+            budget_bytes=readahead_bytes if self.front is not None else 0,
+            workers=fetch_workers // 2,
+        )
         self._closed = threading.Event()
         # Hits of the hot path: an info hit and a memory-tier hit each (see read_range), per
         # block class.
@@ -424,6 +434,7 @@ class TierChain:
         self._closed.set()
         LIVE_CHAINS.discard(self)
         self.fills.close()
+        self.readahead.close()
         self.fetcher.close()
         for slot in self.slots:
             if slot.guard is not None:

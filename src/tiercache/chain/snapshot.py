@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from tiercache.context import KINDS, PURPOSES
 from tiercache.fills import FillQueue
 from tiercache.protocol import Origin, ReportingTier, SizedTier
+from tiercache.readahead import Readahead
 from tiercache.shadow import FACTORS as SHADOW_FACTORS
 from tiercache.shadow import ShadowCache, sizes_around
 from tiercache.stats import FlightCounters, Histogram, Tally
@@ -40,6 +41,7 @@ class Counted(Protocol):
     started: float
     first_minute: dict[str, Any] | None
     shadow: ShadowCache | None
+    readahead: Readahead
 
 
 def snapshot(chain: Counted) -> dict[str, Any]:
@@ -94,6 +96,7 @@ def snapshot(chain: Counted) -> dict[str, Any]:
             "origin": origin.counters.prefetch_snapshot(),
             "info": chain.info_table.counters.prefetch_snapshot(),
         },
+        "readahead": chain.readahead.snapshot(),
         "classes": classes,
         "uptime_s": time.monotonic() - chain.started,
         "first_minute": chain.first_minute,
