@@ -42,6 +42,9 @@ Every counter only goes up. ``TieredFileSystem.stats()`` returns a snapshot::
                microseconds each) and a histogram of every other read,
      "block_size": the block size in bytes,
      "prefetch": {"tiers", "origin", "info"}: the same counters for prefetch work,
+     "readahead": {"blocks", "requests", "hits", "wasted", "cancelled", "failed",
+                 "in_flight_bytes", "budget_bytes"}: readahead of open files
+                 (:mod:`tiercache.readahead`; its origin traffic is counted as prefetch),
      "classes":  {"demand" | "prefetch": {"metadata" | "data": {"tiers", "origin"}}}: the
                  counters split by purpose and block class}
 
