@@ -29,7 +29,7 @@ from .protocol import Tier
 from .tiers.disk import DiskTier
 from .tiers.memory import MemoryTier
 from .tiers.redis import RedisTier
-from .tiers.s3fifo import S3FifoTier
+from .tiers.s3fifo import SMALL_SHARE, S3FifoTier
 
 if TYPE_CHECKING:  # the type only: fsspec is fs.py's, files.py's and origin.py's to import
     from fsspec import AbstractFileSystem
@@ -131,7 +131,7 @@ def build_chain(target: AbstractFileSystem, settings: Settings, tiers: Sequence[
         run_workers=min(settings.origin_concurrency, 16),
         fetch_workers=settings.origin_concurrency,
         shadow_rate=shadow_rate(settings),
-        readahead_bytes=min(settings.readahead_bytes, settings.memory_bytes // 4),
+        readahead_bytes=readahead_budget(settings, tiers),
     )
     chain.settings = settings
     _warn_if_unobserved(settings)
@@ -165,6 +165,20 @@ def close_shared_chains() -> None:
         _SHARED.clear()
     for chain in chains:
         chain.close()
+
+
+def readahead_budget(settings: Settings, tiers: Sequence[Tier]) -> int:
+    """``TIERCACHE_READAHEAD_BYTES``, within what the RAM tier keeps until the reader comes.
+
+    An LRU tier: a quarter of it. An S3-FIFO tier: half its small queue (5 % of it), where every
+    new block waits for its first hit; a window larger than that would see blocks read ahead
+    evicted before the reader reaches them, once the tier is full.
+    """
+    front = tiers[0] if tiers else None
+    capacity = getattr(front, "capacity_bytes", settings.memory_bytes)
+    if isinstance(front, S3FifoTier):
+        return min(settings.readahead_bytes, int(capacity * SMALL_SHARE / 2))
+    return min(settings.readahead_bytes, int(capacity) // 4)
 
 
 def memory_tier(capacity_bytes: int, policy: str) -> MemoryTier | S3FifoTier:

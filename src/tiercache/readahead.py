@@ -9,10 +9,11 @@ own fetches, they land in the tiers as any block does, and they are counted as p
 
 Bounds: the chain's :class:`Readahead` runs at most ``workers`` fetches at once (half the origin
 concurrency: demand reads keep the other half) and holds at most ``budget_bytes`` in flight; a
-scan's window (bytes ahead of the reader) starts at :data:`FIRST_WINDOW_BLOCKS` blocks, doubles
-each time the reader reaches blocks read ahead, and is capped by the budget. Readahead stops at
-the end of the object, and a read anywhere else (a seek) stops it: fetches not started are
-cancelled. ``read_range`` and ``cat_file`` never read ahead (they ask for what they want).
+scan's window (bytes ahead of the reader) starts at :data:`FIRST_WINDOW_BLOCKS` blocks (or four
+reads of the reader's size), doubles each time the reader reaches blocks read ahead, and is capped
+by the budget. Readahead stops at the end of the object, and a read anywhere else (a seek) stops
+it: fetches not started are cancelled. ``read_range`` and ``cat_file`` never read ahead (they ask
+for what they want).
 """
 
 from __future__ import annotations
@@ -160,7 +161,8 @@ class Scan:
                 self._window = min(self._window * 2, ra.budget_bytes)
             if self._streak < SEQUENTIAL_AFTER or end >= size:
                 return
-            self._window = max(self._window, min(2 * (end - start), ra.budget_bytes))
+            # Start wide enough for a few reads of this size in flight, then grow.
+            self._window = max(self._window, min(4 * (end - start), ra.budget_bytes))
             self._next = max(self._next, -(-end // bs))
             self._read_ahead(end)
 

@@ -22,6 +22,7 @@ from tiercache.ops.advise import (
     more_ram,
     quantile,
     ram_policy,
+    readahead,
     redis_tier,
     warmup,
 )
@@ -203,6 +204,7 @@ def test_every_layer_has_a_verdict_and_a_failure_mode() -> None:
         "Redis tier",
         "warmup",
         "hedged reads",
+        "readahead",
     ]
     assert all(v.failure_mode and v.threshold for v in verdicts)
 
@@ -235,6 +237,23 @@ def test_hedged_reads_pay_on_a_long_tail_and_are_kept_while_hedges_win() -> None
     verdict = hedged_reads(tailed(tail))
     assert "20.0x" in verdict.measured
     assert verdict.failure_mode
+
+
+def read_ahead(blocks: int, hits: int, wasted: int, budget: int = 64 << 20) -> dict[str, Any]:
+    base = stats(curve=STEEP)
+    base["readahead"] = {"blocks": blocks, "hits": hits, "wasted": wasted,
+                         "budget_bytes": budget}  # fmt: skip
+    return base
+
+
+def test_readahead_is_kept_while_the_reader_reads_what_it_fetched() -> None:
+    assert readahead(read_ahead(100, 90, 10)).verdict == "keep"
+    assert readahead(read_ahead(100, 20, 80)).verdict == "drop"
+    assert "TIERCACHE_READAHEAD_BYTES=0" in readahead(read_ahead(100, 20, 80)).detail
+    assert readahead(read_ahead(10, 10, 0)).verdict == "unknown"  # too few blocks
+    assert readahead(read_ahead(0, 0, 0, budget=0)).verdict == "unknown"  # off
+    assert readahead(stats(curve=STEEP)).verdict == "unknown"  # a stats file from before
+    assert readahead(read_ahead(100, 90, 10)).failure_mode
 
 
 @pytest.fixture
@@ -280,7 +299,9 @@ def test_advise_command_evaluates_every_trigger_and_plots(
     out = capsys.readouterr().out
     result = json.loads(out[: out.rindex("]") + 1])
     layers = [v["layer"] for v in result[0]["verdicts"]]
-    assert layers == ["more RAM", "RAM policy", "disk tier", "Redis tier", "warmup", "hedged reads"]
+    assert layers == [
+        "more RAM", "RAM policy", "disk tier", "Redis tier", "warmup", "hedged reads", "readahead"
+    ]  # fmt: skip
     assert result[0]["verdicts"][0]["verdict"] in ("yes", "no")  # the curve exists
     assert result[0]["suggested_memory_bytes"] > 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import CountingFS, letters
-from tiercache import MemoryTier, Settings, TieredFileSystem
+from tiercache import MemoryTier, S3FifoTier, Settings, Tier, TieredFileSystem
 from tiercache.readahead import Readahead
 
 BS = 4096
@@ -195,12 +195,21 @@ def test_without_a_ram_tier_there_is_no_readahead(origin: CountingFS, path: str)
     fs.close()
 
 
-def test_the_budget_is_at_most_a_quarter_of_the_ram_tier() -> None:
+@pytest.mark.parametrize(
+    ("tier", "budget"),
+    [(MemoryTier(1 << 20), 1 << 18), (S3FifoTier(1 << 20), (1 << 20) // 20)],
+    ids=["lru-a-quarter", "s3fifo-half-its-small-queue"],
+)
+def test_the_budget_stays_within_what_the_ram_tier_keeps(tier: Tier, budget: int) -> None:
     settings = Settings(block_size_bytes=BS, memory_bytes=1 << 20, readahead_bytes=1 << 30)
-    tiers = [MemoryTier(1 << 20)]
-    fs = TieredFileSystem(fs=CountingFS(skip_instance_cache=True), settings=settings, tiers=tiers)
-    assert readahead_of(fs).budget_bytes == 1 << 18
+    target = CountingFS(skip_instance_cache=True)
+    fs = TieredFileSystem(fs=target, settings=settings, tiers=[tier])
+    assert readahead_of(fs).budget_bytes == budget
     fs.close()
+
+
+def test_the_default_budget_is_64_mib() -> None:
+    assert Settings().readahead_bytes == 64 << 20
 
 
 def test_a_prefetching_view_never_reads_ahead(origin: CountingFS, path: str) -> None:

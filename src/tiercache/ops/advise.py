@@ -1,11 +1,11 @@
 """The triggers of docs/triggers.md, evaluated on a stats snapshot (``tiercache advise``).
 
-Each optional layer (more RAM, the disk tier, the Redis tier, warmup, hedged origin reads) has one
-trigger: a
-threshold on quantities tiercache reports. :func:`advise` evaluates every trigger on one chain's
-stats and returns a :class:`Verdict` per layer: the measured value, the threshold, and whether
-the layer is called for (``yes``), not (``no``), earns its place where it is already on
-(``keep``) or does not (``drop``), or whether the snapshot cannot tell yet (``unknown``).
+Each optional layer (more RAM, the disk tier, the Redis tier, warmup, hedged origin reads,
+readahead) has one trigger: a threshold on quantities tiercache reports. :func:`advise` evaluates
+every trigger on one chain's stats and returns a :class:`Verdict` per layer: the measured value,
+the threshold, and whether the layer is called for (``yes``), not (``no``), earns its place where
+it is already on (``keep``) or does not (``drop``), or whether the snapshot cannot tell yet
+(``unknown``).
 """
 
 from __future__ import annotations
@@ -47,6 +47,10 @@ HEDGE_TAIL_RATIO = 4.0
 HEDGE_MIN_REQUESTS = 100
 #: ... and, once hedges were sent, at least this share of them answered first.
 HEDGE_WON_SHARE = 0.5
+#: Readahead earns its place while this share of the blocks it fetched were read ...
+READAHEAD_USED_SHARE = 0.5
+#: ... over at least this many blocks read ahead.
+READAHEAD_MIN_BLOCKS = 32
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,9 @@ FAILURE_MODES = {
     "startup is delayed by at most that, never failed",
     "hedged reads": "an origin slow for every request: at most TIERCACHE_ORIGIN_HEDGE_BUDGET (5%) "
     "more requests, then the threshold climbs to the new pace and hedging stops",
+    "readahead": "reads that look sequential but are not: at most one window "
+    "(TIERCACHE_READAHEAD_BYTES) fetched in vain per seek, with at most half the origin's "
+    "slots, so demand reads are never starved; random reads send what they did without it",
 }
 
 
@@ -301,6 +308,40 @@ def hedged_reads(stats: Mapping[str, Any]) -> Verdict:
     return Verdict("hedged reads", verdict, measured, threshold, detail, mode)
 
 
+def readahead(stats: Mapping[str, Any]) -> Verdict:
+    """The readahead trigger: the share of the blocks read ahead that the reader then read."""
+    mode = FAILURE_MODES["readahead"]
+    threshold = (
+        f">= {percent(READAHEAD_USED_SHARE)} of blocks read ahead then read, over >= "
+        f"{READAHEAD_MIN_BLOCKS} blocks"
+    )
+    counts = stats.get("readahead")
+    if not counts:
+        return Verdict("readahead", "unknown", "no readahead stats", threshold, "", mode)
+    if not counts.get("budget_bytes"):
+        detail = (
+            "readahead is off (TIERCACHE_READAHEAD_BYTES=0, no RAM tier, or one origin slot); "
+            "turn it on if open files are read front to back (the stats cannot tell while off)"
+        )
+        return Verdict("readahead", "unknown", "off", threshold, detail, mode)
+    blocks, hits, wasted = counts["blocks"], counts["hits"], counts["wasted"]
+    origin = stats.get("prefetch", {}).get("origin", {})
+    seconds = origin.get("latency", {}).get("sum", 0.0)
+    speed = ratio(origin.get("bytes", 0) / 1e6, seconds)
+    detail = f"{blocks:,} blocks read ahead, {hits:,} read, {wasted:,} never read" + (
+        "" if speed is None else f"; {speed:.0f} MB/s per readahead request"
+    )
+    if blocks < READAHEAD_MIN_BLOCKS or hits + wasted == 0:
+        measured = f"{blocks:,} blocks read ahead"
+        return Verdict("readahead", "unknown", measured, threshold, detail, mode)
+    share = hits / (hits + wasted)
+    verdict = "keep" if share >= READAHEAD_USED_SHARE else "drop"
+    if verdict == "drop":
+        detail += "; reads look sequential but are not: TIERCACHE_READAHEAD_BYTES=0"
+    measured = f"{percent(share)} of blocks read ahead then read"
+    return Verdict("readahead", verdict, measured, threshold, detail, mode)
+
+
 def advise(stats: Mapping[str, Any]) -> tuple[list[Verdict], int | None]:
     """Evaluate every trigger on one chain's stats; also return the suggested RAM size."""
     ram, suggested = more_ram(stats)
@@ -311,6 +352,7 @@ def advise(stats: Mapping[str, Any]) -> tuple[list[Verdict], int | None]:
         redis_tier(stats),
         warmup(stats),
         hedged_reads(stats),
+        readahead(stats),
     ]
     return verdicts, suggested
 
