@@ -53,6 +53,39 @@ def test_a_block_hit_in_the_small_queue_moves_to_main_when_it_leaves() -> None:
     assert tier.get(key(0)) is not None
 
 
+def test_a_scan_read_ahead_stays_out_of_the_main_queue() -> None:
+    """A block fetched ahead of demand and then read once is a one-hit wonder, as it is when
+    the reader fetches it itself: readahead must not turn a scan into reuse."""
+    budget = 40
+    tier = S3FifoTier(budget * BLOCK)
+    hot = [key(i, path="hot") for i in range(budget // 2)]
+    for _ in range(3):
+        for k in hot:
+            if tier.get(k) is None:
+                tier.put(k, bytes(BLOCK))
+    hits = 0
+    for i in range(4 * budget):  # the scan, each block read ahead then read once
+        tier.put_prefetched(key(i, path="scan"), bytes(BLOCK))
+        assert tier.get(key(i, path="scan")) is not None
+        hits += sum(tier.get(k) is not None for k in hot[i % 4 :: 4])
+    assert not any(tier.in_main(key(i, path="scan")) for i in range(4 * budget))
+    assert hits >= 0.8 * 4 * budget * len(hot) / 4
+    # Without the distinction (a plain put), the same reads promote the scan into M.
+    plain = S3FifoTier(budget * BLOCK)
+    for i in range(4 * budget):
+        plain.put(key(i, path="scan"), bytes(BLOCK))
+        plain.get(key(i, path="scan"))
+    assert plain.promoted > 0
+
+
+def test_a_block_read_ahead_and_never_read_leaves_no_ghost() -> None:
+    tier = S3FifoTier(10 * BLOCK)
+    for i in range(30):
+        tier.put_prefetched(key(i), bytes(BLOCK))
+    assert not any(tier.in_ghost(key(i)) for i in range(30))
+    assert tier.used_bytes <= 10 * BLOCK
+
+
 def test_a_ghost_hit_admits_to_main() -> None:
     tier = S3FifoTier(20 * BLOCK)
     for i in range(25):  # 0 to 4 leave S unread: to G

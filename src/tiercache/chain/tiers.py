@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 from tiercache.blocks import block_bounds, classify
 from tiercache.context import DEMAND, ReadContext
@@ -85,7 +85,7 @@ class TierWalk:
                 continue
             slot.counters.hit(len(block), ctx=ctx)
             if front is not None:
-                front.tier.put(key, block)
+                put_front(front.tier, key, block, ctx)
                 front.counters.add("bytes_written", len(block), ctx=ctx)
             for upper in above:
                 self.fill(upper, key, block, ctx)
@@ -98,7 +98,7 @@ class TierWalk:
         ctx = ctx.as_kind(kind)
         front = self.front
         if front is not None:
-            front.tier.put(key, block)
+            put_front(front.tier, key, block, ctx)
             front.counters.add("bytes_written", len(block), ctx=ctx)
         for slot in self.lower:
             if slot.tier.accepts(kind) and info.path not in slot.untrusted:
@@ -137,3 +137,14 @@ def _length(key: BlockKey, info: ObjectInfo) -> int:
     """The length a block of ``info`` must have."""
     lo, hi = block_bounds(key.block_index, key.block_size, info.size)
     return hi - lo
+
+
+def put_front(tier: Any, key: BlockKey, block: bytes, ctx: ReadContext) -> None:
+    """Put a block into the RAM tier; one fetched ahead of demand goes in as such where the
+    policy tells the two apart (S3-FIFO's ``put_prefetched``: its first read is not a reuse)."""
+    if ctx.prefetch:
+        put_prefetched = getattr(tier, "put_prefetched", None)
+        if put_prefetched is not None:
+            put_prefetched(key, block)
+            return
+    tier.put(key, block)

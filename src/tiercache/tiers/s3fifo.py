@@ -147,6 +147,16 @@ class S3FifoTier:
 
     def put(self, key: BlockKey, data: bytes, /) -> None:
         """Store a block (in S, or in M if G remembers it), evicting to stay within budget."""
+        self._put(key, data, prefetched=False)
+
+    def put_prefetched(self, key: BlockKey, data: bytes, /) -> None:
+        """Store a block fetched ahead of demand (readahead, warmup): its first hit is the
+        demand read it was fetched for, not a reuse, so it does not count (the counter starts
+        at -1). A scan read through readahead therefore stays a one-hit wonder in S, as it
+        would without readahead; a block read ahead and never read leaves without a ghost."""
+        self._put(key, data, prefetched=True)
+
+    def _put(self, key: BlockKey, data: bytes, /, *, prefetched: bool) -> None:
         size = len(data)
         if size > self.capacity_bytes:
             return
@@ -161,21 +171,7 @@ class S3FifoTier:
                 else:
                     self._main_bytes += delta
             else:
-                if key in self._ghost:
-                    del self._ghost[key]
-                    entry = _Entry(key, data, _MAIN)
-                    self._main.append(entry)
-                    self._main_bytes += size
-                    self._main_count += 1
-                    self.ghost_admitted += 1
-                else:
-                    entry = _Entry(key, data, _SMALL)
-                    self._small.append(entry)
-                    self._small_bytes += size
-                    self._small_count += 1
-                self._entries[key] = entry
-                self._used_bytes += size
-                self._by_object.setdefault((key.target, key.path), set()).add(key)
+                self._admit(key, data, prefetched=prefetched)
             while self._used_bytes > self.capacity_bytes:
                 if self._main_count == 0 or (
                     self._small_bytes > self._small_target and self._small_count > 1
@@ -188,6 +184,27 @@ class S3FifoTier:
                 self._evicted_bytes = 0
         if release:  # outside the lock: other readers and writers go on meanwhile
             _malloc.release()
+
+    def _admit(self, key: BlockKey, data: bytes, *, prefetched: bool) -> None:
+        """Add a new block: to M if G remembers its key, else to S (lock held)."""
+        size = len(data)
+        if key in self._ghost:
+            del self._ghost[key]
+            entry = _Entry(key, data, _MAIN)
+            self._main.append(entry)
+            self._main_bytes += size
+            self._main_count += 1
+            self.ghost_admitted += 1
+        else:
+            entry = _Entry(key, data, _SMALL)
+            if prefetched:
+                entry.freq = -1
+            self._small.append(entry)
+            self._small_bytes += size
+            self._small_count += 1
+        self._entries[key] = entry
+        self._used_bytes += size
+        self._by_object.setdefault((key.target, key.path), set()).add(key)
 
     def _evict_small(self) -> None:
         """Take S's oldest block: to M if it was hit, else out (its key to G). Lock held."""
@@ -207,6 +224,8 @@ class S3FifoTier:
             self.promoted += 1
             return
         self._drop(entry)
+        if entry.freq < 0:
+            return  # fetched ahead and never read: nothing says it was evicted too early
         ghost = self._ghost
         ghost[entry.key] = None
         # As many keys as M holds blocks (at the mean size of the blocks held now).
