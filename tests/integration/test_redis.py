@@ -18,7 +18,15 @@ import pytest
 from redis.cluster import RedisCluster as RedisClusterClient
 
 from tests.helpers import HMAC_KEY, CountingFS
-from tiercache import BlockKey, MemoryTier, RedisTier, Settings, TieredFileSystem, TierError
+from tiercache import (
+    BlockKey,
+    MemoryTier,
+    RedisTier,
+    S3FifoTier,
+    Settings,
+    TieredFileSystem,
+    TierError,
+)
 from tiercache.build import default_tiers
 from tiercache.testing.faults.tcp import TcpFaultProxy
 from tiercache.testing.servers.redis import RedisServer
@@ -78,7 +86,7 @@ def forget_in_ram(fs: TieredFileSystem) -> None:
     """Empty the pod's RAM (info and blocks), so that the next read asks Redis."""
     fs.chain.info_table.clear()
     memory = fs.chain.slots[0].tier
-    assert isinstance(memory, MemoryTier)
+    assert isinstance(memory, MemoryTier | S3FifoTier)
     memory.clear()
 
 

@@ -20,7 +20,15 @@ import pytest
 import redis
 
 from tests.helpers import HMAC_KEY, CountingFS
-from tiercache import BlockKey, ConfigError, MemoryTier, RedisTier, Settings, TieredFileSystem
+from tiercache import (
+    BlockKey,
+    ConfigError,
+    MemoryTier,
+    RedisTier,
+    S3FifoTier,
+    Settings,
+    TieredFileSystem,
+)
 from tiercache.build import default_tiers
 from tiercache.cli.doctor import format_report, run_doctor
 from tiercache.testing.servers.redis import RedisServer
@@ -278,5 +286,5 @@ def test_the_opt_out_runs_unauthenticated_and_says_so(
 def test_memory_tier_is_first(settings: Settings) -> None:
     """The forgeries above reach Redis only because a fresh pod's RAM is empty."""
     fs = pod(settings)
-    assert isinstance(fs.chain.slots[0].tier, MemoryTier)
+    assert isinstance(fs.chain.slots[0].tier, MemoryTier | S3FifoTier)
     fs.close()
