@@ -58,9 +58,9 @@ def load_httpfs(con: Any) -> None:
     )
 
 
-@pytest.fixture
-def con(gateway: Gateway) -> Iterator[Any]:
-    """A DuckDB connection whose ``s3://`` paths go to the gateway (path-style, plain HTTP)."""
+def httpfs_connection(gateway: Gateway) -> Any:
+    """A DuckDB connection with httpfs loaded whose ``s3://`` paths go to ``gateway``
+    (path-style, plain HTTP, the gateway's keys). The caller closes it."""
     connection = duckdb.connect()
     try:
         load_httpfs(connection)
@@ -74,6 +74,17 @@ def con(gateway: Gateway) -> Iterator[Any]:
             ("s3_secret_access_key", options["secret"]),
         ]:
             connection.execute(f"SET {setting} = ?", [value])
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+@pytest.fixture
+def con(gateway: Gateway) -> Iterator[Any]:
+    """A DuckDB connection whose ``s3://`` paths go to the gateway (path-style, plain HTTP)."""
+    connection = httpfs_connection(gateway)
+    try:
         yield connection
     finally:
         connection.close()

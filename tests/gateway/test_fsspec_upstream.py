@@ -18,8 +18,7 @@ import pytest
 from botocore.client import Config
 from botocore.exceptions import ClientError
 
-from tests.gateway.engines import host_port
-from tests.gateway.test_duckdb import load_httpfs
+from tests.gateway.test_duckdb import httpfs_connection
 from tests.helpers import letters
 from tiercache import Settings, TieredFileSystem
 from tiercache.gateway import Gateway, start
@@ -237,19 +236,8 @@ def test_duckdb_reads_and_writes_a_local_directory_through_the_gateway(tmp_path:
     pq.write_table(table, buffer, row_group_size=20_000)
     (tmp_path / "lake" / "logs" / "part-0.parquet").write_bytes(buffer.getvalue())
     with start(dir_fs(tmp_path)) as gateway:
-        con = duckdb.connect()
+        con = httpfs_connection(gateway)
         try:
-            load_httpfs(con)
-            options = gateway.s3fs_options()
-            for setting, value in [
-                ("s3_endpoint", host_port(gateway)),
-                ("s3_use_ssl", False),
-                ("s3_url_style", "path"),
-                ("s3_region", "us-east-1"),
-                ("s3_access_key_id", options["key"]),
-                ("s3_secret_access_key", options["secret"]),
-            ]:
-                con.execute(f"SET {setting} = ?", [value])
             got = con.execute("SELECT count(*), sum(id) FROM 's3://lake/logs/*.parquet'")
             assert got.fetchall() == [(100_000, sum(range(100_000)))]
             con.execute("COPY (SELECT range AS x FROM range(2000000)) TO 's3://lake/out/big.csv'")

@@ -23,8 +23,7 @@ from datafusion import SessionContext
 from deltalake import DeltaTable, write_deltalake
 from fsspec import AbstractFileSystem
 
-from tests.gateway.engines import host_port
-from tests.gateway.test_duckdb import load_httpfs
+from tests.gateway.test_duckdb import httpfs_connection
 from tiercache import Settings, TieredFileSystem
 from tiercache.gateway import start
 from tiercache.integrations.datafusion import register_delta
@@ -121,19 +120,8 @@ def test_duckdb_reads_the_store_through_the_gateway_and_the_second_query_is_cach
     sql = "SELECT count(*), sum(id), count(DISTINCT kind) FROM 's3://{}/logs/*.parquet'"
     expected = [(ROWS + ROWS // 2, sum(range(ROWS)) + sum(range(ROWS // 2)), 3)]
     with start(store.tiered()) as gateway:
-        con = duckdb.connect()
+        con = httpfs_connection(gateway)
         try:
-            load_httpfs(con)
-            options = gateway.s3fs_options()
-            for setting, value in [
-                ("s3_endpoint", host_port(gateway)),
-                ("s3_use_ssl", False),
-                ("s3_url_style", "path"),
-                ("s3_region", "us-east-1"),
-                ("s3_access_key_id", options["key"]),
-                ("s3_secret_access_key", options["secret"]),
-            ]:
-                con.execute(f"SET {setting} = ?", [value])
             store.proxy.reset_counters()
             assert con.execute(sql.format(store.bucket)).fetchall() == expected
             first = store.proxy.requests()
