@@ -137,7 +137,10 @@ def test_a_storm_of_503s_names_the_status_and_the_attempts(
         config_kwargs={"retries": {"total_max_attempts": 1}},
         skip_instance_cache=True,
     )
-    settings = Settings(block_size_bytes=BLOCK, origin_retries=2, origin_timeout_s=5.0)
+    # A deadline far beyond the three attempts: the block fetch is never late (a quarter of the
+    # deadline on an origin with no pace yet), so the reader never sends its own narrowed read,
+    # another three attempts, however slowly a loaded machine answers the 503s.
+    settings = Settings(block_size_bytes=BLOCK, origin_retries=2, origin_timeout_s=60.0)
     fs = tiered(client, settings)
     fault_proxy.fail_probability(1.0, methods=("GET", "HEAD"))
     with pytest.raises(OriginError) as raised:
