@@ -17,7 +17,14 @@ one DataFusion's own Parquet reader on exactly the snapshot's files except the f
 - **gateway cold**: a fresh gateway (every tier empty: RAM only) and a new session per query;
   the registration (the log read through it) untimed, the query timed;
 - **fsspec route warm**: ``register_delta(route="dataset")`` (a pyarrow dataset over the
-  ``TieredFileSystem``), the RAM tier warm: what tiercache offered before the gateway.
+  ``TieredFileSystem``), the RAM tier warm: what tiercache offered before the gateway;
+- **fsspec route cold**: the same over a fresh ``TieredFileSystem`` (RAM only, empty; over an
+  s3fs client built once: a cold cache, not a cold client) and a new session per query, the
+  registration untimed;
+- **direct, new session, N partitions**: "direct, new session" with DataFusion's
+  ``target_partitions`` set to N (the default is the number of CPUs): more partitions read more
+  ranges at once. The cold targets compare both routes with the best of the direct settings
+  measured in the same run.
 """
 
 from __future__ import annotations
@@ -31,12 +38,13 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from datafusion import SessionContext
+from datafusion import SessionConfig, SessionContext
 from datafusion.object_store import AmazonS3
 from deltalake import DeltaTable, write_deltalake
 
 from harness.context import BUCKET, STORE, Context
 from tiercache import TieredFileSystem
+from tiercache.build import default_tiers
 from tiercache.gateway.shared import close_shared, shared
 from tiercache.integrations.datafusion import register_delta
 from tiercache.integrations.delta import storage_options_for
@@ -49,13 +57,21 @@ QUERIES = {
     "selective": "SELECT id, kind, amount FROM t WHERE id BETWEEN {lo} AND {hi} ORDER BY id",
 }
 KINDS = ("click", "view", "buy", "leave", "share")
+#: The ``target_partitions`` settings the direct reader is also measured at (a new session each).
+PARTITIONS = (8, 16)
+#: The direct ways in a new session: DataFusion's default, then each of :data:`PARTITIONS`.
+DIRECT_FRESH = (
+    "direct, new session",
+    *(f"direct, new session, {n} partitions" for n in PARTITIONS),
+)
 WAYS = (
     "local",
     "direct",
-    "direct, new session",
+    *DIRECT_FRESH,
     "gateway warm",
     "gateway cold",
     "fsspec route warm",
+    "fsspec route cold",
 )
 
 
@@ -107,8 +123,11 @@ def _run(session: SessionContext, text: str) -> tuple[float, list[dict[str, Any]
     return time.perf_counter() - t0, rows
 
 
-def _direct_session(ctx: Context, uri: str, direct: dict[str, str]) -> SessionContext:
-    """DataFusion's ``AmazonS3`` on the emulated store, over exactly the snapshot's files."""
+def _direct_session(
+    ctx: Context, uri: str, direct: dict[str, str], partitions: int | None = None
+) -> SessionContext:
+    """DataFusion's ``AmazonS3`` on the emulated store, over exactly the snapshot's files
+    (``partitions``: its ``target_partitions``; None: DataFusion's default)."""
     options = ctx.options(STORE)
     store = AmazonS3(
         bucket_name=BUCKET,
@@ -118,14 +137,22 @@ def _direct_session(ctx: Context, uri: str, direct: dict[str, str]) -> SessionCo
         secret_access_key=options["secret"],
         region="us-east-1",
     )
-    session = SessionContext()
+    config = SessionConfig()
+    if partitions is not None:
+        config = config.with_target_partitions(partitions)
+    session = SessionContext(config)
     register_files(session, "t", DeltaTable(uri, storage_options=direct), store, (BUCKET, TABLE))
     return session
 
 
-def _pod(ctx: Context, **overrides: Any) -> TieredFileSystem:
-    """A filesystem over the emulated store, RAM only (its gateway's tiers: RAM only too)."""
+def _pod(ctx: Context, client: Any = None, **overrides: Any) -> TieredFileSystem:
+    """A filesystem over the emulated store, RAM only (its gateway's tiers: RAM only too); over
+    ``client`` (an s3fs filesystem) when given, else over a new s3fs client."""
     settings = dataclasses.replace(ctx.settings, disk_dir=None, redis_url=None, **overrides)
+    if client is not None:  # tiers of its own: a chain shared by target and settings would
+        # be one an earlier pod with the same settings built, over that pod's s3fs client
+        tiers = default_tiers(settings)
+        return TieredFileSystem(fs=client, settings=settings, tiers=tiers, skip_instance_cache=True)
     return TieredFileSystem(
         target_protocol="s3",
         target_options={**ctx.options(STORE), "skip_instance_cache": True},
@@ -134,12 +161,19 @@ def _pod(ctx: Context, **overrides: Any) -> TieredFileSystem:
     )
 
 
-def _cold(ctx: Context, uri: str, text: str, fresh: int) -> tuple[float, list[dict[str, Any]]]:
+def _cold(
+    ctx: Context, uri: str, text: str, fresh: int, client: Any = None
+) -> tuple[float, list[dict[str, Any]]]:
     """``text`` through a gateway with empty tiers (started for a settings value no other used;
-    the registration, which reads the log through it, untimed), then stopped."""
-    pod = _pod(ctx, memory_bytes=ctx.settings.memory_bytes + fresh)
+    the registration, which reads the log through it, untimed), then stopped. With ``client``
+    (an s3fs client already built and connected), the data files are read through empty tiers
+    over it on the dataset route: a cold cache, not a cold client (building a botocore client
+    costs 100+ ms and varies; a service builds it once, as DataFusion's own store is built before
+    the direct queries are timed)."""
+    route = "native" if client is None else "dataset"
+    pod = _pod(ctx, client, memory_bytes=ctx.settings.memory_bytes + fresh)
     session = SessionContext()
-    register_delta(session, "t", uri, filesystem=pod)
+    assert register_delta(session, "t", uri, filesystem=pod, route=route).route == route
     try:
         return _run(session, text)
     finally:
@@ -159,6 +193,7 @@ def measure(ctx: Context, shape: Shape) -> dict[str, dict[str, list[float]]]:
     times: dict[str, dict[str, list[float]]] = {q: {w: [] for w in WAYS} for q in queries}
     direct = _direct_session(ctx, uri, direct_options)
     warm_pod = _pod(ctx)
+    client = ctx.client(STORE)  # the fsspec route's cold rounds: empty tiers over this client
     warm = SessionContext()
     assert register_delta(warm, "t", uri, filesystem=warm_pod).route == "native"
     fsspec = SessionContext()
@@ -172,14 +207,20 @@ def measure(ctx: Context, shape: Shape) -> dict[str, dict[str, list[float]]]:
             order = list(queries.items())
             random.Random(n).shuffle(order)
             for i, (name, text) in enumerate(order):
-                seconds, rows = _cold(ctx, uri, text, fresh=(n * len(order) + i + 1) * 4096)
-                assert rows == expected[name], (name, "gateway cold")
-                times[name]["gateway cold"].append(seconds)
+                fresh = (n * len(order) + i + 1) * 4096
+                for way, over in (("gateway cold", None), ("fsspec route cold", client)):
+                    seconds, rows = _cold(ctx, uri, text, fresh, over)
+                    assert rows == expected[name], (name, way)
+                    times[name][way].append(seconds)
                 for way, session in sessions.items():
                     seconds, rows = _run(session, text)
                     times[name][way].append(seconds)
-                fresh = _direct_session(ctx, uri, direct_options)
-                times[name]["direct, new session"].append(_run(fresh, text)[0])
+                for way, partitions in zip(DIRECT_FRESH, (None, *PARTITIONS), strict=True):
+                    seconds, rows = _run(
+                        _direct_session(ctx, uri, direct_options, partitions), text
+                    )
+                    assert rows == expected[name], (name, way)
+                    times[name][way].append(seconds)
     finally:
         close_shared()
         warm_pod.close()

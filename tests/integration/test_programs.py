@@ -110,7 +110,8 @@ def test_run_all_benchmarks_smoke(tmp_path: Path) -> None:
     for key in (
         "hot-floor", "hot-blockcache", "cold-aligned", "disk-get", "redis-requests",
         "memory-disk", "memory-ram", "gateway-floor-64k", "gateway-floor-concurrent",
-        "gateway-sql-ceiling-aggregate",
+        "gateway-sql-ceiling-aggregate", "gateway-sql-cold-selective",
+        "gateway-sql-fsspec-cold-aggregate", "gateway-sql-fsspec-cold-selective",
     ):  # fmt: skip
         assert key in keys, key
     # (a) and (b) for both queries, (c) with the log listing shared, and (c) by default.
