@@ -203,10 +203,10 @@ def targets(data: dict[str, Any]) -> list[Target]:
             key="readahead-random",
             scenario="readahead",
             text="random 64 KiB reads of an open file: GETs and origin bytes with readahead on "
-            "= off",
+            "≤ off (prefetch wastes nothing; the proxy's GET count also holds retries)",
             measured=f"{on['gets']} / {on['bytes']:,} B vs {off['gets']} / {off['bytes']:,} B",
             ratio=None,
-            met=(on["gets"], on["bytes"]) == (off["gets"], off["bytes"]),
+            met=on["gets"] <= off["gets"] and on["bytes"] <= off["bytes"],
             reference="readahead off (0)",
         ),
     ]
