@@ -35,7 +35,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 from datafusion import SessionConfig, SessionContext
@@ -170,7 +170,7 @@ def _cold(
     over it on the dataset route: a cold cache, not a cold client (building a botocore client
     costs 100+ ms and varies; a service builds it once, as DataFusion's own store is built before
     the direct queries are timed)."""
-    route = "native" if client is None else "dataset"
+    route: Literal["native", "dataset"] = "native" if client is None else "dataset"
     pod = _pod(ctx, client, memory_bytes=ctx.settings.memory_bytes + fresh)
     session = SessionContext()
     assert register_delta(session, "t", uri, filesystem=pod, route=route).route == route
