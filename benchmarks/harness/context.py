@@ -75,7 +75,12 @@ class Context:
 
     def client(self, profile: str) -> s3fs.S3FileSystem:
         """A new s3fs client through the profile's proxy, its botocore client built."""
-        client = s3fs.S3FileSystem(**self.options(profile), skip_instance_cache=True)
+        return self.client_at(self.proxies[profile].url)
+
+    def client_at(self, url: str) -> s3fs.S3FileSystem:
+        """A new s3fs client for the S3 endpoint at ``url`` (the server's credentials), its
+        botocore client built."""
+        client = s3fs.S3FileSystem(**self.server.storage_options(url), skip_instance_cache=True)
         client.connect()
         return client
 

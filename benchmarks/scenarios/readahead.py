@@ -1,27 +1,34 @@
 """Readahead of open files (``TIERCACHE_READAHEAD_BYTES``): a cold sequential scan, and random
 reads that must not cost more.
 
-**Scan.** One object read cold from start to end in 8 MiB ``read()`` calls through the emulated
-object store (20 ms to first byte, 100 MB/s per stream): tiercache ``fs.open()`` (a new pod per
-round with an LRU RAM tier of 256 MiB, so a readahead budget of 64 MiB, half of 32 origin slots)
-against bare s3fs ``open()`` with its own default readahead cache (50 MiB blocks, one request at
-a time), and tiercache with readahead off, in the same run, rounds interleaved. Throughput in MB/s
-(10^6 bytes per second).
+The store: the emulated object store's proxy (20 ms to first byte, 100 MB/s per stream) in
+front of a server that answers ranged GETs of one object from memory (``canned_s3.py``), not in
+front of moto: moto reads the whole object for every ranged GET, in one process, so requests in
+flight at once queue behind each other there, where S3 serves each stream at its own pace. A
+scan through readahead is several streams at once; on moto it measured moto (docs/benchmarks.md).
+
+**Scan.** One object read cold from start to end in 8 MiB ``read()`` calls through that store:
+tiercache ``fs.open()`` (a new pod per round with an LRU RAM tier of 256 MiB, so a readahead
+budget of 64 MiB, half of 32 origin slots) against bare s3fs ``open()`` with its own default
+readahead cache (50 MiB blocks, one request at a time), and tiercache with readahead off, in the
+same run, rounds interleaved. Throughput in MB/s (10^6 bytes per second).
 
 **Random.** 64 KiB reads at random offsets of an open file, readahead off (0) and on (default):
-the GETs the proxy saw and the bytes the chain received must be equal.
+the GETs the proxy saw and the bytes the chain received with readahead on must be no more than
+with it off.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import statistics
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from harness.context import BUCKET, LOOPBACK, PROFILES, STORE, Context
+from canned_s3 import canned_server
+from harness.context import PROFILES, STORE, Context
+from harness.proxy import ProxyProcess
 from harness.scenario import Report, Result, Scenario, Section, Target, body, target
 from tiercache import TieredFileSystem
 from tiercache.parsing import KIB, MIB
@@ -61,12 +68,11 @@ def chain_bytes(fs: TieredFileSystem) -> int:
 
 
 def random_reads(
-    ctx: Context, client: Any, path: str, sz: Sizes, budget: int | None
+    ctx: Context, client: Any, proxy: ProxyProcess, path: str, sz: Sizes, *, budget: int | None
 ) -> dict[str, Any]:
     """GETs and bytes of random 64 KiB reads of an open file (``budget`` None: the default)."""
     overrides = {} if budget is None else {"readahead_bytes": budget}
     fs = ctx.ram_pod(client, **overrides)
-    proxy = ctx.proxies[STORE]
     offsets = random.Random(17).sample(range(sz.object_bytes - RANDOM_READ), sz.random_reads)
     try:
         with fs.open(path, "rb") as f:
@@ -87,9 +93,20 @@ def random_reads(
 
 
 def run(ctx: Context, sz: Sizes) -> ReadaheadResult:
-    path = f"{BUCKET}/readahead/{sz.object_bytes}.bin"
-    ctx.server.put_object(BUCKET, path.split("/", 1)[1], os.urandom(sz.object_bytes))
-    client = ctx.client(STORE)
+    profile = PROFILES[STORE]
+    with canned_server(sz.object_bytes) as url:
+        proxy = ProxyProcess(
+            url, delay_s=profile.delay_s, bandwidth_bytes_per_s=profile.bandwidth_bytes_per_s
+        )
+        proxy.start()
+        try:
+            return _measure(ctx, sz, ctx.client_at(proxy.url), proxy)
+        finally:
+            proxy.close()
+
+
+def _measure(ctx: Context, sz: Sizes, client: Any, proxy: ProxyProcess) -> ReadaheadResult:
+    path = f"canned/readahead-{sz.object_bytes}.bin"  # the server answers any path
     seconds: dict[str, list[float]] = {TIERCACHE: [], OFF: [], S3FS: []}
     stats: dict[str, Any] = {}
     for round_ in range(sz.rounds):
@@ -106,15 +123,9 @@ def run(ctx: Context, sz: Sizes) -> ReadaheadResult:
             finally:
                 fs.close()
     mbps = {case: sz.object_bytes / statistics.median(s) / 1e6 for case, s in seconds.items()}
-    loopback = ctx.client(LOOPBACK)
-    get_s = []
-    for i in range(5):  # what one GET costs the S3 server itself, whatever the range's size
-        began = time.perf_counter()
-        loopback.cat_file(path, start=i * MIB, end=(i + 1) * MIB)
-        get_s.append(time.perf_counter() - began)
     randoms = {
-        "off": random_reads(ctx, client, path, sz, 0),
-        "on": random_reads(ctx, client, path, sz, None),
+        "off": random_reads(ctx, client, proxy, path, sz, budget=0),
+        "on": random_reads(ctx, client, proxy, path, sz, budget=None),
     }
     data = {
         "object_bytes": sz.object_bytes,
@@ -125,7 +136,6 @@ def run(ctx: Context, sz: Sizes) -> ReadaheadResult:
         "random": randoms,
         "random_reads": sz.random_reads,
         "profile": PROFILES[STORE].describe(),
-        "loopback_get_s": statistics.median(get_s),
         "gets": {TIERCACHE: stats.get("requests", 0) + 2, S3FS: -(-sz.object_bytes // S3FS_BLOCK)},
     }
     return {"data": data, "tables": tables(data), "targets": targets(data), "notes": notes(data)}
@@ -164,13 +174,11 @@ def notes(data: dict[str, Any]) -> list[str]:
         f"Last tiercache round's readahead: {ra.get('blocks', 0)} blocks in "
         f"{ra.get('requests', 0)} requests, {ra.get('hits', 0)} read by the reader, "
         f"{ra.get('wasted', 0)} wasted.",
-        f"One 1 MiB GET of this object on loopback (no added latency) takes "
-        f"{1e3 * data.get('loopback_get_s', 0.0):.0f} ms: moto reads the whole object for every "
-        f"ranged GET, in one process, so on this emulated store each request costs time in "
-        f"proportion to the object's size, whatever its range. s3fs sends about "
-        f"{data.get('gets', {}).get(S3FS, 0)} GETs (50 MiB blocks), tiercache about "
-        f"{data.get('gets', {}).get(TIERCACHE, 0)} (8 MiB requests, several in flight): the "
-        f"emulated store serialises them, S3 would not.",
+        f"The store: the proxy of the emulated store in front of a server answering ranged GETs "
+        f"from memory (each stream at its own pace, as S3 serves them; moto reads the whole "
+        f"object per GET and queues requests in flight). s3fs sends about "
+        f"{data.get('gets', {}).get(S3FS, 0)} GETs (50 MiB blocks, one at a time), tiercache "
+        f"about {data.get('gets', {}).get(TIERCACHE, 0)} (8 MiB requests, several in flight).",
     ]
 
 
@@ -221,7 +229,9 @@ SCENARIO = Scenario(
     order=22,
     sizes={
         "smoke": Sizes(object_bytes=16 * MIB, rounds=1, random_reads=20),
-        "quick": Sizes(object_bytes=64 * MIB, rounds=3, random_reads=100),
+        # The issue's object size in every preset but smoke: readahead's window grows to its
+        # budget over the first reads, so a smaller object says less about a long scan.
+        "quick": Sizes(object_bytes=256 * MIB, rounds=2, random_reads=100),
         "full": Sizes(object_bytes=256 * MIB, rounds=5, random_reads=300),
     },
     run=run,
