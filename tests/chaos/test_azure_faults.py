@@ -170,7 +170,12 @@ def test_a_stuck_read_returns_through_its_hedge(blobs: Blobs) -> None:
     proxy.delay_probability(0.5, 30.0, seed=first_only_seed(spared=4))
     assert sha(fs.read_range(path, 100, 2 * BLOCK)) == sha(data[100 : 2 * BLOCK])
     origin = fs.stats()["origin"]
-    assert (origin["hedges"], origin["hedges_won"]) == (1, 1)
+    # The stuck GET was hedged and its hedge answered. On a loaded machine another request of
+    # the read (not delayed) can also cross the threshold (50 ms at least) and be hedged as
+    # well: that is hedging working, so more than one hedge is not a failure.
+    assert origin["hedges"] >= 1
+    assert origin["hedges_won"] >= 1
+    assert proxy.injected("delay") == 1
     deadline = time.monotonic() + 15
     while proxy.abandoned() < 1:  # the loser's connection is closed, not left to its 30 s
         assert time.monotonic() < deadline, "the losing request was not cancelled"

@@ -409,3 +409,34 @@ def test_listings_are_reused_within_their_age_only(origin_fs: CountingFS) -> Non
     assert third.stats()["tiers"]["shared"]["corrupt"] == 1
     for chain in (writer, reader, third):
         chain.close()
+
+
+def test_a_range_across_one_block_boundary_is_served_and_counted_as_two_ram_hits(
+    origin_fs: CountingFS, path: str
+) -> None:
+    """The two-block hot path (chain/hot.py): the right bytes, two RAM hits and no request when
+    both blocks are in RAM; when either is not, the general path fetches that block only and
+    counts one hit and one miss (the hot path's lookup is not counted twice)."""
+    data = letters(10 * BS + 123)
+    chain = make_chain(origin_fs, [MemoryTier(1 << 20)])
+    for lo, hi in ((0, 4), (5, 6), (9, 10)):  # blocks 0-3, 5 and 9 in RAM; 4, 6-8 not
+        chain.read_range(path, lo * BS, hi * BS)
+    origin_fs.reads.clear()
+
+    def read(start: int, end: int) -> tuple[int, int]:
+        before = chain.stats()["tiers"]["memory"]
+        assert (start // BS) + 1 == (end - 1) // BS  # two blocks
+        assert chain.read_range(path, start, end) == data[start:end]
+        after = chain.stats()["tiers"]["memory"]
+        return after["hits"] - before["hits"], after["misses"] - before["misses"]
+
+    for start in (BS - 1, 3 * BS - 700, 2 * BS - 5):
+        assert read(start, start + 1000) == (2, 0)
+    assert origin_fs.reads == []
+    # The second block missing (3 | 4, 5 | 6), then the first (8 | 9): that block is fetched.
+    for start, fetched in ((4 * BS - 10, 4), (6 * BS - 10, 6), (9 * BS - 10, 8)):
+        assert read(start, start + 20) == (1, 1)
+        assert origin_fs.reads == [(path, fetched * BS, (fetched + 1) * BS)]
+        origin_fs.reads.clear()
+    assert read(4 * BS - 10, 4 * BS + 10) == (2, 0)  # now both in RAM
+    chain.close()

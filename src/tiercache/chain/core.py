@@ -34,6 +34,7 @@ from tiercache.shadow import ShadowCache
 from tiercache.stats import FlightCounters, Histogram, Tally
 
 from .fetch import Fetcher, join, slice_blocks
+from .hot import read_two_blocks
 from .info import InfoCache, InfoStore
 from .listings import Listings
 from .slots import ReadScope, make_slots
@@ -247,7 +248,10 @@ class TierChain:
         ):
             bs = self.block_size
             first = start // bs
-            if first == (end - 1) // bs:
+            last = (end - 1) // bs
+            if last == first + 1:  # a range across one block boundary: both blocks from RAM
+                return read_two_blocks(self, path, start, end, info)
+            if first == last:
                 key = _new_key(BlockKey, (self.target, path, info.version, bs, first))
                 since = self._blocks.resolutions  # before the lookup (see Fetcher.fetch)
                 block = front.tier.get(key)
