@@ -414,7 +414,7 @@ def test_listings_are_reused_within_their_age_only(origin_fs: CountingFS) -> Non
 def test_a_range_across_one_block_boundary_is_served_and_counted_as_two_ram_hits(
     origin_fs: CountingFS, path: str
 ) -> None:
-    """The two-block hot path (chain/hot.py): the right bytes, two RAM hits and no request when
+    """The two-block hot path (chain/resident.py): the right bytes, two RAM hits and no request when
     both blocks are in RAM; when either is not, the general path fetches that block only and
     counts one hit and one miss (the hot path's lookup is not counted twice)."""
     data = letters(10 * BS + 123)

@@ -34,9 +34,9 @@ from tiercache.shadow import ShadowCache
 from tiercache.stats import FlightCounters, Histogram, Tally
 
 from .fetch import Fetcher, join, slice_blocks
-from .hot import read_two_blocks
 from .info import InfoCache, InfoStore
 from .listings import Listings
+from .resident import resident_range
 from .slots import ReadScope, make_slots
 from .snapshot import snapshot
 from .tiers import TierWalk
@@ -236,9 +236,9 @@ class TierChain:
         info = self.info_table.peek(path)
         front = self.front
         # The hot path, written out flat (every call costs here): a known object, an explicit
-        # in-bounds range inside one block that is in RAM. It counts an info hit and a memory hit
-        # with one tally (``fast_meta`` / ``fast_data``). Anything else takes the general path,
-        # which counts the info lookup and looks the blocks up (and counts them) as usual.
+        # in-bounds range in one block (or two) in RAM, counted with one tally per block
+        # (``fast_meta`` / ``fast_data``). Anything else takes the general path, which counts
+        # the info lookup and looks the blocks up (and counts them) as usual.
         if (
             info is not None
             and front is not None
@@ -249,9 +249,10 @@ class TierChain:
             bs = self.block_size
             first = start // bs
             last = (end - 1) // bs
-            if last == first + 1:  # a range across one block boundary: both blocks from RAM
-                return read_two_blocks(self, path, start, end, info)
-            if first == last:
+            if last == first + 1:  # across a block boundary (64 KiB reads: 1 in 16)
+                if (data := resident_range(self, info, start, end)) is not None:
+                    return data
+            elif first == last:
                 key = _new_key(BlockKey, (self.target, path, info.version, bs, first))
                 since = self._blocks.resolutions  # before the lookup (see Fetcher.fetch)
                 block = front.tier.get(key)

@@ -9,18 +9,31 @@ resident counts nothing here: the caller reads it the usual way, which counts it
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from tiercache.protocol import BlockKey, ObjectInfo
 from tiercache.shadow import MASK as SHADOW_MASK
+from tiercache.shadow import ShadowCache
+from tiercache.stats import Tally
 
-if TYPE_CHECKING:
-    from .core import TierChain
+from .slots import TierSlot
 
 _new_key = tuple.__new__
 
 
-def resident_range(chain: TierChain, info: ObjectInfo, start: int, end: int) -> bytes | None:
+class Chain(Protocol):
+    """What a resident read uses of :class:`~tiercache.chain.core.TierChain` (a protocol: the
+    chain's own hot path calls these functions, so this module does not import it)."""
+
+    front: TierSlot | None
+    block_size: int
+    target: str
+    shadow: ShadowCache | None
+    fast_meta: Tally
+    fast_data: Tally
+
+
+def resident_range(chain: Chain, info: ObjectInfo, start: int, end: int) -> bytes | None:
     """``[start, end)`` of the object ``info`` describes, from RAM only, or None.
 
     ``0 <= start < end <= info.size`` is the caller's to check.
@@ -34,7 +47,7 @@ def resident_range(chain: TierChain, info: ObjectInfo, start: int, end: int) -> 
 
 
 def resident_parts(
-    chain: TierChain, info: ObjectInfo, start: int, end: int
+    chain: Chain, info: ObjectInfo, start: int, end: int
 ) -> list[bytes | memoryview] | None:
     """:func:`resident_range` as the blocks' own buffers, in order, none copied: whole blocks
     as they are, the first and last cut with memoryviews (a caller writing them to a socket
