@@ -105,6 +105,13 @@ class TieredFileSystem(
             ``in_process = True``.
         fs: A ready target filesystem instance, instead of ``target_protocol``.
 
+    Without ``tiers``, every instance in the process over the same target (the filesystem's
+    type and storage options) with the same settings shares one chain: one cache, whichever
+    instance filled it. That chain reads the origin through the target of the instance that
+    built it, so a second instance's own ``fs=`` object (a new s3fs client with the same
+    options) is not used for origin reads. Pass ``tiers`` for a chain of this instance's own,
+    closed with it.
+
     Raises:
         ConfigError: Unknown target protocol, or bad settings.
     """
