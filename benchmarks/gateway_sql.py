@@ -149,8 +149,9 @@ def _pod(ctx: Context, client: Any = None, **overrides: Any) -> TieredFileSystem
     """A filesystem over the emulated store, RAM only (its gateway's tiers: RAM only too); over
     ``client`` (an s3fs filesystem) when given, else over a new s3fs client."""
     settings = dataclasses.replace(ctx.settings, disk_dir=None, redis_url=None, **overrides)
-    if client is not None:  # tiers of its own: a chain shared by target and settings would
-        # be one an earlier pod with the same settings built, over that pod's s3fs client
+    if client is not None:
+        # Tiers of its own: the chain shared by target and settings may be an earlier pod's,
+        # reading through that pod's s3fs client, not this one.
         tiers = default_tiers(settings)
         return TieredFileSystem(fs=client, settings=settings, tiers=tiers, skip_instance_cache=True)
     return TieredFileSystem(
